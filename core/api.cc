@@ -1,0 +1,56 @@
+// The public keyed API (core/tls.h). Fast paths read t_thread once and touch
+// only the calling thread's stub: no locks, no allocation on a hit.
+#include <utility>
+
+#include "core/internal/close_values.h"
+#include "core/internal/stub.h"
+#include "core/tls.h"
+
+namespace tls {
+
+using internal::t_thread;
+
+void Set(const Key& key, Data data) {
+  // The replaced value is released after Put returns, when the table is
+  // consistent again: its destructor may call tls.
+  Data old = internal::CurrentStub().values.Put(key, std::move(data));
+}
+
+const Data* Find(const Key& key) noexcept {
+  internal::Stub* stub = t_thread.stub;
+  return stub != nullptr ? stub->values.Find(key) : nullptr;
+}
+
+std::optional<Data> Get(const Key& key) {
+  if (const Data* d = Find(key)) return *d;
+  return std::nullopt;
+}
+
+bool Del(const Key& key) {
+  internal::Stub* stub = t_thread.stub;
+  if (stub == nullptr) return false;
+  Data removed = stub->values.Erase(key);
+  return removed.has_value();
+}
+
+uint64_t ID() {
+  if (uint64_t id = t_thread.id; id != 0) [[likely]] return id;
+  return internal::NewStub().id;
+}
+
+void Reset() {
+  if (internal::Stub* stub = t_thread.stub) internal::CloseAllValues(*stub);
+}
+
+void Unload() {
+  // Destroying the detached stub may run destructors that call tls: they see
+  // no stub, and a Set makes a fresh one.
+  internal::DetachStub();
+}
+
+void AtExit(std::function<void()> f) {
+  if (!f) throw std::invalid_argument("tls::AtExit: empty function");
+  internal::CurrentStub().handlers.push_back(std::move(f));
+}
+
+}  // namespace tls

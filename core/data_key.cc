@@ -1,0 +1,50 @@
+// Out-of-line pieces of tls::Data and tls::Key: error messages.
+#include <cxxabi.h>
+
+#include <cstdlib>
+#include <memory>
+#include <string>
+
+#include "core/data.h"
+#include "core/key.h"
+
+namespace tls {
+namespace {
+
+std::string Demangle(const std::type_info& type) {
+  int status = 0;
+  std::unique_ptr<char, void (*)(void*)> name(
+      abi::__cxa_demangle(type.name(), nullptr, nullptr, &status), &std::free);
+  return status == 0 && name ? std::string(name.get()) : std::string(type.name());
+}
+
+}  // namespace
+
+namespace internal {
+
+void ThrowBadDataAccess(const DataBox* box, const std::type_info& wanted) {
+  if (box == nullptr) {
+    throw BadDataAccess("tls::Data::Value<" + Demangle(wanted) + ">: the Data is empty");
+  }
+  throw BadDataAccess("tls::Data::Value<" + Demangle(wanted) + ">: the Data holds " +
+                      Demangle(box->type()));
+}
+
+}  // namespace internal
+
+std::string_view Key::NullString() {
+  throw std::invalid_argument("tls::Key: null const char* key");
+}
+
+std::string Key::ToString() const {
+  switch (tag_) {
+    case kTagString:
+      return "\"" + std::string(text()) + "\"";
+    case kTagNegative:
+      return std::to_string(static_cast<int64_t>(bits_));
+    default:
+      return std::to_string(bits_);
+  }
+}
+
+}  // namespace tls

@@ -1,0 +1,73 @@
+// The exit sequence. Lifecycle, as promised in core/tls.h and core/README.md:
+//
+//   round := if the stub has handlers: take them all, run them newest first
+//            (values still readable); else: close and release every value.
+//   repeat rounds until the stub is empty, then free it.
+//
+// Handlers always run before the values they may read are closed; a handler
+// or value added by a round is handled by a later round. Every user callback
+// runs with nothing of the stub borrowed across it: after it returns we look
+// the stub up again through t_thread, because the callback may have called
+// Unload (which frees the stub) or created a new one.
+#include "core/internal/exit.h"
+
+#include <functional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "core/internal/close_values.h"
+#include "core/internal/report.h"
+#include "core/internal/stub.h"
+#include "core/tls.h"
+
+namespace tls::internal {
+namespace {
+
+void RunHandlerRound(Stub& stub) noexcept {
+  const uint64_t id = stub.id;
+  std::vector<std::function<void()>> round;
+  round.swap(stub.handlers);
+  for (auto it = round.rbegin(); it != round.rend(); ++it) {
+    // Unload in a handler drops the handlers still waiting in this round.
+    if (t_thread.id != id) break;
+    RunContained(ErrorSource::kAtExitHandler, *it);
+  }
+}
+
+void GiveUp() noexcept {
+  Report(ErrorSource::kExitRounds,
+         "thread exit gave up after " + std::to_string(kMaxExitRounds) +
+             " rounds: handlers or values keep being added during exit; "
+             "the rest are dropped without running or closing",
+         nullptr);
+  // Dropping may run destructors that add yet more; stop after as many tries.
+  for (int i = 0; i < kMaxExitRounds && t_thread.stub != nullptr; ++i) DetachStub();
+}
+
+}  // namespace
+
+void RunThreadExit(ExitCause cause) noexcept {
+  // A nested call (e.g. from a close during this very sequence) has nothing to
+  // add: the running loop will see whatever it would have handled.
+  if (t_thread.phase == Phase::kExiting) return;
+  t_thread.phase = Phase::kExiting;
+  for (int round = 0; Stub* stub = t_thread.stub; ++round) {
+    if (stub->empty()) {
+      DetachStub();  // nothing left that could run user code
+      break;
+    }
+    if (round == kMaxExitRounds) {
+      GiveUp();
+      break;
+    }
+    if (!stub->handlers.empty()) {
+      RunHandlerRound(*stub);
+    } else {
+      CloseAllValues(*stub);
+    }
+  }
+  t_thread.phase = cause == ExitCause::kThreadEnd ? Phase::kExited : Phase::kLive;
+}
+
+}  // namespace tls::internal

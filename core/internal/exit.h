@@ -1,0 +1,24 @@
+// Internal: the thread-exit sequence and the hooks that start it.
+// Visible to //bindings, which runs it early for Python threads.
+#ifndef TLS_CORE_INTERNAL_EXIT_H_
+#define TLS_CORE_INTERNAL_EXIT_H_
+
+namespace tls::internal {
+
+enum class ExitCause {
+  kThreadEnd,  // the native hook: the thread is really ending
+  kEarly,      // someone (the Python binding) ends this thread's TLS while the
+               // thread goes on; later use starts a fresh stub as normal
+};
+
+// Runs the exit sequence for the calling thread's stub (handlers, then closes,
+// in rounds; see core/README.md) and frees it. Never throws.
+void RunThreadExit(ExitCause cause) noexcept;
+
+// Makes sure the exit sequence runs when the calling thread ends. Called once
+// per stub creation; cheap after the first call on a thread.
+void ArmExitHook();
+
+}  // namespace tls::internal
+
+#endif  // TLS_CORE_INTERNAL_EXIT_H_

@@ -1,0 +1,92 @@
+// Internal: the per-thread key -> Data map. Not part of the API.
+//
+// Open addressing with linear probing over two parallel arrays: `hashes_` (8
+// bytes a slot, 0 = empty; every key hash has its top bit set so it is never 0)
+// and `entries_`. A probe scans the dense hash array and touches an entry only on
+// a full 64-bit hash match, so a hit costs one hash compare and one key compare,
+// and a miss usually none. Deletion shifts later entries back (no tombstones), so
+// lookups never slow down after churn. Load factor <= 3/4; capacity is a power of
+// two.
+//
+// No user code runs inside any member: Put and Erase hand the displaced Data back
+// to the caller, who releases it after the table is consistent again. That is
+// what makes re-entrant calls from value destructors safe.
+#ifndef TLS_CORE_INTERNAL_KEY_TABLE_H_
+#define TLS_CORE_INTERNAL_KEY_TABLE_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <memory>
+#include <string>
+
+#include "core/data.h"
+#include "core/key.h"
+
+namespace tls::internal {
+
+class KeyTable {
+ public:
+  KeyTable() noexcept = default;
+  KeyTable(KeyTable&& other) noexcept { *this = std::move(other); }
+  KeyTable& operator=(KeyTable&& other) noexcept;
+  ~KeyTable() = default;
+
+  Data* Find(const Key& key) noexcept {
+    const size_t i = IndexOf(key);
+    return i == kAbsent ? nullptr : &entries_[i].data;
+  }
+
+  // Stores `data` under `key`; returns the Data it replaced (empty if none).
+  Data Put(const Key& key, Data data);
+  // Removes `key`; returns its Data (empty if absent).
+  Data Erase(const Key& key);
+
+  size_t size() const noexcept { return size_; }
+  bool empty() const noexcept { return size_ == 0; }
+  size_t capacity() const noexcept { return size_ == 0 && !hashes_ ? 0 : mask_ + 1; }
+
+  // Calls f(Data&) for every stored value, in no particular order. f must not
+  // modify the table.
+  template <class F>
+  void ForEach(F&& f) {
+    for (size_t i = 0; hashes_ && i <= mask_; ++i) {
+      if (hashes_[i] != 0) f(entries_[i].data);
+    }
+  }
+
+ private:
+  struct Entry {
+    bool Matches(const Key& key) const noexcept {
+      return tag == key.tag() && bits == key.bits() &&
+             (tag != Key::kTagString || std::memcmp(text.data(), key.data(), bits) == 0);
+    }
+    uint64_t bits = 0;  // string length, or the integer's bits
+    std::string text;   // the copied text of a string key
+    Data data;
+    uint8_t tag = 0;
+  };
+
+  static constexpr size_t kAbsent = ~size_t{0};
+
+  size_t IndexOf(const Key& key) const noexcept {
+    if (size_ == 0) return kAbsent;
+    const uint64_t h = key.hash();
+    for (size_t i = h & mask_;; i = (i + 1) & mask_) {
+      const uint64_t slot = hashes_[i];
+      if (slot == h && entries_[i].Matches(key)) return i;
+      if (slot == 0) return kAbsent;
+    }
+  }
+  void Grow();
+  size_t FreeSlotFor(uint64_t hash) const noexcept;
+
+  std::unique_ptr<uint64_t[]> hashes_;
+  std::unique_ptr<Entry[]> entries_;
+  size_t mask_ = 0;
+  size_t size_ = 0;
+};
+
+}  // namespace tls::internal
+
+#endif  // TLS_CORE_INTERNAL_KEY_TABLE_H_

@@ -1,0 +1,45 @@
+#include "core/internal/stub.h"
+
+#include <atomic>
+
+#include "core/internal/exit.h"
+
+namespace tls::internal {
+
+thread_local constinit ThreadState t_thread;
+
+namespace {
+// IDs start at 1 and are never reused. Relaxed is enough: only uniqueness
+// matters, and fetch_add gives that.
+std::atomic<uint64_t> g_last_id{0};
+}  // namespace
+
+Stub::~Stub() {
+  for (SlotCell& cell : slots) {
+    if (cell.value != nullptr) cell.ops->destroy(cell.value);
+  }
+}
+
+bool Stub::HasSlotValues() const noexcept {
+  for (const SlotCell& cell : slots) {
+    if (cell.value != nullptr) return true;
+  }
+  return false;
+}
+
+Stub& NewStub() {
+  auto stub = std::make_unique<Stub>(g_last_id.fetch_add(1, std::memory_order_relaxed) + 1);
+  ArmExitHook();
+  t_thread.stub = stub.release();
+  t_thread.id = t_thread.stub->id;
+  return *t_thread.stub;
+}
+
+std::unique_ptr<Stub> DetachStub() noexcept {
+  std::unique_ptr<Stub> stub(t_thread.stub);
+  t_thread.stub = nullptr;
+  t_thread.id = 0;
+  return stub;
+}
+
+}  // namespace tls::internal

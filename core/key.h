@@ -1,0 +1,159 @@
+// File: core/key.h
+//
+// tls::Key names a value in a thread's store. A key is a string or an integer, and
+// the two kinds never compare equal: as in go-tls, `1` and `"1"` are two keys.
+// Integers compare by value whatever their C++ type (`int{1}`, `1L` and `1u` are
+// one key), and negative and unsigned values never collide (`-1` is not
+// `UINT64_MAX`).
+//
+// A Key is a cheap view: building one from a string literal, `std::string_view` or
+// `std::string` copies nothing and allocates nothing; the store copies the text only
+// when `tls::Set` inserts a new key. The hash is computed once, when the Key is
+// built.
+//
+// Example:
+//   tls::Set("request_id", tls::MakeData(42));   // string key, no allocation to look up
+//   tls::Set(7, tls::MakeData(std::string("x"))); // integer key
+//   tls::Get(std::string_view("request_id"));     // same key as the literal
+#ifndef TLS_CORE_KEY_H_
+#define TLS_CORE_KEY_H_
+
+#include <concepts>
+#include <cstdint>
+#include <cstring>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+
+namespace tls {
+
+namespace internal {
+
+// 64x64->128 multiply folded to 64 bits: the mixing step of our hash.
+inline uint64_t Fold(uint64_t a, uint64_t b) noexcept {
+  unsigned __int128 m = static_cast<unsigned __int128>(a) * b;
+  return static_cast<uint64_t>(m) ^ static_cast<uint64_t>(m >> 64);
+}
+
+inline uint64_t Load64(const char* p) noexcept {
+  uint64_t v;
+  std::memcpy(&v, p, 8);
+  return v;
+}
+
+inline uint64_t Load32(const char* p) noexcept {
+  uint32_t v;
+  std::memcpy(&v, p, 4);
+  return v;
+}
+
+inline constexpr uint64_t kSeed0 = 0x9e3779b97f4a7c15ull;
+inline constexpr uint64_t kSeed1 = 0xd6e8feb86659fd93ull;
+inline constexpr uint64_t kSeed2 = 0xa0761d6478bd642full;
+
+// Reads at most two (possibly overlapping) words for keys up to 16 bytes, so a
+// short key hashes in a few instructions and a literal's length picks the branch
+// at compile time.
+inline uint64_t HashBytes(const char* p, size_t n) noexcept {
+  uint64_t seed = kSeed0 ^ n;
+  uint64_t a = 0, b = 0;
+  if (n <= 16) {
+    if (n >= 8) {
+      a = Load64(p);
+      b = Load64(p + n - 8);
+    } else if (n >= 4) {
+      a = Load32(p);
+      b = Load32(p + n - 4);
+    } else if (n > 0) {
+      a = (uint64_t{static_cast<unsigned char>(p[0])} << 16) |
+          (uint64_t{static_cast<unsigned char>(p[n >> 1])} << 8) |
+          static_cast<unsigned char>(p[n - 1]);
+    }
+  } else {
+    size_t i = 0;
+    for (; i + 16 < n; i += 16) {
+      seed = Fold(Load64(p + i) ^ kSeed1, Load64(p + i + 8) ^ seed);
+    }
+    a = Load64(p + n - 16);
+    b = Load64(p + n - 8);
+  }
+  return Fold(a ^ kSeed1, b ^ seed) ^ kSeed2;
+}
+
+inline uint64_t HashInteger(uint64_t bits, uint8_t tag) noexcept {
+  return Fold(bits ^ kSeed1, kSeed0 ^ tag);
+}
+
+}  // namespace internal
+
+class Key {
+ public:
+  enum class Kind : uint8_t { kString = 1, kInteger = 2 };
+
+  // String keys. Views the text; nothing is copied.
+  Key(std::string_view s) noexcept  // NOLINT(google-explicit-constructor)
+      : text_(s.data()), bits_(s.size()), tag_(kTagString) {
+    hash_ = Normalize(internal::HashBytes(s.data(), s.size()));
+  }
+  Key(const std::string& s) noexcept  // NOLINT(google-explicit-constructor)
+      : Key(std::string_view(s)) {}
+  // Throws std::invalid_argument for a null pointer.
+  Key(const char* s)  // NOLINT(google-explicit-constructor)
+      : Key(s ? std::string_view(s) : NullString()) {}
+
+  // Integer keys, compared by value whatever the C++ type.
+  template <std::integral I>
+    requires(!std::same_as<I, bool>)
+  Key(I i) noexcept  // NOLINT(google-explicit-constructor)
+      : text_(nullptr),
+        bits_(static_cast<uint64_t>(i)),
+        tag_(i < 0 ? kTagNegative : kTagNonNegative) {
+    hash_ = Normalize(internal::HashInteger(bits_, tag_));
+  }
+  // `true` as a key is almost always a mistake; say so at compile time.
+  Key(bool) = delete;
+  Key(std::nullptr_t) = delete;
+
+  Kind kind() const noexcept {
+    return tag_ == kTagString ? Kind::kString : Kind::kInteger;
+  }
+  // The text of a string key (empty for an integer key).
+  std::string_view text() const noexcept {
+    return tag_ == kTagString ? std::string_view(text_, bits_) : std::string_view();
+  }
+  // The value of an integer key (0 for a string key). Unsigned values above
+  // INT64_MAX read back as their two's-complement int64.
+  int64_t integer() const noexcept {
+    return tag_ == kTagString ? 0 : static_cast<int64_t>(bits_);
+  }
+  std::string ToString() const;
+
+  friend bool operator==(const Key& a, const Key& b) noexcept {
+    return a.hash_ == b.hash_ && a.tag_ == b.tag_ && a.bits_ == b.bits_ &&
+           (a.tag_ != kTagString || std::memcmp(a.text_, b.text_, a.bits_) == 0);
+  }
+
+  // Internal representation, used by the store.
+  uint64_t hash() const noexcept { return hash_; }
+  uint8_t tag() const noexcept { return tag_; }
+  uint64_t bits() const noexcept { return bits_; }
+  const char* data() const noexcept { return text_; }
+
+  static constexpr uint8_t kTagString = 1;
+  static constexpr uint8_t kTagNonNegative = 2;
+  static constexpr uint8_t kTagNegative = 3;
+
+ private:
+  // The store reserves hash 0 for "empty slot".
+  static uint64_t Normalize(uint64_t h) noexcept { return h | (uint64_t{1} << 63); }
+  [[noreturn]] static std::string_view NullString();
+
+  const char* text_;
+  uint64_t bits_;  // string length, or the integer's bits
+  uint64_t hash_;
+  uint8_t tag_;
+};
+
+}  // namespace tls
+
+#endif  // TLS_CORE_KEY_H_

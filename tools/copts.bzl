@@ -1,0 +1,7 @@
+"""Compiler options shared by every C++ target of the project."""
+
+TLS_COPTS = [
+    "-Wall",
+    "-Wextra",
+    "-Wno-unused-parameter",
+]

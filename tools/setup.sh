@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Installs what a fresh Debian bookworm machine lacks to build, test and benchmark
+# this project. Idempotent: does nothing when everything is present. Debian's
+# archive only; no GitHub, no PyPI.
+set -euo pipefail
+
+packages=(
+  bazel-bootstrap     # Bazel 4.2.3 (+ OpenJDK 17)
+  bazel-rules-cc      # @rules_cc, patched for offline use by tools/offline_repos.bzl
+  bazel-skylib        # loaded by rules_cc's BUILD files
+  googletest          # GoogleTest sources, built by Bazel (instrumentable)
+  pybind11-dev        # Python binding headers
+  python3-dev
+  python3-venv        # the wheel test installs into a fresh venv
+  python3-wheel-whl   # wheel for that venv, offline
+  libbenchmark-dev    # Google Benchmark
+  libboost-thread-dev # peer in the benchmarks
+  valgrind            # instruction counts in the benchmarks
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]} == 0)); then
+  exit 0
+fi
+
+echo "tools/setup.sh: installing ${missing[*]}" >&2
+sudo=()
+if [[ $(id -u) != 0 ]]; then sudo=(sudo); fi
+export DEBIAN_FRONTEND=noninteractive
+"${sudo[@]}" apt-get update -qq
+"${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
