@@ -1,0 +1,61 @@
+// Helpers shared by the core tests.
+#ifndef TLS_TESTS_CORE_TEST_UTIL_H_
+#define TLS_TESTS_CORE_TEST_UTIL_H_
+
+#include <pthread.h>
+
+#include <functional>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace tls_test {
+
+// Runs `body` on a fresh std::thread and joins it: the thread's exit sequence
+// has finished when this returns.
+inline void RunInThread(const std::function<void()>& body) { std::thread(body).join(); }
+
+// Runs `body` on a raw pthread (no C++ thread machinery) and joins it.
+inline void RunInPthread(const std::function<void()>& body) {
+  pthread_t t;
+  auto* arg = new std::function<void()>(body);
+  pthread_create(
+      &t, nullptr,
+      [](void* p) -> void* {
+        auto* f = static_cast<std::function<void()>*>(p);
+        (*f)();
+        delete f;
+        return nullptr;
+      },
+      arg);
+  pthread_join(t, nullptr);
+}
+
+// A thread-safe event log, so tests can assert on order across threads.
+class Log {
+ public:
+  void Add(std::string event) {
+    std::lock_guard<std::mutex> lock(mu_);
+    events_.push_back(std::move(event));
+  }
+  std::vector<std::string> events() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return events_;
+  }
+
+ private:
+  mutable std::mutex mu_;
+  std::vector<std::string> events_;
+};
+
+// A value whose Close() and destruction are logged.
+struct Closer {
+  Log* log;
+  std::string name;
+  void Close() { log->Add("close " + name); }
+};
+
+}  // namespace tls_test
+
+#endif  // TLS_TESTS_CORE_TEST_UTIL_H_
