@@ -1,0 +1,125 @@
+#include "bindings/fast_calls.h"
+
+#include <exception>
+
+#include "bindings/py_state.h"
+#include "core/tls.h"
+
+namespace py = pybind11;
+
+namespace tls::bindings {
+namespace {
+
+bool CheckArgs(const char* name, Py_ssize_t nargs, Py_ssize_t min, Py_ssize_t max) {
+  if (nargs >= min && nargs <= max) return true;
+  if (min == max) {
+    PyErr_Format(PyExc_TypeError, "%s() takes exactly %zd argument%s (%zd given)", name, min,
+                 min == 1 ? "" : "s", nargs);
+  } else {
+    PyErr_Format(PyExc_TypeError, "%s() takes from %zd to %zd arguments (%zd given)", name, min,
+                 max, nargs);
+  }
+  return false;
+}
+
+// The dict is held for the duration of each call: a key's __hash__/__eq__ or a
+// replaced value's __del__ may run tls.reset()/unload(), which frees the
+// thread's PyState.
+
+PyObject* Get(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
+  if (!CheckArgs("get", nargs, 1, 2)) return nullptr;
+  PyObject* key = args[0];
+  PyObject* fallback = nargs == 2 ? args[1] : Py_None;
+  if (PyState* state = g_py_state.Get()) {
+    PyObject* dict = state->dict();
+    Py_INCREF(dict);
+    PyObject* value = PyDict_GetItemWithError(dict, key);  // borrowed
+    if (value != nullptr) {
+      Py_INCREF(value);
+      Py_DECREF(dict);
+      return value;
+    }
+    Py_DECREF(dict);
+    if (PyErr_Occurred()) return nullptr;  // unhashable key, or __eq__ raised
+  } else if (PyObject_Hash(key) == -1) {
+    return nullptr;  // same TypeError for an unhashable key with no state yet
+  }
+  Py_INCREF(fallback);
+  return fallback;
+}
+
+PyObject* Set(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
+  if (!CheckArgs("set", nargs, 2, 2)) return nullptr;
+  PyState* state = g_py_state.Get();
+  if (state == nullptr && (state = NewPyState()) == nullptr) return nullptr;
+  PyObject* dict = state->dict();
+  Py_INCREF(dict);
+  int rc = PyDict_SetItem(dict, args[0], args[1]);
+  Py_DECREF(dict);
+  if (rc < 0) return nullptr;
+  Py_RETURN_NONE;
+}
+
+PyObject* Delete(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
+  if (!CheckArgs("delete", nargs, 1, 1)) return nullptr;
+  PyObject* key = args[0];
+  PyState* state = g_py_state.Get();
+  if (state == nullptr) {
+    if (PyObject_Hash(key) == -1) return nullptr;
+    Py_RETURN_FALSE;
+  }
+  PyObject* dict = state->dict();
+  Py_INCREF(dict);
+  int rc = PyDict_DelItem(dict, key);
+  Py_DECREF(dict);
+  if (rc == 0) Py_RETURN_TRUE;
+  if (!PyErr_ExceptionMatches(PyExc_KeyError)) return nullptr;
+  PyErr_Clear();
+  Py_RETURN_FALSE;
+}
+
+PyObject* Id(PyObject*, PyObject* const*, Py_ssize_t nargs) {
+  if (!CheckArgs("id", nargs, 0, 0)) return nullptr;
+  try {
+    return PyLong_FromUnsignedLongLong(tls::ID());
+  } catch (const std::exception&) {
+    return PyErr_NoMemory();  // the only way ID() fails: allocating the stub
+  }
+}
+
+template <PyObject* (*F)(PyObject*, PyObject* const*, Py_ssize_t)>
+PyCFunction Fast() {
+  return reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(F));
+}
+
+// The "name(...)\n--\n\n" prefix gives each function a __text_signature__,
+// so inspect.signature() works (tests/python/stubs_test.py relies on it).
+PyMethodDef g_fast_methods[] = {
+    {"get", Fast<&Get>(), METH_FASTCALL,
+     "get($module, key, default=None, /)\n--\n\n"
+     "get returns the calling thread's value under `key`, or `default`.\n\n"
+     "Never creates the thread's store. Raises TypeError for an unhashable key."},
+    {"set", Fast<&Set>(), METH_FASTCALL,
+     "set($module, key, value, /)\n--\n\n"
+     "set stores `value` under `key` for the calling thread.\n\n"
+     "Any hashable key (keys compare like dict keys); an unhashable key raises\n"
+     "TypeError. Replacing a value does not close the old one."},
+    {"delete", Fast<&Delete>(), METH_FASTCALL,
+     "delete($module, key, /)\n--\n\n"
+     "delete removes `key` without closing its value; returns whether it was there.\n\n"
+     "A missing key is not an error. Never creates the thread's store."},
+    {"id", Fast<&Id>(), METH_FASTCALL,
+     "id($module, /)\n--\n\n"
+     "id returns the calling thread's unique ID: an int > 0, never reused.\n\n"
+     "The same number the C++ core's tls::ID() returns on this thread. Stable\n"
+     "until unload() or the thread's end."},
+    {nullptr, nullptr, 0, nullptr},
+};
+
+}  // namespace
+
+void RegisterFastCalls(py::module_& m) {
+  if (PyModule_AddFunctions(m.ptr(), g_fast_methods) < 0) throw py::error_already_set();
+}
+
+}  // namespace tls::bindings

@@ -1,0 +1,75 @@
+#include "bindings/lifecycle.h"
+
+#include <memory>
+
+#include "bindings/python_access.h"
+#include "bindings/thread_end.h"
+#include "core/tls.h"
+
+namespace py = pybind11;
+
+namespace tls::bindings {
+namespace {
+
+// A Python callable as an engine AtExit handler. The engine may run or drop
+// it from anywhere (python_access.h): it calls only when Python is usable, and
+// an exception it raises goes to sys.unraisablehook, never to the engine.
+class PyHandler {
+ public:
+  explicit PyHandler(PyObject* fn) noexcept : fn_(fn) { Py_INCREF(fn_); }
+  ~PyHandler() {
+    PythonAccess py;
+    if (!py) return;  // leak: Python is finalizing or gone
+    SavedError saved;
+    Py_DECREF(fn_);
+  }
+  PyHandler(const PyHandler&) = delete;
+  PyHandler& operator=(const PyHandler&) = delete;
+
+  void operator()() const noexcept {
+    PythonAccess py;
+    if (!py) return;
+    SavedError saved;
+    PyObject* result = PyObject_CallNoArgs(fn_);
+    if (result == nullptr) {
+      PyErr_WriteUnraisable(fn_);
+    } else {
+      Py_DECREF(result);
+    }
+  }
+
+ private:
+  PyObject* fn_;
+};
+
+void AtExit(py::handle fn) {
+  if (!PyCallable_Check(fn.ptr())) {
+    throw py::type_error("at_exit() argument must be callable, not " +
+                         std::string(Py_TYPE(fn.ptr())->tp_name));
+  }
+  if (EnsureThreadEndHook() < 0) throw py::error_already_set();
+  auto handler = std::make_shared<const PyHandler>(fn.ptr());
+  tls::AtExit([handler] { (*handler)(); });
+}
+
+}  // namespace
+
+void RegisterLifecycleBindings(py::module_& m) {
+  m.def("reset", &tls::Reset,
+        "reset closes every value of the calling thread, then drops them all.\n\n"
+        "Each stored object with a close() method is closed exactly once; an\n"
+        "exception from a close() goes to sys.unraisablehook. The thread keeps its\n"
+        "ID and at_exit handlers. C++ values of the thread are closed too.");
+  m.def("unload", &tls::Unload,
+        "unload drops the calling thread's values and handlers without closing\n"
+        "or running them.\n\n"
+        "The next set/id/at_exit starts over with a new ID.");
+  m.def("at_exit", &AtExit, py::arg("fn"), py::pos_only(),
+        "at_exit registers `fn` to run when the calling thread ends.\n\n"
+        "Handlers run newest first with the thread's values still readable; then\n"
+        "values with close() are closed. On the main thread they run at interpreter\n"
+        "exit, before finalization. A non-callable raises TypeError; an exception\n"
+        "raised by `fn` goes to sys.unraisablehook and the others still run.");
+}
+
+}  // namespace tls::bindings

@@ -1,0 +1,50 @@
+// File: bindings/py_state.h
+//
+// Where Python values live: one dict per thread, held by the engine in a
+// tls::Slot<PyState>. Because the dict is an ordinary engine value, the engine's
+// rules apply to it unchanged: tls::Reset() closes it (with the C++ values),
+// tls::Unload() drops it without closing, and thread exit closes it after the
+// AtExit handlers ran. Only the calling thread touches its PyState.
+#ifndef TLS_BINDINGS_PY_STATE_H_
+#define TLS_BINDINGS_PY_STATE_H_
+
+#include <Python.h>
+
+#include "core/slot.h"
+
+namespace tls::bindings {
+
+class PyState {
+ public:
+  // Creates the empty dict; throws std::bad_alloc (Python error set) if it
+  // cannot. Requires the GIL.
+  PyState();
+  // Releases the dict, taking the GIL if needed; leaks it if Python is
+  // finalizing or gone (python_access.h).
+  ~PyState();
+  PyState(const PyState&) = delete;
+  PyState& operator=(const PyState&) = delete;
+
+  // Called by the engine at Reset and thread exit (the slot is already
+  // detached from the thread, so close() sees a fresh, empty store). Calls
+  // close() once on each distinct stored object that has one, in insertion
+  // order; errors go to sys.unraisablehook. Then drops every value.
+  void Close() noexcept;
+
+  // The key -> value dict (borrowed).
+  PyObject* dict() const noexcept { return dict_; }
+
+ private:
+  PyObject* dict_;
+};
+
+// The slot holding each thread's PyState.
+extern tls::Slot<PyState> g_py_state;
+
+// The calling thread's PyState, created (with its thread-end hook armed) if
+// missing. Returns nullptr with a Python error set on failure. Requires the GIL.
+PyState* NewPyState() noexcept;
+
+}  // namespace tls::bindings
+
+#endif  // TLS_BINDINGS_PY_STATE_H_

@@ -1,0 +1,17 @@
+// File: bindings/testing.h
+//
+// `tls._tls._testing`: hooks for tests/python only, not API. They let a test
+// see the engine from the C++ side of the same thread (tls::ID(), C++ values
+// and handlers) and run Python from a thread Python did not create.
+#ifndef TLS_BINDINGS_TESTING_H_
+#define TLS_BINDINGS_TESTING_H_
+
+#include <pybind11/pybind11.h>
+
+namespace tls::bindings {
+
+void RegisterTestingBindings(pybind11::module_& m);
+
+}  // namespace tls::bindings
+
+#endif  // TLS_BINDINGS_TESTING_H_

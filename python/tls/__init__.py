@@ -1,0 +1,38 @@
+"""Thread-local storage that cleans up after itself, for Python threads.
+
+Each thread gets a private key/value store, a unique ID that is never reused,
+and at-exit handlers that run when the thread ends. This is go-tls's API on the
+C++ engine in //core: a Python thread and the C++ code it calls agree on its ID,
+and ``reset``/``unload``/thread end apply to both sides.
+
+Example::
+
+    import threading, tls
+
+    def worker():
+        tls.set("request", "r-17")
+        tls.at_exit(lambda: print("bye", tls.get("request")))
+        print(tls.id())        # unique for this thread, never reused
+
+    t = threading.Thread(target=worker); t.start(); t.join()   # prints "bye r-17"
+
+Thread end, in order: ``at_exit`` handlers run newest first with every value
+still readable, then each stored value with a ``close()`` method is closed
+once. It runs on the ending thread while its Python state is valid; for the
+main thread, at interpreter exit before finalization.
+"""
+
+from tls._data import Data, make_data
+from tls._tls import at_exit, delete, get, id, reset, set, unload
+
+__all__ = [
+    "Data",
+    "at_exit",
+    "delete",
+    "get",
+    "id",
+    "make_data",
+    "reset",
+    "set",
+    "unload",
+]
