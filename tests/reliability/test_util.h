@@ -1,0 +1,158 @@
+// Helpers shared by the reliability tests: sanitizer detection, scaling of
+// workloads, reading RSS, and running a helper binary with a time limit.
+#ifndef TLS_TESTS_RELIABILITY_TEST_UTIL_H_
+#define TLS_TESTS_RELIABILITY_TEST_UTIL_H_
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+#include <vector>
+
+#if defined(__SANITIZE_ADDRESS__)
+#define TLS_TEST_ASAN 1
+#endif
+#if defined(__SANITIZE_THREAD__)
+#define TLS_TEST_TSAN 1
+#endif
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define TLS_TEST_ASAN 1
+#endif
+#if __has_feature(thread_sanitizer)
+#define TLS_TEST_TSAN 1
+#endif
+#endif
+
+namespace tls_test {
+
+inline constexpr bool kAsan =
+#ifdef TLS_TEST_ASAN
+    true;
+#else
+    false;
+#endif
+inline constexpr bool kTsan =
+#ifdef TLS_TEST_TSAN
+    true;
+#else
+    false;
+#endif
+
+// `plain` normally; scaled down under a sanitizer (they make thread creation
+// and every allocation much slower). `env`, if set, overrides both.
+inline long Scaled(const char* env, long plain, long asan, long tsan) {
+  if (const char* v = std::getenv(env); v != nullptr && *v != '\0') return std::atol(v);
+  if (kTsan) return tsan;
+  if (kAsan) return asan;
+  return plain;
+}
+
+// Resident set size in bytes, from /proc/self/statm.
+inline long ResidentBytes() {
+  FILE* f = std::fopen("/proc/self/statm", "r");
+  if (f == nullptr) return -1;
+  long size = 0, resident = 0;
+  const int n = std::fscanf(f, "%ld %ld", &size, &resident);
+  std::fclose(f);
+  return n == 2 ? resident * sysconf(_SC_PAGESIZE) : -1;
+}
+
+inline double NowSeconds() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+struct ChildResult {
+  bool timed_out = false;
+  int status = 0;  // as from waitpid
+  std::string out;  // stdout and stderr, interleaved
+  bool exited_ok() const { return !timed_out && WIFEXITED(status) && WEXITSTATUS(status) == 0; }
+  std::string Describe() const {
+    std::string s = timed_out ? "TIMED OUT" :
+                    WIFEXITED(status) ? "exit " + std::to_string(WEXITSTATUS(status)) :
+                    WIFSIGNALED(status) ? "signal " + std::to_string(WTERMSIG(status)) : "?";
+    return s + "; output:\n" + out;
+  }
+};
+
+// Reads everything `fd` delivers until EOF or `deadline` (monotonic seconds).
+inline bool DrainUntil(int fd, double deadline, std::string* out) {
+  char buf[4096];
+  for (;;) {
+    const double left = deadline - NowSeconds();
+    if (left <= 0) return false;
+    pollfd p{fd, POLLIN, 0};
+    const int r = poll(&p, 1, static_cast<int>(left * 1000) + 1);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) continue;
+    const ssize_t n = read(fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return true;
+    out->append(buf, static_cast<size_t>(n));
+  }
+}
+
+// Waits for `pid` until `deadline`; kills it (and reports a time-out) after.
+inline void WaitOrKill(pid_t pid, double deadline, ChildResult* r) {
+  for (;;) {
+    const pid_t w = waitpid(pid, &r->status, WNOHANG);
+    if (w == pid) return;
+    if (NowSeconds() > deadline) {
+      r->timed_out = true;
+      kill(pid, SIGKILL);
+      waitpid(pid, &r->status, 0);
+      return;
+    }
+    usleep(2000);
+  }
+}
+
+// Runs `argv` (argv[0] is a path) with stdout+stderr captured, killing it
+// after `timeout_s` seconds.
+inline ChildResult RunWithTimeout(const std::vector<std::string>& argv, double timeout_s) {
+  ChildResult r;
+  int fds[2];
+  if (pipe(fds) != 0) {
+    r.out = "pipe failed";
+    r.status = 1 << 8;
+    return r;
+  }
+  std::vector<char*> args;
+  for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  const pid_t pid = fork();
+  if (pid == 0) {
+    dup2(fds[1], 1);
+    dup2(fds[1], 2);
+    close(fds[0]);
+    close(fds[1]);
+    execv(args[0], args.data());
+    _exit(127);
+  }
+  close(fds[1]);
+  const double deadline = NowSeconds() + timeout_s;
+  DrainUntil(fds[0], deadline, &r.out);
+  close(fds[0]);
+  WaitOrKill(pid, deadline, &r);
+  return r;
+}
+
+// Path of a data dependency, from the test's runfiles.
+inline std::string Runfile(const std::string& workspace_relative) {
+  const char* srcdir = std::getenv("TEST_SRCDIR");
+  const char* ws = std::getenv("TEST_WORKSPACE");
+  std::string base = srcdir ? srcdir : ".";
+  return base + "/" + (ws ? ws : "tls") + "/" + workspace_relative;
+}
+
+}  // namespace tls_test
+
+#endif  // TLS_TESTS_RELIABILITY_TEST_UTIL_H_
