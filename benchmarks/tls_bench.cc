@@ -1,0 +1,553 @@
+// File: benchmarks/tls_bench.cc
+//
+// The engine and its peers side by side, in one binary and one run (issue 4):
+// absolute times drift on a shared machine, ratios within a run hold.
+//
+// Peers: a plain `thread_local` read through a non-inlined call (peers.cc),
+// pthread_getspecific/setspecific, boost::thread_specific_ptr, and a
+// `thread_local std::unordered_map<std::string, int>`.
+//
+// Naming: BM_<who>_<operation>. tools/bench_table.py pairs them into the
+// README table. On the engine side:
+//   Get*  tls::Get: returns a copy of the shared handle (std::optional<Data>),
+//         i.e. one atomic increment and one decrement per call;
+//   Find* tls::Find: borrows the stored handle (const Data*), no refcount.
+// Key forms: Literal = a string literal at the call site (`"key3"`),
+// String = a std::string variable, Int = an integer key.
+//
+// Every single-threaded benchmark runs on Google Benchmark's main thread, so the
+// thread's store is shared by all of them: Ensure*() below builds the state a
+// benchmark needs and keeps it while consecutive benchmarks need the same one,
+// so the 1,000,000-key store is filled once, not once per timing pass.
+#include <pthread.h>
+#include <sys/single_threaded.h>
+
+#include <boost/thread/thread.hpp>
+#include <boost/thread/tss.hpp>
+#include <cstdint>
+#include <cstdio>
+#include <optional>
+#include <random>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "benchmark/benchmark.h"
+#include "benchmarks/peers.h"
+#include "core/tls.h"
+
+namespace {
+
+using benchmark::DoNotOptimize;
+
+// ---------------------------------------------------------------------------
+// Shared state.
+
+std::string KeyName(size_t i) { return "key" + std::to_string(i); }
+
+// The store of the calling thread holds exactly string keys key0..key{n-1}
+// (plus integer keys 0..7 when n == 8), each with a handle to one shared int.
+void EnsureTlsKeys(size_t n) {
+  static size_t filled = ~size_t{0};
+  static uint64_t filled_id = 0;
+  // Same thread, same store (IDs are never reused): keep it.
+  if (filled == n && tls::ID() == filled_id) return;
+  tls::Unload();
+  const tls::Data d = tls::MakeData(42);
+  for (size_t i = 0; i < n; ++i) tls::Set(KeyName(i), d);
+  for (int i = 0; i < 8; ++i) tls::Set(i, d);
+  filled = n;
+  filled_id = tls::ID();
+}
+
+thread_local std::unordered_map<std::string, int> t_map;
+
+void EnsureMapKeys(size_t n) {
+  if (t_map.size() == n) return;
+  t_map.clear();
+  t_map.rehash(0);
+  t_map.reserve(n);
+  for (size_t i = 0; i < n; ++i) t_map.emplace(KeyName(i), static_cast<int>(i));
+}
+
+// Keys key0..key{n-1} as std::strings, and a random sequence of indexes into
+// them, for the random-key variants. Cached for the last n.
+struct RandomKeys {
+  size_t n = 0;
+  std::vector<std::string> keys;
+  std::vector<uint32_t> order;  // 64 Ki random indexes
+};
+
+const RandomKeys& GetRandomKeys(size_t n) {
+  static RandomKeys r;
+  if (r.n != n) {
+    r.n = n;
+    r.keys.clear();
+    r.keys.reserve(n);
+    for (size_t i = 0; i < n; ++i) r.keys.push_back(KeyName(i));
+    std::mt19937 rng(12345);
+    std::uniform_int_distribution<uint32_t> pick(0, static_cast<uint32_t>(n - 1));
+    r.order.resize(size_t{1} << 16);
+    for (uint32_t& i : r.order) i = pick(rng);
+  }
+  return r;
+}
+
+// ---------------------------------------------------------------------------
+// Typed slot vs. the raw per-thread mechanisms.
+
+tls::Slot<int> g_slot;
+
+void BM_Slot_Get(benchmark::State& state) {
+  g_slot.Emplace(1);
+  for (auto _ : state) DoNotOptimize(g_slot.Get());
+}
+BENCHMARK(BM_Slot_Get);
+
+void BM_Slot_SetInPlace(benchmark::State& state) {
+  g_slot.Emplace(1);
+  int i = 0;
+  for (auto _ : state) {
+    int* p = g_slot.Get();
+    *p = ++i;
+    DoNotOptimize(p);
+  }
+}
+BENCHMARK(BM_Slot_SetInPlace);
+
+void BM_Slot_Emplace(benchmark::State& state) {
+  int i = 0;
+  for (auto _ : state) DoNotOptimize(&g_slot.Emplace(++i));
+}
+BENCHMARK(BM_Slot_Emplace);
+
+pthread_key_t PthreadKey() {
+  static pthread_key_t key = [] {
+    pthread_key_t k;
+    pthread_key_create(&k, nullptr);
+    return k;
+  }();
+  return key;
+}
+
+int g_pthread_value = 1;
+
+void BM_Pthread_Get(benchmark::State& state) {
+  const pthread_key_t key = PthreadKey();
+  pthread_setspecific(key, &g_pthread_value);
+  for (auto _ : state) DoNotOptimize(pthread_getspecific(key));
+}
+BENCHMARK(BM_Pthread_Get);
+
+void BM_Pthread_Set(benchmark::State& state) {
+  const pthread_key_t key = PthreadKey();
+  int values[2] = {1, 2};
+  size_t i = 0;
+  for (auto _ : state) {
+    DoNotOptimize(pthread_setspecific(key, &values[++i & 1]));
+  }
+}
+BENCHMARK(BM_Pthread_Set);
+
+void BM_ThreadLocal_Get(benchmark::State& state) {
+  for (auto _ : state) DoNotOptimize(tls_bench::ThreadLocalGet());
+}
+BENCHMARK(BM_ThreadLocal_Get);
+
+void BM_ThreadLocal_Set(benchmark::State& state) {
+  int i = 0;
+  for (auto _ : state) tls_bench::ThreadLocalSet(++i);
+}
+BENCHMARK(BM_ThreadLocal_Set);
+
+// Boost cleans up with a function that does nothing, so Set measures the
+// store, not a `delete`.
+void NoCleanup(int*) {}
+boost::thread_specific_ptr<int> g_boost(&NoCleanup);
+
+void BM_Boost_Get(benchmark::State& state) {
+  static int v = 1;
+  g_boost.reset(&v);
+  for (auto _ : state) DoNotOptimize(g_boost.get());
+}
+BENCHMARK(BM_Boost_Get);
+
+void BM_Boost_Set(benchmark::State& state) {
+  static int values[2] = {1, 2};
+  size_t i = 0;
+  for (auto _ : state) g_boost.reset(&values[++i & 1]);
+  DoNotOptimize(g_boost.get());
+}
+BENCHMARK(BM_Boost_Set);
+
+// ---------------------------------------------------------------------------
+// ID.
+
+void BM_Tls_ID(benchmark::State& state) {
+  tls::ID();
+  for (auto _ : state) DoNotOptimize(tls::ID());
+}
+BENCHMARK(BM_Tls_ID);
+
+void BM_ThreadLocal_Id(benchmark::State& state) {
+  for (auto _ : state) DoNotOptimize(tls_bench::ThreadLocalId());
+}
+BENCHMARK(BM_ThreadLocal_Id);
+
+// ---------------------------------------------------------------------------
+// String keys, 8 stored. The hot key is "key3".
+
+void BM_Tls_GetLiteralHit(benchmark::State& state) {
+  EnsureTlsKeys(8);
+  for (auto _ : state) DoNotOptimize(tls::Get("key3"));
+}
+BENCHMARK(BM_Tls_GetLiteralHit);
+
+void BM_Tls_FindLiteralHit(benchmark::State& state) {
+  EnsureTlsKeys(8);
+  for (auto _ : state) DoNotOptimize(tls::Find("key3"));
+}
+BENCHMARK(BM_Tls_FindLiteralHit);
+
+void BM_Tls_GetStringHit(benchmark::State& state) {
+  EnsureTlsKeys(8);
+  std::string key = "key3";
+  for (auto _ : state) {
+    DoNotOptimize(key);  // the key's text may have changed: hash it again
+    DoNotOptimize(tls::Get(key));
+  }
+}
+BENCHMARK(BM_Tls_GetStringHit);
+
+void BM_Tls_FindStringHit(benchmark::State& state) {
+  EnsureTlsKeys(8);
+  std::string key = "key3";
+  for (auto _ : state) {
+    DoNotOptimize(key);
+    DoNotOptimize(tls::Find(key));
+  }
+}
+BENCHMARK(BM_Tls_FindStringHit);
+
+void BM_Tls_GetLiteralMiss(benchmark::State& state) {
+  EnsureTlsKeys(8);
+  for (auto _ : state) DoNotOptimize(tls::Get("nokey"));
+}
+BENCHMARK(BM_Tls_GetLiteralMiss);
+
+void BM_Tls_FindLiteralMiss(benchmark::State& state) {
+  EnsureTlsKeys(8);
+  for (auto _ : state) DoNotOptimize(tls::Find("nokey"));
+}
+BENCHMARK(BM_Tls_FindLiteralMiss);
+
+void BM_Tls_GetStringMiss(benchmark::State& state) {
+  EnsureTlsKeys(8);
+  std::string key = "nokey";
+  for (auto _ : state) {
+    DoNotOptimize(key);
+    DoNotOptimize(tls::Get(key));
+  }
+}
+BENCHMARK(BM_Tls_GetStringMiss);
+
+void BM_Tls_SetLiteral(benchmark::State& state) {
+  EnsureTlsKeys(8);
+  const tls::Data d = tls::MakeData(7);
+  for (auto _ : state) tls::Set("key3", d);
+}
+BENCHMARK(BM_Tls_SetLiteral);
+
+void BM_Tls_SetString(benchmark::State& state) {
+  EnsureTlsKeys(8);
+  const tls::Data d = tls::MakeData(7);
+  std::string key = "key3";
+  for (auto _ : state) {
+    DoNotOptimize(key);
+    tls::Set(key, d);
+  }
+}
+BENCHMARK(BM_Tls_SetString);
+
+// The unordered_map peer. ClobberMemory keeps the (inlined) lookup inside the
+// loop; a std::string is built from the literal on every call, as it is for
+// any caller of find() on a map without heterogeneous lookup.
+void BM_Map_FindLiteralHit(benchmark::State& state) {
+  EnsureMapKeys(8);
+  for (auto _ : state) {
+    auto it = t_map.find("key3");
+    DoNotOptimize(it);
+    benchmark::ClobberMemory();
+  }
+}
+BENCHMARK(BM_Map_FindLiteralHit);
+
+void BM_Map_FindStringHit(benchmark::State& state) {
+  EnsureMapKeys(8);
+  std::string key = "key3";
+  for (auto _ : state) {
+    DoNotOptimize(key);
+    auto it = t_map.find(key);
+    DoNotOptimize(it);
+    benchmark::ClobberMemory();
+  }
+}
+BENCHMARK(BM_Map_FindStringHit);
+
+void BM_Map_FindLiteralMiss(benchmark::State& state) {
+  EnsureMapKeys(8);
+  for (auto _ : state) {
+    auto it = t_map.find("nokey");
+    DoNotOptimize(it);
+    benchmark::ClobberMemory();
+  }
+}
+BENCHMARK(BM_Map_FindLiteralMiss);
+
+void BM_Map_FindStringMiss(benchmark::State& state) {
+  EnsureMapKeys(8);
+  std::string key = "nokey";
+  for (auto _ : state) {
+    DoNotOptimize(key);
+    auto it = t_map.find(key);
+    DoNotOptimize(it);
+    benchmark::ClobberMemory();
+  }
+}
+BENCHMARK(BM_Map_FindStringMiss);
+
+// Like for like: a map whose values are tls::Data handles, so a get copies a
+// handle (two atomic refcount operations) exactly as tls::Get does, and an
+// assignment swaps handles exactly as tls::Set does.
+thread_local std::unordered_map<std::string, tls::Data> t_data_map;
+
+void EnsureDataMapKeys(size_t n) {
+  if (t_data_map.size() == n) return;
+  t_data_map.clear();
+  const tls::Data d = tls::MakeData(42);
+  for (size_t i = 0; i < n; ++i) t_data_map.emplace(KeyName(i), d);
+}
+
+void BM_DataMap_GetLiteralHit(benchmark::State& state) {
+  EnsureDataMapKeys(8);
+  for (auto _ : state) {
+    std::optional<tls::Data> copy;
+    if (auto it = t_data_map.find("key3"); it != t_data_map.end()) copy = it->second;
+    DoNotOptimize(copy);
+    benchmark::ClobberMemory();
+  }
+}
+BENCHMARK(BM_DataMap_GetLiteralHit);
+
+void BM_DataMap_AssignLiteral(benchmark::State& state) {
+  EnsureDataMapKeys(8);
+  const tls::Data d = tls::MakeData(7);
+  for (auto _ : state) {
+    t_data_map["key3"] = d;
+    benchmark::ClobberMemory();
+  }
+}
+BENCHMARK(BM_DataMap_AssignLiteral);
+
+void BM_Map_AssignLiteral(benchmark::State& state) {
+  EnsureMapKeys(8);
+  int i = 0;
+  for (auto _ : state) {
+    t_map["key3"] = ++i;
+    benchmark::ClobberMemory();
+  }
+}
+BENCHMARK(BM_Map_AssignLiteral);
+
+void BM_Map_AssignString(benchmark::State& state) {
+  EnsureMapKeys(8);
+  std::string key = "key3";
+  int i = 0;
+  for (auto _ : state) {
+    DoNotOptimize(key);
+    t_map[key] = ++i;
+    benchmark::ClobberMemory();
+  }
+}
+BENCHMARK(BM_Map_AssignString);
+
+// ---------------------------------------------------------------------------
+// Integer keys (8 stored next to the 8 string keys).
+
+void BM_Tls_GetIntHit(benchmark::State& state) {
+  EnsureTlsKeys(8);
+  int key = 3;
+  for (auto _ : state) {
+    DoNotOptimize(key);
+    DoNotOptimize(tls::Get(key));
+  }
+}
+BENCHMARK(BM_Tls_GetIntHit);
+
+void BM_Tls_FindIntHit(benchmark::State& state) {
+  EnsureTlsKeys(8);
+  int key = 3;
+  for (auto _ : state) {
+    DoNotOptimize(key);
+    DoNotOptimize(tls::Find(key));
+  }
+}
+BENCHMARK(BM_Tls_FindIntHit);
+
+void BM_Tls_FindIntMiss(benchmark::State& state) {
+  EnsureTlsKeys(8);
+  int key = 1000;
+  for (auto _ : state) {
+    DoNotOptimize(key);
+    DoNotOptimize(tls::Find(key));
+  }
+}
+BENCHMARK(BM_Tls_FindIntMiss);
+
+void BM_Tls_SetInt(benchmark::State& state) {
+  EnsureTlsKeys(8);
+  const tls::Data d = tls::MakeData(7);
+  int key = 3;
+  for (auto _ : state) {
+    DoNotOptimize(key);
+    tls::Set(key, d);
+  }
+}
+BENCHMARK(BM_Tls_SetInt);
+
+// ---------------------------------------------------------------------------
+// Cost against the number of keys: 1, 8, 1,000, 1,000,000. "Hot" looks one key
+// up again and again (it stays in cache); "Random" looks up keys in a random
+// order (at 1,000,000 keys every lookup misses the caches, for both sides).
+
+void ScaleArgs(benchmark::internal::Benchmark* b) {
+  b->ArgName("keys");
+  for (int n : {1, 8, 1000, 1000000}) b->Arg(n);
+}
+
+void BM_Tls_FindHotAtN(benchmark::State& state) {
+  const size_t n = static_cast<size_t>(state.range(0));
+  EnsureTlsKeys(n);
+  std::string key = KeyName(0);
+  for (auto _ : state) {
+    DoNotOptimize(key);
+    DoNotOptimize(tls::Find(key));
+  }
+}
+BENCHMARK(BM_Tls_FindHotAtN)->Apply(ScaleArgs);
+
+void BM_Tls_GetHotAtN(benchmark::State& state) {
+  const size_t n = static_cast<size_t>(state.range(0));
+  EnsureTlsKeys(n);
+  std::string key = KeyName(0);
+  for (auto _ : state) {
+    DoNotOptimize(key);
+    DoNotOptimize(tls::Get(key));
+  }
+}
+BENCHMARK(BM_Tls_GetHotAtN)->Apply(ScaleArgs);
+
+void BM_Tls_FindRandomAtN(benchmark::State& state) {
+  const size_t n = static_cast<size_t>(state.range(0));
+  EnsureTlsKeys(n);
+  const RandomKeys& r = GetRandomKeys(n);
+  size_t i = 0;
+  for (auto _ : state) {
+    const std::string& key = r.keys[r.order[i++ & 0xffff]];
+    DoNotOptimize(tls::Find(key));
+  }
+}
+BENCHMARK(BM_Tls_FindRandomAtN)->Apply(ScaleArgs);
+
+void BM_Map_FindHotAtN(benchmark::State& state) {
+  const size_t n = static_cast<size_t>(state.range(0));
+  EnsureMapKeys(n);
+  std::string key = KeyName(0);
+  for (auto _ : state) {
+    DoNotOptimize(key);
+    auto it = t_map.find(key);
+    DoNotOptimize(it);
+    benchmark::ClobberMemory();
+  }
+}
+BENCHMARK(BM_Map_FindHotAtN)->Apply(ScaleArgs);
+
+void BM_Map_FindRandomAtN(benchmark::State& state) {
+  const size_t n = static_cast<size_t>(state.range(0));
+  EnsureMapKeys(n);
+  const RandomKeys& r = GetRandomKeys(n);
+  size_t i = 0;
+  for (auto _ : state) {
+    const std::string& key = r.keys[r.order[i++ & 0xffff]];
+    auto it = t_map.find(key);
+    DoNotOptimize(it);
+    benchmark::ClobberMemory();
+  }
+}
+BENCHMARK(BM_Map_FindRandomAtN)->Apply(ScaleArgs);
+
+// ---------------------------------------------------------------------------
+// Thread create + join, wall time. "Stub" gives the thread a stub holding four
+// values (copies of one handle made outside, so the figure is the engine's, not
+// the values' construction) and one AtExit handler, all closed/run at exit.
+
+void BM_Thread_Bare(benchmark::State& state) {
+  for (auto _ : state) {
+    std::thread t([] { benchmark::ClobberMemory(); });
+    t.join();
+  }
+}
+BENCHMARK(BM_Thread_Bare)->UseRealTime();
+
+void BM_Thread_Stub(benchmark::State& state) {
+  const tls::Data d = tls::MakeData(1);
+  for (auto _ : state) {
+    std::thread t([&d] {
+      tls::Set("a", d);
+      tls::Set("b", d);
+      tls::Set("c", d);
+      tls::Set("d", d);
+      tls::AtExit([] { benchmark::ClobberMemory(); });
+    });
+    t.join();
+  }
+}
+BENCHMARK(BM_Thread_Stub)->UseRealTime();
+
+// The same with boost: four thread_specific_ptr values and one
+// boost::this_thread::at_thread_exit (a peer, for reference).
+boost::thread_specific_ptr<int> g_boost4[4] = {
+    boost::thread_specific_ptr<int>(&NoCleanup), boost::thread_specific_ptr<int>(&NoCleanup),
+    boost::thread_specific_ptr<int>(&NoCleanup), boost::thread_specific_ptr<int>(&NoCleanup)};
+
+void BM_Thread_Boost(benchmark::State& state) {
+  static int v = 1;
+  for (auto _ : state) {
+    std::thread t([] {
+      for (auto& p : g_boost4) p.reset(&v);
+      boost::this_thread::at_thread_exit([] { benchmark::ClobberMemory(); });
+    });
+    t.join();
+  }
+}
+BENCHMARK(BM_Thread_Boost)->UseRealTime();
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  // A TLS library lives in multithreaded programs. Start (and join) one thread
+  // first: while a process has never had a second thread, libstdc++ skips the
+  // atomic instructions of shared_ptr's refcount (__libc_single_threaded), which
+  // would flatter tls::Get and tls::Set. glibc never turns the flag back.
+  std::thread([] {}).join();
+  if (__libc_single_threaded) {
+    std::fprintf(stderr, "tls_bench: still single-threaded; refcounts are not atomic\n");
+    return 1;
+  }
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}

@@ -1,0 +1,214 @@
+#!/usr/bin/env python3
+"""Turns the benchmark results into the one markdown table of issue 4.
+
+Reads Google Benchmark JSON (medians of the repetitions; the single run when
+there was one repetition), the key/value file tools/run_benchmarks.sh writes
+for RSS and callgrind figures, and, optionally, the Python benchmark's JSON.
+Prints: measure | tls | peer | ratio | target | met?
+
+Micro-benchmarks use CPU time (preemption by other users of a shared machine
+does not count); thread create+join uses wall time, as the target says.
+Standard library only.
+"""
+
+import argparse
+import json
+import sys
+
+# (measure, tls benchmark, peer benchmark, target ratio or None)
+RATIO_ROWS = [
+    ("typed slot get: `Slot<int>::Get` vs `pthread_getspecific`",
+     "BM_Slot_Get", "BM_Pthread_Get", 1.3),
+    ("typed slot get: `Slot<int>::Get` vs `boost::thread_specific_ptr::get`",
+     "BM_Slot_Get", "BM_Boost_Get", 0.3),
+    ("string-key get hit, literal, 8 keys: `tls::Find` (borrows) vs "
+     "`unordered_map<string,int>::find(literal)`",
+     "BM_Tls_FindLiteralHit", "BM_Map_FindLiteralHit", 0.5),
+    ("string-key get hit, literal, 8 keys: `tls::Get` (copies the handle) vs "
+     "`unordered_map<string,int>::find(literal)`",
+     "BM_Tls_GetLiteralHit", "BM_Map_FindLiteralHit", 0.5),
+    ("string-key get hit, literal, 8 keys: `tls::Get` vs "
+     "`unordered_map<string,Data>` find + handle copy (like for like)",
+     "BM_Tls_GetLiteralHit", "BM_DataMap_GetLiteralHit", 0.5),
+    ("string-key get hit, `std::string` key: `tls::Find` vs `find(string)`",
+     "BM_Tls_FindStringHit", "BM_Map_FindStringHit", None),
+    ("string-key get hit, `std::string` key: `tls::Get` vs `find(string)`",
+     "BM_Tls_GetStringHit", "BM_Map_FindStringHit", None),
+    ("string-key get miss, literal: `tls::Find` vs `find(literal)`",
+     "BM_Tls_FindLiteralMiss", "BM_Map_FindLiteralMiss", None),
+    ("string-key get miss, `std::string` key: `tls::Get` vs `find(string)`",
+     "BM_Tls_GetStringMiss", "BM_Map_FindStringMiss", None),
+    ("integer-key get hit: `tls::Find(3)` vs `pthread_getspecific`",
+     "BM_Tls_FindIntHit", "BM_Pthread_Get", 2.0),
+    ("integer-key get hit: `tls::Get(3)` (copies the handle) vs `pthread_getspecific`",
+     "BM_Tls_GetIntHit", "BM_Pthread_Get", 2.0),
+    ("set over an existing key, literal: `tls::Set(\"key3\", d)` vs "
+     "`map<string,int>[\"key3\"] = v`",
+     "BM_Tls_SetLiteral", "BM_Map_AssignLiteral", 0.6),
+    ("set over an existing key, literal: `tls::Set` vs "
+     "`map<string,Data>[\"key3\"] = d` (like for like)",
+     "BM_Tls_SetLiteral", "BM_DataMap_AssignLiteral", 0.6),
+    ("set over an existing key, `std::string` key: `tls::Set` vs `map[s] = v`",
+     "BM_Tls_SetString", "BM_Map_AssignString", 0.6),
+    ("set, integer key: `tls::Set(3, d)` vs `pthread_setspecific`",
+     "BM_Tls_SetInt", "BM_Pthread_Set", None),
+    ("typed slot set in place: `*slot.Get() = v` vs `pthread_setspecific`",
+     "BM_Slot_SetInPlace", "BM_Pthread_Set", None),
+    ("typed slot replace: `slot.Emplace(v)` (allocates) vs `boost` `reset(p)`",
+     "BM_Slot_Emplace", "BM_Boost_Set", None),
+    ("`tls::ID()` vs a non-inlined `thread_local` read",
+     "BM_Tls_ID", "BM_ThreadLocal_Id", 1.5),
+    ("get at 1,000,000 keys vs at 8 keys, same hot key (`tls::Find`)",
+     "BM_Tls_FindHotAtN/keys:1000000", "BM_Tls_FindHotAtN/keys:8", 3.0),
+    ("get at 1,000,000 keys vs at 8 keys, random keys (`tls::Find`)",
+     "BM_Tls_FindRandomAtN/keys:1000000", "BM_Tls_FindRandomAtN/keys:8", 3.0),
+    ("peer scaling: `unordered_map` find at 1,000,000 vs 8 keys, hot key",
+     "BM_Map_FindHotAtN/keys:1000000", "BM_Map_FindHotAtN/keys:8", None),
+    ("peer scaling: `unordered_map` find at 1,000,000 vs 8 keys, random keys",
+     "BM_Map_FindRandomAtN/keys:1000000", "BM_Map_FindRandomAtN/keys:8", None),
+    ("get at 1,000 keys, random: `tls::Find` vs `unordered_map::find`",
+     "BM_Tls_FindRandomAtN/keys:1000", "BM_Map_FindRandomAtN/keys:1000", None),
+    ("get at 1,000,000 keys, random: `tls::Find` vs `unordered_map::find`",
+     "BM_Tls_FindRandomAtN/keys:1000000", "BM_Map_FindRandomAtN/keys:1000000", None),
+    ("thread create+join (wall): 4 values + 1 `AtExit` vs bare thread",
+     "BM_Thread_Stub", "BM_Thread_Bare", 1.10),
+    ("thread create+join (wall): boost, 4 `thread_specific_ptr` + 1 "
+     "`at_thread_exit` vs bare thread",
+     "BM_Thread_Boost", "BM_Thread_Bare", None),
+]
+
+# Python rows: (measure, tls key, peer key, target ratio)
+PYTHON_ROWS = [
+    ("Python `tls.get(k)` hit vs `tl.d[k]` (dict through `threading.local`)",
+     "tls.get", "threading.local dict lookup", 1.0),
+    ("Python `tls.get(k)` hit vs `threading.local` attribute get",
+     "tls.get", "threading.local attr get", None),
+    ("Python `tls.set(k, v)` vs `threading.local` attribute set",
+     "tls.set", "threading.local attr set", 1.0),
+    ("Python `tls.id()` vs `threading.get_ident()`",
+     "tls.id", "threading.get_ident", 1.0),
+    ("Python `tls.get(k)` hit vs `ContextVar.get()`",
+     "tls.get", "ContextVar.get", None),
+    ("Python thread start+join with one `set` + one `at_exit` vs bare `threading.Thread`",
+     "thread with tls", "thread bare", 1.15),
+]
+
+
+def load_benchmarks(path):
+    """name -> ns/op: the median when repetitions were aggregated."""
+    with open(path) as f:
+        data = json.load(f)
+    scale = {"ns": 1.0, "us": 1e3, "ms": 1e6, "s": 1e9}
+    single, median = {}, {}
+    for b in data["benchmarks"]:
+        name = b.get("run_name", b["name"])
+        real = name.endswith("/real_time")
+        name = name.removesuffix("/real_time")
+        t = (b["real_time"] if real else b["cpu_time"]) * scale[b.get("time_unit", "ns")]
+        if b.get("run_type") == "aggregate":
+            if b.get("aggregate_name") == "median":
+                median[name] = t
+        else:
+            single.setdefault(name, t)
+    return {**single, **median}, data.get("context", {})
+
+
+def load_extra(path):
+    out = {}
+    if path:
+        with open(path) as f:
+            for line in f:
+                parts = line.split()
+                if len(parts) == 2:
+                    out[parts[0]] = float(parts[1])
+    return out
+
+
+def fmt_ns(t):
+    if t is None:
+        return "n/a"
+    if t >= 1000:
+        return f"{t / 1000:,.1f} µs"
+    return f"{t:.2f} ns" if t < 10 else f"{t:.1f} ns"
+
+
+def met(ok):
+    return "yes" if ok else "**no**"
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("benchmark_json")
+    ap.add_argument("--extra", help="key value lines: RSS and callgrind figures")
+    ap.add_argument("--python", help="python_bench.py JSON output")
+    args = ap.parse_args()
+
+    times, context = load_benchmarks(args.benchmark_json)
+    extra = load_extra(args.extra)
+    rows = []
+
+    for measure, mine, peer, target in RATIO_ROWS:
+        a, b = times.get(mine), times.get(peer)
+        if a is None or b is None:
+            rows.append((measure, fmt_ns(a), fmt_ns(b), "n/a",
+                         f"≤ {target}×" if target else "—", "not run"))
+            continue
+        r = a / b
+        rows.append((measure, fmt_ns(a), fmt_ns(b), f"{r:.2f}×",
+                     f"≤ {target:g}×" if target else "—",
+                     met(r <= target) if target else ""))
+
+    ins = {k.split(".", 1)[1]: v for k, v in extra.items()
+           if k.startswith("instructions_per_thread.")}
+    if "bare" in ins and "stub" in ins:
+        d = ins["stub"] - ins["bare"]
+        rows.append(("instructions per thread create+join (callgrind): 4 values + "
+                     "1 `AtExit` vs bare", f"{ins['stub']:,.0f}", f"{ins['bare']:,.0f}",
+                     f"+{d:,.0f}", "≤ +2,000", met(d <= 2000)))
+        if "boost" in ins:
+            rows.append(("instructions per thread create+join: boost, 4 values + "
+                         "1 `at_thread_exit` vs bare", f"{ins['boost']:,.0f}",
+                         f"{ins['bare']:,.0f}", f"+{ins['boost'] - ins['bare']:,.0f}", "—", ""))
+    else:
+        rows.append(("instructions per thread create+join (callgrind)", "n/a", "n/a",
+                     "n/a", "≤ +2,000", "not run (no valgrind)"))
+
+    rss = {k.split(".", 1)[1]: v for k, v in extra.items()
+           if k.startswith("rss_kib_per_thread.")}
+    if "bare" in rss:
+        for mode, label, target in [
+                ("value", "one `tls` value (`MakeData(int)`)", 1.0),
+                ("pthread", "one `new int` under a pthread key", None),
+                ("boost", "one `new int` in a `boost::thread_specific_ptr`", None)]:
+            if mode not in rss:
+                continue
+            d = rss[mode] - rss["bare"]
+            rows.append((f"RSS per live thread, 10,000 threads, 64 KiB stacks: {label} "
+                         "vs bare", f"{rss[mode]:.2f} KiB", f"{rss['bare']:.2f} KiB",
+                         f"{d:+.2f} KiB", f"≤ +{target:.1f} KiB" if target else "—",
+                         met(d <= target) if target else ""))
+
+    if args.python:
+        with open(args.python) as f:
+            py = json.load(f)
+        for measure, mine, peer, target in PYTHON_ROWS:
+            a, b = py.get(mine), py.get(peer)
+            if a is None or b is None:
+                continue
+            r = a / b
+            rows.append((measure, fmt_ns(a), fmt_ns(b), f"{r:.2f}×",
+                         f"≤ {target:g}×" if target else "—",
+                         met(r <= target) if target else ""))
+
+    print("| measure | tls | peer | ratio | target | met? |")
+    print("|---|---|---|---|---|---|")
+    for row in rows:
+        print("| " + " | ".join(row) + " |")
+    reps = context.get("num_repetitions") or context.get("repetitions")
+    print(f"\nTimes are medians ({'%s repetitions' % reps if reps else 'one run'}); "
+          "micro-benchmarks in CPU time, thread create+join in wall time.",
+          file=sys.stdout)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# Runs the benchmark suite (issue 4) and prints one markdown table: every
+# target, the engine's figure, the peer's, their ratio, and whether it is met.
+# `./dev bench` calls this.
+#
+#   tools/run_benchmarks.sh            full run: 5 repetitions, medians
+#   tools/run_benchmarks.sh --quick    1 repetition, short timings (a smoke run)
+#
+# Ratios are taken within one run: absolute times drift on a shared machine,
+# ratios hold. Environment:
+#   BENCH_REPETITIONS   repetitions per benchmark (default 5; --quick: 1)
+#   BENCH_OUT           directory for the raw results (default: a fresh temp dir)
+#   BENCH_BAZEL_STARTUP extra Bazel startup options, e.g.
+#                       "--output_user_root=/tmp/bazel-bench"
+#   BENCH_JOBS          Bazel --jobs (default 2)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+quick=0
+if [[ ${1:-} == --quick ]]; then quick=1; shift; fi
+
+reps=${BENCH_REPETITIONS:-$((quick ? 1 : 5))}
+min_time=$([[ $quick == 1 ]] && echo 0.01 || echo 0.5)
+threads=$([[ $quick == 1 ]] && echo 1000 || echo 10000)
+out=${BENCH_OUT:-$(mktemp -d "${TMPDIR:-/tmp}/tls-bench.XXXXXX")}
+mkdir -p "$out"
+# shellcheck disable=SC2206
+bazel=(bazel ${BENCH_BAZEL_STARTUP:-})
+build_flags=(--config=bench --symlink_prefix=/ "--jobs=${BENCH_JOBS:-2}")
+
+log() { echo "run_benchmarks: $*" >&2; }
+
+log "building (--config=bench)"
+"${bazel[@]}" build "${build_flags[@]}" //benchmarks:tls_bench //benchmarks:thread_cost >&2
+bin=$("${bazel[@]}" info "${build_flags[@]}" bazel-bin 2>/dev/null)/benchmarks
+
+# 1. Google Benchmark: the engine and every peer in one process.
+log "tls_bench: $reps repetitions (results in $out)"
+"$bin/tls_bench" \
+  --benchmark_repetitions="$reps" \
+  --benchmark_report_aggregates_only=true \
+  --benchmark_min_time="$min_time" \
+  --benchmark_out="$out/tls_bench.json" \
+  --benchmark_out_format=json >&2
+
+extra="$out/extra.txt"
+: >"$extra"
+
+# 2. RSS per live thread (64 KiB stacks), each mode in its own process, the
+#    median of 3 runs.
+for mode in bare value pthread boost; do
+  runs=()
+  for _ in 1 2 3; do
+    runs+=("$("$bin/thread_cost" rss "$mode" "$threads" | awk '{print $3}')")
+  done
+  median=$(printf '%s\n' "${runs[@]}" | sort -g | sed -n 2p)
+  log "rss $mode: ${runs[*]} KiB/thread"
+  echo "rss_kib_per_thread.$mode $median" >>"$extra"
+done
+
+# 3. User-space instructions per thread create+join, from callgrind totals at
+#    two thread counts (start-up cancels out). Exact and repeatable.
+if command -v valgrind >/dev/null; then
+  n1=100 n2=300
+  for mode in bare stub boost; do
+    total() {
+      valgrind --tool=callgrind --callgrind-out-file=/dev/null "$bin/thread_cost" loop "$mode" "$1" 2>&1 |
+        sed -n 's/.*Collected : \([0-9]*\).*/\1/p'
+    }
+    a=$(total $n1) b=$(total $n2)
+    per=$(( (b - a) / (n2 - n1) ))
+    log "callgrind $mode: $per instructions/thread"
+    echo "instructions_per_thread.$mode $per" >>"$extra"
+  done
+else
+  log "valgrind not found: instruction counts skipped"
+fi
+
+# 4. Python, if the `tls` module can be built and imported.
+py_json=()
+if [[ -f benchmarks/python_bench.py ]]; then
+  if "${bazel[@]}" build "${build_flags[@]}" //python:tls >/dev/null 2>&1; then
+    pypath=$("${bazel[@]}" info "${build_flags[@]}" bazel-bin 2>/dev/null)/python
+    if PYTHONPATH="$pypath" python3 -c 'import tls' 2>/dev/null; then
+      log "python_bench"
+      PYTHONPATH="$pypath" python3 benchmarks/python_bench.py --repetitions "$reps" \
+        $([[ $quick == 1 ]] && echo --quick) >"$out/python_bench.json"
+      py_json=(--python "$out/python_bench.json")
+    else
+      log "python: the tls module does not import; Python benchmarks skipped"
+    fi
+  else
+    log "python: //python:tls does not build; Python benchmarks skipped"
+  fi
+else
+  log "python: benchmarks/python_bench.py absent; Python benchmarks skipped"
+fi
+
+python3 tools/bench_table.py "$out/tls_bench.json" --extra "$extra" "${py_json[@]}"
