@@ -50,7 +50,8 @@ void GiveUp() noexcept {
 void RunThreadExit(ExitCause cause) noexcept {
   // A nested call (e.g. from a close during this very sequence) has nothing to
   // add: the running loop will see whatever it would have handled.
-  if (t_thread.phase == Phase::kExiting) return;
+  const Phase before = t_thread.phase;
+  if (before == Phase::kExiting) return;
   t_thread.phase = Phase::kExiting;
   for (int round = 0; Stub* stub = t_thread.stub; ++round) {
     if (stub->empty()) {
@@ -67,7 +68,9 @@ void RunThreadExit(ExitCause cause) noexcept {
       CloseAllValues(*stub);
     }
   }
-  t_thread.phase = cause == ExitCause::kThreadEnd ? Phase::kExited : Phase::kLive;
+  // An early run leaves the thread as it found it: if the native hook has
+  // already run, a later stub still needs the late hook.
+  t_thread.phase = cause == ExitCause::kThreadEnd ? Phase::kExited : before;
 }
 
 }  // namespace tls::internal

@@ -44,7 +44,7 @@ class KeyTable {
 
   size_t size() const noexcept { return size_; }
   bool empty() const noexcept { return size_ == 0; }
-  size_t capacity() const noexcept { return size_ == 0 && !hashes_ ? 0 : mask_ + 1; }
+  size_t capacity() const noexcept { return hashes_ ? mask_ + 1 : 0; }
 
   // Calls f(Data&) for every stored value, in no particular order. f must not
   // modify the table.
@@ -69,15 +69,37 @@ class KeyTable {
 
   static constexpr size_t kAbsent = ~size_t{0};
 
+  // memcmp(a, b, n) == 0 for n <= 16, inline: two overlapping word loads per
+  // side, as Key's hash reads them. A memcmp call would cost more than the
+  // rest of a hit, and make every lookup save registers around it.
+  static bool ShortBytesEqual(const char* a, const char* b, size_t n) noexcept {
+    using internal::Load32;
+    using internal::Load64;
+    if (n >= 8) return ((Load64(a) ^ Load64(b)) | (Load64(a + n - 8) ^ Load64(b + n - 8))) == 0;
+    if (n >= 4) return ((Load32(a) ^ Load32(b)) | (Load32(a + n - 4) ^ Load32(b + n - 4))) == 0;
+    return n == 0 || (a[0] == b[0] && a[n >> 1] == b[n >> 1] && a[n - 1] == b[n - 1]);
+  }
+
   size_t IndexOf(const Key& key) const noexcept {
     if (size_ == 0) return kAbsent;
     const uint64_t h = key.hash();
     for (size_t i = h & mask_;; i = (i + 1) & mask_) {
       const uint64_t slot = hashes_[i];
-      if (slot == h && entries_[i].Matches(key)) return i;
-      if (slot == 0) return kAbsent;
+      if (slot == h) {
+        const Entry& e = entries_[i];
+        if (e.tag == key.tag() && e.bits == key.bits()) {
+          if (e.tag != Key::kTagString) return i;
+          if (e.bits > 16) [[unlikely]] return LongIndexOf(key, i);
+          if (ShortBytesEqual(e.text.data(), key.data(), e.bits)) return i;
+        }
+      } else if (slot == 0) {
+        return kAbsent;
+      }
     }
   }
+  // IndexOf for string keys over 16 bytes, going on with the probe at `i`.
+  // Out of line (a tail call), so the common path calls nothing.
+  [[gnu::noinline]] size_t LongIndexOf(const Key& key, size_t i) const noexcept;
   void Grow();
   size_t FreeSlotFor(uint64_t hash) const noexcept;
 
