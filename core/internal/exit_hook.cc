@@ -4,7 +4,9 @@
 // destructor is registered (glibc __cxa_thread_atexit_impl) the first time a
 // thread makes a stub, so threads that never use tls pay nothing. This hook:
 //   - runs for every thread however it was started, when its start function
-//     returns or it calls pthread_exit;
+//     returns or it calls pthread_exit; except that glibc runs no thread_local
+//     destructor when the MAIN thread calls pthread_exit (only pthread key
+//     destructors), so the main thread also arms the pthread key below;
 //   - runs for the main thread inside exit() (and return from main), before
 //     atexit handlers and static destructors;
 //   - keeps a dlopen'ed library that holds it mapped until the thread's
@@ -17,6 +19,15 @@
 // (glibc runs key destructors after all thread_local destructors) or, on the
 // main thread, an atexit handler. The key is deleted when this library is
 // unloaded, so a dlclose can never leave a dangling key destructor.
+//
+// Final sweep: exit() runs only the CALLING thread's thread_local destructors,
+// once, before atexit handlers and static destructors, and never runs pthread
+// key destructors. So a stub made during exit() by a thread whose hook cannot
+// run any more (the main thread's first use in a static destructor; a static
+// destructor on a non-main thread that called exit(), e.g. the last thread
+// after the main thread's pthread_exit) would be lost. A library destructor
+// (run by _dl_fini, after every atexit handler and static destructor, or at
+// dlclose) runs the sequence for whatever stub the calling thread still has.
 #include <pthread.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -53,13 +64,21 @@ class LateKey {
 
 bool IsMainThread() { return syscall(SYS_gettid) == getpid(); }
 
+LateKey& TheLateKey() {
+  static LateKey late_key;
+  return late_key;
+}
+
 void ArmLateHook() {
   if (IsMainThread()) {
     std::atexit(&RunLateMainExit);  // glibc runs handlers added during exit
   } else {
-    static LateKey late_key;
-    late_key.Arm();
+    TheLateKey().Arm();
   }
+}
+
+[[gnu::destructor]] void RunFinalExit() {
+  if (t_thread.stub != nullptr) RunThreadExit(ExitCause::kThreadEnd);
 }
 
 }  // namespace
@@ -73,6 +92,13 @@ void ArmExitHook() {
   // destructor; later passes cost a TLS guard check.
   static thread_local NativeExitHook hook;
   (void)hook;
+  // Once per thread: on the main thread, the key is what runs the sequence if
+  // it ends with pthread_exit (see above). At exit() it never fires.
+  static thread_local constinit bool checked_main = false;
+  if (!checked_main) {
+    checked_main = true;
+    if (IsMainThread()) TheLateKey().Arm();
+  }
 }
 
 }  // namespace tls::internal

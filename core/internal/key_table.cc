@@ -12,6 +12,15 @@ KeyTable& KeyTable::operator=(KeyTable&& other) noexcept {
   return *this;
 }
 
+size_t KeyTable::LongIndexOf(const Key& key, size_t i) const noexcept {
+  const uint64_t h = key.hash();
+  for (;; i = (i + 1) & mask_) {
+    const uint64_t slot = hashes_[i];
+    if (slot == h && entries_[i].Matches(key)) return i;
+    if (slot == 0) return kAbsent;
+  }
+}
+
 size_t KeyTable::FreeSlotFor(uint64_t hash) const noexcept {
   size_t i = hash & mask_;
   while (hashes_[i] != 0) i = (i + 1) & mask_;
