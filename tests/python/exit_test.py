@@ -1,0 +1,156 @@
+"""Interpreter exit: the main thread's handlers and closes run at exit, before
+finalization and in order; live daemon threads holding values and handlers do
+not crash or hang it, and the exit code is kept. Each case runs in a child."""
+
+import unittest
+
+from support import run_python
+
+
+class MainThreadExitTest(unittest.TestCase):
+    def test_main_thread_handlers_then_closes_run_at_interpreter_exit(self):
+        proc = run_python("""
+            import atexit, sys, tls
+
+            class V:
+                def close(self):
+                    print("close", tls.get("v") is None, flush=True)
+
+            tls.set("v", V())
+            tls.at_exit(lambda: print("handler-1", type(tls.get("v")).__name__, flush=True))
+            tls.at_exit(lambda: print("handler-2", sys.is_finalizing(), flush=True))
+            atexit.register(lambda: print("user-atexit", flush=True))  # registered later: runs first
+            print("main-done", flush=True)
+            sys.exit(3)
+        """)
+        self.assertEqual(proc.returncode, 3, proc.stderr)
+        self.assertEqual(
+            proc.stdout.split("\n"),
+            ["main-done", "user-atexit", "handler-2 False", "handler-1 V", "close True", ""],
+        )
+        self.assertEqual(proc.stderr, "")
+
+    def test_main_thread_handler_error_goes_to_unraisablehook_exit_code_kept(self):
+        proc = run_python("""
+            import sys, tls
+            sys.unraisablehook = lambda u: print("unraisable", u.exc_type.__name__, flush=True)
+            tls.at_exit(lambda: print("older", flush=True))
+            tls.at_exit(lambda: 1 / 0)
+            sys.exit(5)
+        """)
+        self.assertEqual(proc.returncode, 5, proc.stderr)
+        self.assertEqual(proc.stdout, "unraisable ZeroDivisionError\nolder\n")
+
+    def test_value_set_after_main_exit_ran_is_left_alone_at_finalization(self):
+        # A __del__ during finalization stores a value: nothing may call into
+        # Python for it once finalization has begun (no crash, no output).
+        proc = run_python("""
+            import tls
+
+            class V:
+                def close(self):
+                    print("closed during finalization", flush=True)
+
+            class Late:
+                def __del__(self):
+                    tls.set("late", V())
+                    tls.at_exit(lambda: print("handler during finalization", flush=True))
+
+            keep = Late()   # module global: freed during finalization
+            tls.set("x", 1)
+        """)
+        self.assertEqual(proc.returncode, 0, proc.stderr)
+        self.assertNotIn("during finalization", proc.stdout)
+
+
+class DaemonThreadsAtExitTest(unittest.TestCase):
+    def test_daemon_threads_with_values_and_handlers_exit_cleanly(self):
+        proc = run_python("""
+            import sys, threading, time, tls
+
+            class V:
+                def close(self):
+                    print("daemon value closed", flush=True)
+
+            ready = threading.Barrier(9)
+
+            def daemon(i):
+                tls.set("v", V())
+                tls.at_exit(lambda: print("daemon handler ran", flush=True))
+                ready.wait()
+                while True:          # busy in Python when the interpreter exits
+                    tls.set("n", tls.get("n", 0) + 1)
+                    time.sleep(0.001)
+
+            for i in range(8):
+                threading.Thread(target=daemon, args=(i,), daemon=True).start()
+            ready.wait()
+            tls.at_exit(lambda: print("main handler", flush=True))
+            sys.exit(7)
+        """)
+        self.assertEqual(proc.returncode, 7, proc.stderr)
+        self.assertEqual(proc.stdout, "main handler\n")
+        self.assertEqual(proc.stderr, "")
+
+    def test_daemon_threads_blocked_in_native_code_exit_cleanly(self):
+        proc = run_python("""
+            import os, threading, tls
+
+            r, w = os.pipe()
+            ready = threading.Barrier(5)
+
+            def daemon():
+                tls.set("v", tls.make_data(object()))
+                tls.at_exit(lambda: print("daemon handler ran", flush=True))
+                ready.wait()
+                os.read(r, 1)        # blocked without the GIL at exit
+
+            for _ in range(4):
+                threading.Thread(target=daemon, daemon=True).start()
+            ready.wait()
+            raise SystemExit(9)
+        """)
+        self.assertEqual(proc.returncode, 9, proc.stderr)
+        self.assertEqual(proc.stdout, "")
+
+    def test_daemon_threads_woken_during_finalization_exit_cleanly(self):
+        # The daemons wake while the interpreter is finalizing: CPython ends
+        # each one (pthread_exit) when it asks for the GIL, which runs the
+        # engine's native exit hook. Their handlers and closes must then be
+        # skipped, never call into Python.
+        proc = run_python("""
+            import threading, time, tls
+
+            class V:
+                def close(self):
+                    print("daemon value closed", flush=True)
+
+            wake = threading.Lock()
+            wake.acquire()
+            ready = threading.Barrier(5)
+
+            def daemon():
+                tls.set("v", V())
+                tls.at_exit(lambda: print("daemon handler ran", flush=True))
+                ready.wait()
+                wake.acquire()       # blocks without the GIL
+                wake.release()       # wake the next daemon
+
+            for _ in range(4):
+                threading.Thread(target=daemon, daemon=True).start()
+            ready.wait()
+
+            class WakeDaemonsAtFinalization:
+                def __del__(self, wake=wake, sleep=time.sleep):
+                    wake.release()
+                    sleep(0.2)       # lets the daemons ask for the GIL now
+
+            keep = WakeDaemonsAtFinalization()   # freed during finalization
+            raise SystemExit(6)
+        """)
+        self.assertEqual(proc.returncode, 6, proc.stderr)
+        self.assertEqual(proc.stdout, "")
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,105 @@
+"""Values are released after their thread ends, and thousands of threads leave
+nothing behind."""
+
+import gc
+import sys
+import threading
+import unittest
+import weakref
+
+import tls
+
+
+class Counted:
+    """Counts live instances, so a leak of stored values or handlers shows."""
+
+    live = 0
+
+    def __init__(self):
+        Counted.live += 1
+
+    def __del__(self):
+        Counted.live -= 1
+
+    def close(self):
+        pass
+
+    def handler(self):
+        tls.get("v")
+
+
+def use_tls():
+    value = Counted()
+    tls.set("v", value)
+    tls.set("d", tls.make_data(Counted()))
+    tls.set(("tuple", 1), value)
+    tls.at_exit(Counted().handler)
+
+
+def run_threads(n, target=use_tls):
+    for _ in range(n // 50):
+        threads = [threading.Thread(target=target) for _ in range(50)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+
+
+class ReleaseTest(unittest.TestCase):
+    def test_weakref_to_a_stored_value_dies_after_its_thread_ends(self):
+        refs = []
+
+        def body():
+            value = Counted()
+            refs.append(weakref.ref(value))
+            tls.set("v", value)
+            tls.at_exit(lambda: tls.get("v"))
+
+        t = threading.Thread(target=body)
+        t.start()
+        t.join()
+        self.assertIsNone(refs[0]())  # no gc.collect(): released by refcount
+
+    def test_reset_and_unload_release_values(self):
+        for drop in (tls.reset, tls.unload, lambda: tls.delete("v")):
+            value = Counted()
+            ref = weakref.ref(value)
+            tls.set("v", value)
+            del value
+            drop()
+            self.assertIsNone(ref())
+        tls.unload()
+
+
+class ManyThreadsTest(unittest.TestCase):
+    def test_thousands_of_threads_leak_no_objects(self):
+        run_threads(200)  # warm up caches (threading, allocator)
+        gc.collect()
+        objects_before = len(gc.get_objects())
+        blocks_before = sys.getallocatedblocks()
+        run_threads(3000)
+        gc.collect()
+        self.assertEqual(Counted.live, 0)
+        # A leak of one object per thread would add >= 3000; allow noise.
+        self.assertLess(len(gc.get_objects()) - objects_before, 300)
+        self.assertLess(sys.getallocatedblocks() - blocks_before, 1500)
+
+    def test_thousands_of_native_threads_leak_no_objects(self):
+        from tls._tls import _testing
+
+        def native():
+            _testing.run_in_native_thread(use_tls)
+
+        for _ in range(100):
+            native()
+        gc.collect()
+        blocks_before = sys.getallocatedblocks()
+        for _ in range(2000):
+            native()
+        gc.collect()
+        self.assertEqual(Counted.live, 0)
+        self.assertLess(sys.getallocatedblocks() - blocks_before, 1000)
+
+
+if __name__ == "__main__":
+    unittest.main()

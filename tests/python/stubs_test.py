@@ -1,0 +1,79 @@
+"""The checked-in stubs (tls/__init__.pyi) and py.typed match the module."""
+
+import ast
+import inspect
+import os
+import re
+import unittest
+
+import tls
+
+
+def stub_path():
+    return os.path.join(os.path.dirname(tls.__file__), "__init__.pyi")
+
+
+def stub_tree():
+    with open(stub_path()) as f:
+        return ast.parse(f.read())
+
+
+def stub_params(fn):
+    """[(name, kind)] of a stub function, kind as inspect.Parameter kinds."""
+    a = fn.args
+    params = [(p.arg, inspect.Parameter.POSITIONAL_ONLY) for p in a.posonlyargs]
+    params += [(p.arg, inspect.Parameter.POSITIONAL_OR_KEYWORD) for p in a.args]
+    params += [(p.arg, inspect.Parameter.KEYWORD_ONLY) for p in a.kwonlyargs]
+    return [(n, k) for n, k in params if n != "self"]
+
+
+def runtime_params(obj):
+    """The same for the runtime object; pybind11 functions have no
+    __text_signature__, so their signature line ('name(a: T, /) -> R') is read."""
+    try:
+        sig = inspect.signature(obj)
+    except ValueError:
+        first = obj.__doc__.splitlines()[0]
+        inner = re.match(r"\w+\((.*)\)", first).group(1)
+        parts = [p.strip() for p in inner.split(",") if p.strip()]
+        kind = (inspect.Parameter.POSITIONAL_ONLY if "/" in parts
+                else inspect.Parameter.POSITIONAL_OR_KEYWORD)
+        return [(p.split(":")[0].strip(), kind) for p in parts if p != "/"]
+    return [(p.name, p.kind) for p in sig.parameters.values() if p.name != "self"]
+
+
+class StubsTest(unittest.TestCase):
+    def test_py_typed_marker_ships_with_the_package(self):
+        self.assertTrue(os.path.exists(os.path.join(os.path.dirname(tls.__file__), "py.typed")))
+
+    def test_all_matches_between_stub_and_module(self):
+        tree = stub_tree()
+        declared = None
+        for node in tree.body:
+            if isinstance(node, ast.Assign) and node.targets[0].id == "__all__":
+                declared = ast.literal_eval(node.value)
+        self.assertEqual(sorted(declared), sorted(tls.__all__))
+        names = {n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.ClassDef))}
+        self.assertEqual(names, set(tls.__all__))
+
+    def test_every_function_signature_matches(self):
+        for node in stub_tree().body:
+            if isinstance(node, ast.FunctionDef):
+                with self.subTest(function=node.name):
+                    self.assertEqual(stub_params(node), runtime_params(getattr(tls, node.name)))
+
+    def test_data_class_members_match(self):
+        cls = next(n for n in stub_tree().body if isinstance(n, ast.ClassDef) and n.name == "Data")
+        for node in cls.body:
+            with self.subTest(member=node.name):
+                runtime = getattr(tls.Data, node.name)
+                is_property = any(getattr(d, "id", None) == "property" for d in node.decorator_list)
+                self.assertEqual(is_property, isinstance(runtime, property))
+                if not is_property:
+                    self.assertEqual(stub_params(node), runtime_params(runtime))
+        public = {n for n in vars(tls.Data) if not n.startswith("_")} | {"__init__"}
+        self.assertEqual(public, {n.name for n in cls.body})
+
+
+if __name__ == "__main__":
+    unittest.main()
