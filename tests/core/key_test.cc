@@ -118,7 +118,9 @@ TEST_F(KeyTest, ManyKeysAllFoundAfterGrowthAndDeletion) {
   for (int i = 0; i < kN; ++i) {
     auto d = tls::Get(i);
     ASSERT_EQ(d.has_value(), i % 2 == 1) << i;
-    if (d) ASSERT_EQ(d->Value<int>(), i);
+    if (d) {
+      ASSERT_EQ(d->Value<int>(), i);
+    }
   }
 }
 

@@ -117,7 +117,10 @@ inline void WaitOrKill(pid_t pid, double deadline, ChildResult* r) {
 
 // Runs `argv` (argv[0] is a path) with stdout+stderr captured, killing it
 // after `timeout_s` seconds.
-inline ChildResult RunWithTimeout(const std::vector<std::string>& argv, double timeout_s) {
+// `env_append` entries "NAME=value" are appended to NAME (":"-joined) in the
+// child's environment.
+inline ChildResult RunWithTimeout(const std::vector<std::string>& argv, double timeout_s,
+                                  const std::vector<std::string>& env_append = {}) {
   ChildResult r;
   int fds[2];
   if (pipe(fds) != 0) {
@@ -134,6 +137,13 @@ inline ChildResult RunWithTimeout(const std::vector<std::string>& argv, double t
     dup2(fds[1], 2);
     close(fds[0]);
     close(fds[1]);
+    for (const std::string& e : env_append) {
+      const size_t eq = e.find('=');
+      const std::string name = e.substr(0, eq);
+      const char* old = std::getenv(name.c_str());
+      const std::string value = (old && *old ? std::string(old) + ":" : "") + e.substr(eq + 1);
+      setenv(name.c_str(), value.c_str(), 1);
+    }
     execv(args[0], args.data());
     _exit(127);
   }
