@@ -76,24 +76,27 @@ else
   log "valgrind not found: instruction counts skipped"
 fi
 
-# 4. Python, if the `tls` module can be built and imported.
+# 4. Python, if the `tls` module builds and imports: the package's .py files
+#    and the built extension are put together in one folder.
 py_json=()
-if [[ -f benchmarks/python_bench.py ]]; then
-  if "${bazel[@]}" build "${build_flags[@]}" //python:tls >/dev/null 2>&1; then
-    pypath=$("${bazel[@]}" info "${build_flags[@]}" bazel-bin 2>/dev/null)/python
-    if PYTHONPATH="$pypath" python3 -c 'import tls' 2>/dev/null; then
-      log "python_bench"
-      PYTHONPATH="$pypath" python3 benchmarks/python_bench.py --repetitions "$reps" \
-        $([[ $quick == 1 ]] && echo --quick) >"$out/python_bench.json"
-      py_json=(--python "$out/python_bench.json")
-    else
-      log "python: the tls module does not import; Python benchmarks skipped"
-    fi
+if [[ -f benchmarks/python_bench.py && -f python/BUILD ]] &&
+  "${bazel[@]}" build "${build_flags[@]}" //python:tls >/dev/null 2>&1; then
+  pylib="$out/pylib"
+  rm -rf "$pylib" && mkdir -p "$pylib/tls"
+  cp python/tls/*.py "$pylib/tls/"
+  cp "$("${bazel[@]}" info "${build_flags[@]}" bazel-bin 2>/dev/null)"/python/tls/_tls*.so "$pylib/tls/"
+  if PYTHONPATH="$pylib" python3 -c 'import tls' 2>/dev/null; then
+    log "python_bench: $reps repetitions"
+    quick_flag=()
+    if [[ $quick == 1 ]]; then quick_flag=(--quick); fi
+    PYTHONPATH="$pylib" python3 benchmarks/python_bench.py --repetitions "$reps" \
+      "${quick_flag[@]}" >"$out/python_bench.json"
+    py_json=(--python "$out/python_bench.json")
   else
-    log "python: //python:tls does not build; Python benchmarks skipped"
+    log "python: the tls module does not import with $(command -v python3); Python benchmarks skipped"
   fi
 else
-  log "python: benchmarks/python_bench.py absent; Python benchmarks skipped"
+  log "python: //python:tls is absent or does not build; Python benchmarks skipped"
 fi
 
 python3 tools/bench_table.py "$out/tls_bench.json" --extra "$extra" "${py_json[@]}"
