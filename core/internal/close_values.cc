@@ -22,7 +22,13 @@ void CloseAllValues(Stub& stub) noexcept {
   for (SlotCell& cell : slots) {
     if (cell.value != nullptr) cell.ops->destroy(cell.value);
   }
-  // `values` releases its Data handles here.
+  values.Clear();  // releases the handles; destructors may call tls
+  // Give the emptied block back, so the next Set (after Reset, or the next
+  // thread to reuse this stub) does not allocate. Only if `stub` is still the
+  // thread's stub (code above may have unloaded it) and has not grown a table
+  // of its own meanwhile; `stub` is compared, never read, until then.
+  Stub* current = t_thread.stub;
+  if (current == &stub && current->values.capacity() == 0) current->values = std::move(values);
 }
 
 }  // namespace tls::internal

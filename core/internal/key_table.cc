@@ -1,12 +1,42 @@
 #include "core/internal/key_table.h"
 
+#include <cstring>
+#include <new>
 #include <utility>
 
 namespace tls::internal {
 
+namespace {
+
+// One block: `cap` hashes (zeroed: all empty), then `cap` entries. Entry's
+// alignment is at most 8, so the entries right after the hashes are aligned.
+template <class Entry>
+void AllocateBlock(size_t cap, uint64_t** hashes, Entry** entries) {
+  static_assert(alignof(Entry) <= alignof(uint64_t));
+  void* block = ::operator new(cap * (sizeof(uint64_t) + sizeof(Entry)));
+  *hashes = static_cast<uint64_t*>(block);
+  std::memset(*hashes, 0, cap * sizeof(uint64_t));
+  *entries = reinterpret_cast<Entry*>(*hashes + cap);
+  for (size_t i = 0; i < cap; ++i) new (*entries + i) Entry();  // noexcept
+}
+
+}  // namespace
+
+void KeyTable::Free() noexcept {
+  if (hashes_ == nullptr) return;
+  for (size_t i = 0; i <= mask_; ++i) entries_[i].~Entry();
+  ::operator delete(hashes_);
+  hashes_ = nullptr;
+  entries_ = nullptr;
+  mask_ = 0;
+  size_ = 0;
+}
+
 KeyTable& KeyTable::operator=(KeyTable&& other) noexcept {
-  hashes_ = std::move(other.hashes_);
-  entries_ = std::move(other.entries_);
+  if (this == &other) return *this;
+  Free();
+  hashes_ = std::exchange(other.hashes_, nullptr);
+  entries_ = std::exchange(other.entries_, nullptr);
   mask_ = std::exchange(other.mask_, 0);
   size_ = std::exchange(other.size_, 0);
   return *this;
@@ -28,18 +58,21 @@ size_t KeyTable::FreeSlotFor(uint64_t hash) const noexcept {
 }
 
 void KeyTable::Grow() {
-  const size_t old_cap = hashes_ ? mask_ + 1 : 0;
-  const size_t new_cap = old_cap == 0 ? 8 : old_cap * 2;
-  auto hashes = std::make_unique<uint64_t[]>(new_cap);  // zeroed: all empty
-  auto entries = std::make_unique<Entry[]>(new_cap);
-  std::swap(hashes_, hashes);
-  std::swap(entries_, entries);
+  const size_t old_cap = capacity();
+  const size_t new_cap = old_cap == 0 ? kInitialCapacity : old_cap * 2;
+  uint64_t* hashes;
+  Entry* entries;
+  AllocateBlock(new_cap, &hashes, &entries);  // may throw: nothing changed yet
+  KeyTable old = std::move(*this);            // frees the old block when it goes
+  hashes_ = hashes;
+  entries_ = entries;
   mask_ = new_cap - 1;
+  size_ = old.size_;
   for (size_t i = 0; i < old_cap; ++i) {
-    if (hashes[i] == 0) continue;
-    const size_t j = FreeSlotFor(hashes[i]);
-    hashes_[j] = hashes[i];
-    entries_[j] = std::move(entries[i]);
+    if (old.hashes_[i] == 0) continue;
+    const size_t j = FreeSlotFor(old.hashes_[i]);
+    hashes_[j] = old.hashes_[i];
+    entries_[j] = std::move(old.entries_[i]);
   }
 }
 
@@ -58,6 +91,19 @@ Data KeyTable::Put(const Key& key, Data data) {
   hashes_[i] = key.hash();
   ++size_;
   return Data();
+}
+
+void KeyTable::Clear() noexcept {
+  for (size_t i = 0; hashes_ != nullptr && i <= mask_; ++i) {
+    if (hashes_[i] == 0) continue;
+    hashes_[i] = 0;
+    --size_;
+    Entry& e = entries_[i];
+    // Only the text and the handle need resetting: a slot whose hash is 0
+    // is empty, whatever its tag and bits say.
+    if (e.text.capacity() > 15) std::string().swap(e.text);  // a long key's heap text
+    Data released = std::move(e.data);
+  }
 }
 
 Data KeyTable::Erase(const Key& key) {

@@ -2,11 +2,13 @@
 //
 // Open addressing with linear probing over two parallel arrays: `hashes_` (8
 // bytes a slot, 0 = empty; every key hash has its top bit set so it is never 0)
-// and `entries_`. A probe scans the dense hash array and touches an entry only on
+// and `entries_`, both in one heap block (one malloc per table, not two: a
+// thread's first allocations and their frees dominate its start/exit cost). A probe scans the dense hash array and touches an entry only on
 // a full 64-bit hash match, so a hit costs one hash compare and one key compare,
 // and a miss usually none. Deletion shifts later entries back (no tombstones), so
 // lookups never slow down after churn. Load factor <= 3/4; capacity is a power of
-// two.
+// two, starting at kInitialCapacity (small: most threads hold a few values, and
+// every byte of a stub is paid once per live thread).
 //
 // No user code runs inside any member: Put and Erase hand the displaced Data back
 // to the caller, who releases it after the table is consistent again. That is
@@ -30,7 +32,9 @@ class KeyTable {
   KeyTable() noexcept = default;
   KeyTable(KeyTable&& other) noexcept { *this = std::move(other); }
   KeyTable& operator=(KeyTable&& other) noexcept;
-  ~KeyTable() = default;
+  ~KeyTable() { Free(); }
+
+  static constexpr size_t kInitialCapacity = 2;
 
   Data* Find(const Key& key) noexcept {
     const size_t i = IndexOf(key);
@@ -41,6 +45,10 @@ class KeyTable {
   Data Put(const Key& key, Data data);
   // Removes `key`; returns its Data (empty if absent).
   Data Erase(const Key& key);
+  // Removes every entry and releases its Data, one at a time, keeping the
+  // block for reuse. The table is consistent whenever a Data is released, so
+  // a value's destructor may call tls (it cannot reach a detached table).
+  void Clear() noexcept;
 
   size_t size() const noexcept { return size_; }
   bool empty() const noexcept { return size_ == 0; }
@@ -102,9 +110,11 @@ class KeyTable {
   [[gnu::noinline]] size_t LongIndexOf(const Key& key, size_t i) const noexcept;
   void Grow();
   size_t FreeSlotFor(uint64_t hash) const noexcept;
+  // Destroys the entries and releases the block; leaves the table empty.
+  void Free() noexcept;
 
-  std::unique_ptr<uint64_t[]> hashes_;
-  std::unique_ptr<Entry[]> entries_;
+  uint64_t* hashes_ = nullptr;  // start of the block; capacity() slots
+  Entry* entries_ = nullptr;    // right after the hashes, in the same block
   size_t mask_ = 0;
   size_t size_ = 0;
 };

@@ -3,6 +3,7 @@
 #include <atomic>
 
 #include "core/internal/exit.h"
+#include "core/internal/stub_cache.h"
 
 namespace tls::internal {
 
@@ -20,6 +21,15 @@ Stub::~Stub() {
   }
 }
 
+bool Stub::Reusable() const noexcept {
+  // Bounds keep the cache's memory small: a stub that grew big goes back to
+  // malloc rather than pinning its memory for the next thread.
+  return empty() && values.capacity() <= 8 &&
+         handlers.capacity() <= 8 && slots.capacity() <= 64;
+}
+
+void StubReleaser::operator()(Stub* stub) const noexcept { ReleaseStub(stub); }
+
 bool Stub::HasSlotValues() const noexcept {
   for (const SlotCell& cell : slots) {
     if (cell.value != nullptr) return true;
@@ -28,15 +38,17 @@ bool Stub::HasSlotValues() const noexcept {
 }
 
 Stub& NewStub() {
-  auto stub = std::make_unique<Stub>(g_last_id.fetch_add(1, std::memory_order_relaxed) + 1);
+  StubPtr stub(TakeCachedStub());
+  if (stub == nullptr) stub.reset(new Stub());
+  stub->id = g_last_id.fetch_add(1, std::memory_order_relaxed) + 1;
   ArmExitHook();
   t_thread.stub = stub.release();
   t_thread.id = t_thread.stub->id;
   return *t_thread.stub;
 }
 
-std::unique_ptr<Stub> DetachStub() noexcept {
-  std::unique_ptr<Stub> stub(t_thread.stub);
+StubPtr DetachStub() noexcept {
+  StubPtr stub(t_thread.stub);
   t_thread.stub = nullptr;
   t_thread.id = 0;
   return stub;

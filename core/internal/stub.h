@@ -20,21 +20,30 @@ struct SlotCell {
 
 // Everything one thread stores. Created lazily by the first Set/ID/AtExit (or
 // Slot store); freed at thread exit or by Unload. Only its own thread touches
-// it, so nothing in it is locked.
+// it, so nothing in it is locked. A stub that ends empty may be cached and
+// handed, empty, to another thread (stub_cache.h); it gets a new id then.
 struct Stub {
-  explicit Stub(uint64_t stub_id) : id(stub_id) {}
+  Stub() = default;
   Stub(const Stub&) = delete;
   Stub& operator=(const Stub&) = delete;
   ~Stub();  // destroys values WITHOUT closing them (Unload semantics)
 
-  const uint64_t id;
+  uint64_t id = 0;  // set by NewStub; never changes while a thread owns it
   KeyTable values;
   std::vector<SlotCell> slots;  // indexed by Slot<T>::index()
   std::vector<std::function<void()>> handlers;  // AtExit, oldest first
 
   bool HasSlotValues() const noexcept;
   bool empty() const noexcept { return values.empty() && handlers.empty() && !HasSlotValues(); }
+  // Empty and small enough to be worth caching for another thread.
+  bool Reusable() const noexcept;
 };
+
+// Owns a detached stub; releasing it caches or deletes it (stub_cache.h).
+struct StubReleaser {
+  void operator()(Stub* stub) const noexcept;
+};
+using StubPtr = std::unique_ptr<Stub, StubReleaser>;
 
 enum class Phase : uint8_t {
   kLive,     // normal operation
@@ -64,7 +73,7 @@ inline Stub& CurrentStub() {
 // Unhooks the calling thread's stub and hands it to the caller: from here on
 // the thread has no stub. Destroying the result may run user code (value and
 // handler destructors), which may create a new stub; that is fine.
-std::unique_ptr<Stub> DetachStub() noexcept;
+StubPtr DetachStub() noexcept;
 
 }  // namespace tls::internal
 

@@ -1,0 +1,86 @@
+#include "core/internal/stub_cache.h"
+
+#include <pthread.h>
+#include <sched.h>
+
+#include <atomic>
+
+namespace tls::internal {
+namespace {
+
+class StubCache {
+ public:
+  constexpr StubCache() = default;
+  StubCache(const StubCache&) = delete;
+  StubCache& operator=(const StubCache&) = delete;
+
+  // At process exit or library unload: free what is cached, and delete
+  // whatever is released later. Waits a bounded time for a holder (critical
+  // sections are a few instructions); if it cannot get in, leaves the stubs.
+  ~StubCache() {
+    for (int spins = 0; busy_.test_and_set(std::memory_order_acquire); ++spins) {
+      if (spins == 10'000) return;
+      sched_yield();
+    }
+    closed_ = true;
+    const int n = count_;
+    count_ = 0;
+    Stub* items[kStubCacheCapacity];
+    for (int i = 0; i < n; ++i) items[i] = items_[i];
+    busy_.clear(std::memory_order_release);
+    for (int i = 0; i < n; ++i) delete items[i];
+  }
+
+  Stub* Take() noexcept {
+    if (busy_.test_and_set(std::memory_order_acquire)) return nullptr;
+    Stub* stub = count_ > 0 ? items_[--count_] : nullptr;
+    busy_.clear(std::memory_order_release);
+    return stub;
+  }
+
+  bool Put(Stub* stub) noexcept {
+    RegisterForkReset();
+    if (busy_.test_and_set(std::memory_order_acquire)) return false;
+    const bool kept = !closed_ && count_ < kStubCacheCapacity;
+    if (kept) items_[count_++] = stub;
+    busy_.clear(std::memory_order_release);
+    return kept;
+  }
+
+  // In a fork child only one thread exists: nobody can hold the lock for real.
+  void ResetInChild() noexcept {
+    count_ = 0;
+    busy_.clear(std::memory_order_relaxed);
+  }
+
+ private:
+  void RegisterForkReset() noexcept;
+
+  std::atomic_flag busy_ = ATOMIC_FLAG_INIT;
+  bool closed_ = false;
+  int count_ = 0;
+  Stub* items_[kStubCacheCapacity] = {};
+};
+
+constinit StubCache g_cache;
+
+void StubCache::RegisterForkReset() noexcept {
+  // Once per process (per load of the library; glibc drops the handler when
+  // the library is unloaded). Before the first Put nothing is cached, so
+  // there is nothing to reset before it.
+  static const bool registered =
+      pthread_atfork(nullptr, nullptr, [] { g_cache.ResetInChild(); }) == 0;
+  (void)registered;
+}
+
+}  // namespace
+
+Stub* TakeCachedStub() noexcept { return g_cache.Take(); }
+
+void ReleaseStub(Stub* stub) noexcept {
+  if (stub == nullptr) return;
+  if (stub->Reusable() && g_cache.Put(stub)) return;
+  delete stub;
+}
+
+}  // namespace tls::internal

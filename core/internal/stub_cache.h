@@ -1,0 +1,41 @@
+// Internal: a small process-wide cache of emptied stubs, so that a thread
+// that starts, stores a few values and ends does not pay for allocating and
+// freeing its stub and its first hash table. Not part of the API.
+//
+// Why: a short-lived thread's cost in the engine is mostly malloc: each block
+// it allocates is malloc'ed, freed at exit into the thread's tcache, and freed
+// again when glibc flushes that tcache as the thread ends. A stub that comes
+// back empty at the end of the exit sequence keeps its table block and its
+// handler capacity; the next thread to need a stub takes it as it is.
+//
+// Rules:
+//   - Only empty, small stubs are cached (Stub::Reusable), at most
+//     kStubCacheCapacity of them; anything else is deleted as before.
+//   - The cache never blocks: a try-lock, and on contention the caller just
+//     allocates or deletes. So no thread waits on another, none can deadlock
+//     on it, and no user code ever runs under it.
+//   - fork: the child resets the cache (a lock held by a thread that does not
+//     exist in the child must not disable or hang it); the stubs it held are
+//     abandoned in the child.
+//   - Unload of the library (dlclose) or process exit: a static destructor
+//     frees the cached stubs and closes the cache; stubs released after that
+//     are deleted.
+#ifndef TLS_CORE_INTERNAL_STUB_CACHE_H_
+#define TLS_CORE_INTERNAL_STUB_CACHE_H_
+
+#include "core/internal/stub.h"
+
+namespace tls::internal {
+
+inline constexpr int kStubCacheCapacity = 32;
+
+// A cached stub (empty, id unset), or nullptr.
+Stub* TakeCachedStub() noexcept;
+
+// Caches `stub` if it is reusable and there is room; deletes it otherwise.
+// Deleting a stub that still holds values runs their destructors.
+void ReleaseStub(Stub* stub) noexcept;
+
+}  // namespace tls::internal
+
+#endif  // TLS_CORE_INTERNAL_STUB_CACHE_H_
