@@ -33,6 +33,12 @@ void RunHandlerRound(Stub& stub) noexcept {
     if (t_thread.id != id) break;
     RunContained(ErrorSource::kAtExitHandler, *it);
   }
+  round.clear();  // handler destructors may call tls, Unload included
+  // Hand the capacity back (as CloseAllValues does with the table), so a
+  // reused stub's first AtExit does not allocate. `stub` is only compared
+  // until it is known to be the thread's current stub.
+  Stub* current = t_thread.stub;
+  if (current == &stub && current->handlers.capacity() == 0) current->handlers.swap(round);
 }
 
 void GiveUp() noexcept {

@@ -84,7 +84,14 @@ Data KeyTable::Put(const Key& key, Data data) {
   if (!hashes_ || (size_ + 1) * 4 > (mask_ + 1) * 3) Grow();
   const size_t i = FreeSlotFor(key.hash());
   Entry& e = entries_[i];
-  if (key.tag() == Key::kTagString) e.text.assign(key.data(), key.bits());  // may throw: nothing changed yet
+  if (key.tag() == Key::kTagString) {
+    // A reused table often gets the same keys in the same slots (threads of
+    // one program set the same keys): keep the text if it is already right.
+    const size_t n = key.bits();
+    if (e.text.size() != n || std::memcmp(e.text.data(), key.data(), n) != 0) {
+      e.text.assign(key.data(), n);  // may throw: nothing changed yet
+    }
+  }
   e.tag = key.tag();
   e.bits = key.bits();
   e.data = std::move(data);
