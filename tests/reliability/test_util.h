@@ -155,6 +155,60 @@ inline ChildResult RunWithTimeout(const std::vector<std::string>& argv, double t
   return r;
 }
 
+// Forks the calling process with the child's stdout and stderr going to a
+// pipe. Returns what fork() does: 0 in the child; the child's pid in the
+// parent, with the pipe's read end in *read_fd; -1 on failure. No exec: the
+// child goes on running this program, as a real fork user's child does, and
+// decides itself how it ends (exit, _exit, its last thread ending).
+inline pid_t ForkCapturingOutput(int* read_fd) {
+  int fds[2];
+  if (pipe(fds) != 0) return -1;
+  const pid_t pid = fork();
+  if (pid == 0) {
+    dup2(fds[1], 1);
+    dup2(fds[1], 2);
+    close(fds[0]);
+    close(fds[1]);
+    return 0;
+  }
+  close(fds[1]);
+  if (pid < 0) {
+    close(fds[0]);
+    return -1;
+  }
+  *read_fd = fds[0];
+  return pid;
+}
+
+// Collects what a child from ForkCapturingOutput prints and how it ends,
+// killing it (and reporting a time-out) if it has not ended after
+// `timeout_s` seconds: a hang fails the test instead of hanging it.
+inline ChildResult CollectChild(pid_t pid, int read_fd, double timeout_s) {
+  ChildResult r;
+  const double deadline = NowSeconds() + timeout_s;
+  DrainUntil(read_fd, deadline, &r.out);
+  close(read_fd);
+  WaitOrKill(pid, deadline, &r);
+  return r;
+}
+
+// Runs `body` in a forked child and ends the child with _exit(body's
+// return value) unless the body ended it first. The same time limit and
+// output capture as RunWithTimeout.
+template <class Body>
+ChildResult RunForked(Body&& body, double timeout_s) {
+  int fd = -1;
+  const pid_t pid = ForkCapturingOutput(&fd);
+  if (pid == 0) _exit(body());
+  if (pid < 0) {
+    ChildResult r;
+    r.out = "fork failed";
+    r.status = 1 << 8;
+    return r;
+  }
+  return CollectChild(pid, fd, timeout_s);
+}
+
 // Path of a data dependency, from the test's runfiles.
 inline std::string Runfile(const std::string& workspace_relative) {
   const char* srcdir = std::getenv("TEST_SRCDIR");
