@@ -17,8 +17,16 @@
 // before ours (another library's) runs after our sequence. If it uses tls, it
 // makes a stub after the sequence ran. For such a stub we arm a pthread key
 // (glibc runs key destructors after all thread_local destructors) or, on the
-// main thread, an atexit handler. The key is deleted when this library is
-// unloaded, so a dlclose can never leave a dangling key destructor.
+// main thread, an atexit handler (an atexit handler registered by a library
+// runs when it is unloaded). A key destructor, unlike a thread_local one, does
+// not keep its library mapped: between a thread's last thread_local destructor
+// and its key destructors another thread's dlclose could unmap this code, and
+// deleting the key at unload cannot close that window (the exiting thread may
+// already hold the destructor's address). So the first time the late hook is
+// armed on a non-main thread, the library pins itself for good
+// (RTLD_NODELETE): such a plugin is never unmapped. A late use is rare (it
+// takes another library's thread_local destructor calling tls after ours), and
+// it costs only the mapping.  Test: DlcloseRace.LateHookThreadEndsWhileAnotherThreadUnloads.
 //
 // Final sweep: exit() runs only the CALLING thread's thread_local destructors,
 // once, before atexit handlers and static destructors, and never runs pthread
@@ -28,10 +36,12 @@
 // after the main thread's pthread_exit) would be lost. A library destructor
 // (run by _dl_fini, after every atexit handler and static destructor, or at
 // dlclose) runs the sequence for whatever stub the calling thread still has.
+#include <dlfcn.h>
 #include <pthread.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdlib>
 
 #include "core/internal/exit.h"
@@ -69,10 +79,25 @@ LateKey& TheLateKey() {
   return late_key;
 }
 
+// Makes the object that holds this code permanent (see the top of the file).
+// In an executable this is a harmless no-op. Racing callers may both pin:
+// harmless, the object is never unloaded either way.
+void PinThisLibrary() {
+  static std::atomic<bool> pinned{false};
+  if (pinned.load(std::memory_order_acquire)) return;
+  Dl_info info;
+  if (dladdr(reinterpret_cast<void*>(&RunLateExit), &info) != 0 && info.dli_fname != nullptr) {
+    // The handle is never closed: holding it is the point.
+    (void)dlopen(info.dli_fname, RTLD_LAZY | RTLD_NOLOAD | RTLD_NODELETE);
+  }
+  pinned.store(true, std::memory_order_release);
+}
+
 void ArmLateHook() {
   if (IsMainThread()) {
     std::atexit(&RunLateMainExit);  // glibc runs handlers added during exit
   } else {
+    PinThisLibrary();  // before arming: the key destructor must never outlive the code
     TheLateKey().Arm();
   }
 }

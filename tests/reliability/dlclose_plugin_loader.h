@@ -125,6 +125,17 @@ class Plugin {
   std::string error_;
 };
 
+// If the plugin at `path` is loaded, stops it counting into the record it
+// was given (which may be about to go out of scope).
+inline void DetachRecordIfLoaded(const std::string& path) {
+  void* h = dlopen(path.c_str(), RTLD_NOW | RTLD_NOLOAD);
+  if (h == nullptr) return;
+  if (auto attach = reinterpret_cast<TlsPluginAttachFn>(dlsym(h, kTlsPluginAttach))) {
+    attach(nullptr);
+  }
+  dlclose(h);
+}
+
 inline std::string Counts(const TlsPluginRecord& r) {
   char buf[200];
   std::snprintf(buf, sizeof buf,
