@@ -110,7 +110,10 @@ def load_benchmarks(path):
                 median[name] = t
         else:
             single.setdefault(name, t)
-    return {**single, **median}, data.get("context", {})
+    context = dict(data.get("context", {}))
+    # Google Benchmark records repetitions per benchmark, not in the context.
+    context["repetitions"] = max((b.get("repetitions", 1) for b in data["benchmarks"]), default=1)
+    return {**single, **median}, context
 
 
 def load_extra(path):
@@ -204,8 +207,8 @@ def main():
     print("|---|---|---|---|---|---|")
     for row in rows:
         print("| " + " | ".join(row) + " |")
-    reps = context.get("num_repetitions") or context.get("repetitions")
-    print(f"\nTimes are medians ({'%s repetitions' % reps if reps else 'one run'}); "
+    reps = context.get("repetitions", 1)
+    print(f"\nTimes are medians ({f'of {reps} repetitions' if reps > 1 else 'one run'}); "
           "micro-benchmarks in CPU time, thread create+join in wall time.",
           file=sys.stdout)
 
