@@ -115,46 +115,6 @@ inline void WaitOrKill(pid_t pid, double deadline, ChildResult* r) {
   }
 }
 
-// Runs `argv` (argv[0] is a path) with stdout+stderr captured, killing it
-// after `timeout_s` seconds.
-// `env_append` entries "NAME=value" are appended to NAME (":"-joined) in the
-// child's environment.
-inline ChildResult RunWithTimeout(const std::vector<std::string>& argv, double timeout_s,
-                                  const std::vector<std::string>& env_append = {}) {
-  ChildResult r;
-  int fds[2];
-  if (pipe(fds) != 0) {
-    r.out = "pipe failed";
-    r.status = 1 << 8;
-    return r;
-  }
-  std::vector<char*> args;
-  for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-  args.push_back(nullptr);
-  const pid_t pid = fork();
-  if (pid == 0) {
-    dup2(fds[1], 1);
-    dup2(fds[1], 2);
-    close(fds[0]);
-    close(fds[1]);
-    for (const std::string& e : env_append) {
-      const size_t eq = e.find('=');
-      const std::string name = e.substr(0, eq);
-      const char* old = std::getenv(name.c_str());
-      const std::string value = (old && *old ? std::string(old) + ":" : "") + e.substr(eq + 1);
-      setenv(name.c_str(), value.c_str(), 1);
-    }
-    execv(args[0], args.data());
-    _exit(127);
-  }
-  close(fds[1]);
-  const double deadline = NowSeconds() + timeout_s;
-  DrainUntil(fds[0], deadline, &r.out);
-  close(fds[0]);
-  WaitOrKill(pid, deadline, &r);
-  return r;
-}
-
 // Forks the calling process with the child's stdout and stderr going to a
 // pipe. Returns what fork() does: 0 in the child; the child's pid in the
 // parent, with the pipe's read end in *read_fd; -1 on failure. No exec: the
@@ -193,8 +153,8 @@ inline ChildResult CollectChild(pid_t pid, int read_fd, double timeout_s) {
 }
 
 // Runs `body` in a forked child and ends the child with _exit(body's
-// return value) unless the body ended it first. The same time limit and
-// output capture as RunWithTimeout.
+// return value) unless the body ended it first, capturing its output and
+// killing it after `timeout_s` seconds.
 template <class Body>
 ChildResult RunForked(Body&& body, double timeout_s) {
   int fd = -1;
@@ -207,6 +167,30 @@ ChildResult RunForked(Body&& body, double timeout_s) {
     return r;
   }
   return CollectChild(pid, fd, timeout_s);
+}
+
+// Runs `argv` (argv[0] is a path) with stdout+stderr captured, killing it
+// after `timeout_s` seconds.
+// `env_append` entries "NAME=value" are appended to NAME (":"-joined) in the
+// child's environment.
+inline ChildResult RunWithTimeout(const std::vector<std::string>& argv, double timeout_s,
+                                  const std::vector<std::string>& env_append = {}) {
+  std::vector<char*> args;
+  for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  return RunForked(
+      [&] {
+        for (const std::string& e : env_append) {
+          const size_t eq = e.find('=');
+          const std::string name = e.substr(0, eq);
+          const char* old = std::getenv(name.c_str());
+          const std::string value = (old && *old ? std::string(old) + ":" : "") + e.substr(eq + 1);
+          setenv(name.c_str(), value.c_str(), 1);
+        }
+        execv(args[0], args.data());
+        return 127;
+      },
+      timeout_s);
 }
 
 // Path of a data dependency, from the test's runfiles.
