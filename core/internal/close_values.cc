@@ -24,11 +24,10 @@ void CloseAllValues(Stub& stub) noexcept {
   }
   values.Clear();  // releases the handles; destructors may call tls
   // Give the emptied block back, so the next Set (after Reset, or the next
-  // thread to reuse this stub) does not allocate. Only if `stub` is still the
-  // thread's stub (code above may have unloaded it) and has not grown a table
-  // of its own meanwhile; `stub` is compared, never read, until then.
-  Stub* current = t_thread.stub;
-  if (current == &stub && current->values.capacity() == 0) current->values = std::move(values);
+  // thread to reuse this stub) does not allocate; unless the stub has grown a
+  // table of its own meanwhile.
+  Stub* current = IfStillCurrent(stub);
+  if (current != nullptr && current->values.capacity() == 0) current->values = std::move(values);
 }
 
 }  // namespace tls::internal

@@ -35,10 +35,9 @@ void RunHandlerRound(Stub& stub) noexcept {
   }
   round.clear();  // handler destructors may call tls, Unload included
   // Hand the capacity back (as CloseAllValues does with the table), so a
-  // reused stub's first AtExit does not allocate. `stub` is only compared
-  // until it is known to be the thread's current stub.
-  Stub* current = t_thread.stub;
-  if (current == &stub && current->handlers.capacity() == 0) current->handlers.swap(round);
+  // reused stub's first AtExit does not allocate.
+  Stub* current = IfStillCurrent(stub);
+  if (current != nullptr && current->handlers.capacity() == 0) current->handlers.swap(round);
 }
 
 void GiveUp() noexcept {

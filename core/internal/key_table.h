@@ -3,9 +3,10 @@
 // Open addressing with linear probing over two parallel arrays: `hashes_` (8
 // bytes a slot, 0 = empty; every key hash has its top bit set so it is never 0)
 // and `entries_`, both in one heap block (one malloc per table, not two: a
-// thread's first allocations and their frees dominate its start/exit cost). A probe scans the dense hash array and touches an entry only on
-// a full 64-bit hash match, so a hit costs one hash compare and one key compare,
-// and a miss usually none. Deletion shifts later entries back (no tombstones), so
+// thread's first allocations and their frees dominate its start/exit cost). A
+// probe scans the dense hash array and touches an entry only on a full 64-bit
+// hash match, so a hit costs one hash compare and one key compare, and a miss
+// usually none. Deletion shifts later entries back (no tombstones), so
 // lookups never slow down after churn. Load factor <= 3/4; capacity is a power of
 // two, starting at kInitialCapacity (small: most threads hold a few values, and
 // every byte of a stub is paid once per live thread).

@@ -21,13 +21,6 @@ Stub::~Stub() {
   }
 }
 
-bool Stub::Reusable() const noexcept {
-  // Bounds keep the cache's memory small: a stub that grew big goes back to
-  // malloc rather than pinning its memory for the next thread.
-  return empty() && values.capacity() <= 8 &&
-         handlers.capacity() <= 8 && slots.capacity() <= 64;
-}
-
 void StubReleaser::operator()(Stub* stub) const noexcept { ReleaseStub(stub); }
 
 bool Stub::HasSlotValues() const noexcept {

@@ -35,8 +35,6 @@ struct Stub {
 
   bool HasSlotValues() const noexcept;
   bool empty() const noexcept { return values.empty() && handlers.empty() && !HasSlotValues(); }
-  // Empty and small enough to be worth caching for another thread.
-  bool Reusable() const noexcept;
 };
 
 // Owns a detached stub; releasing it caches or deletes it (stub_cache.h).
@@ -68,6 +66,13 @@ inline Stub& CurrentStub() {
   Stub* s = t_thread.stub;
   if (s == nullptr) [[unlikely]] return NewStub();
   return *s;
+}
+
+// `stub` if it is still the calling thread's stub, else nullptr. For code that
+// ran user callbacks after taking memory out of `stub`: those may have
+// unloaded (freed) it, so `stub` is only compared here, never read.
+inline Stub* IfStillCurrent(const Stub& stub) noexcept {
+  return t_thread.stub == &stub ? t_thread.stub : nullptr;
 }
 
 // Unhooks the calling thread's stub and hands it to the caller: from here on

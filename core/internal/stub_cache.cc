@@ -73,13 +73,22 @@ void StubCache::RegisterForkReset() noexcept {
   (void)registered;
 }
 
+// Empty, and small: a stub that grew big goes back to malloc rather than
+// keeping its memory for the next thread.
+bool Cacheable(const Stub& stub) noexcept {
+  constexpr size_t kMaxTableCapacity = 8;
+  constexpr size_t kMaxHandlerCapacity = 8;
+  constexpr size_t kMaxSlotCells = 64;
+  return stub.empty() && stub.values.capacity() <= kMaxTableCapacity &&
+         stub.handlers.capacity() <= kMaxHandlerCapacity && stub.slots.capacity() <= kMaxSlotCells;
+}
+
 }  // namespace
 
 Stub* TakeCachedStub() noexcept { return g_cache.Take(); }
 
 void ReleaseStub(Stub* stub) noexcept {
-  if (stub == nullptr) return;
-  if (stub->Reusable() && g_cache.Put(stub)) return;
+  if (Cacheable(*stub) && g_cache.Put(stub)) return;
   delete stub;
 }
 

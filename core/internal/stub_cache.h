@@ -9,7 +9,7 @@
 // handler capacity; the next thread to need a stub takes it as it is.
 //
 // Rules:
-//   - Only empty, small stubs are cached (Stub::Reusable), at most
+//   - Only empty, small stubs are cached (see Cacheable), at most
 //     kStubCacheCapacity of them; anything else is deleted as before.
 //   - The cache never blocks: a try-lock, and on contention the caller just
 //     allocates or deletes. So no thread waits on another, none can deadlock
@@ -32,7 +32,8 @@ inline constexpr int kStubCacheCapacity = 32;
 // A cached stub (empty, id unset), or nullptr.
 Stub* TakeCachedStub() noexcept;
 
-// Caches `stub` if it is reusable and there is room; deletes it otherwise.
+// Caches `stub` (not null) if it is empty and small and there is room;
+// deletes it otherwise.
 // Deleting a stub that still holds values runs their destructors.
 void ReleaseStub(Stub* stub) noexcept;
 

@@ -11,15 +11,13 @@
 #include <thread>
 
 #include "tests/reliability/dlclose_plugin_loader.h"
+#include "tests/reliability/test_util.h"
 
 namespace {
 
 TlsPluginRecord g_record;
 
-void Say(const std::string& line) {
-  const std::string s = line + "\n";
-  (void)!write(1, s.data(), s.size());
-}
+void Say(const std::string& line) { tls_test::WriteLine(line); }
 
 }  // namespace
 

@@ -15,13 +15,11 @@
 #include <vector>
 
 #include "core/tls.h"
+#include "tests/reliability/test_util.h"
 
 namespace {
 
-void Say(const std::string& line) {
-  std::string s = line + "\n";
-  (void)!write(1, s.data(), s.size());
-}
+void Say(const std::string& line) { tls_test::WriteLine(line); }
 
 // A value that prints when closed.
 tls::Data Loud(const std::string& name) {

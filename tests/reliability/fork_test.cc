@@ -83,10 +83,7 @@ void Say(const std::string& line) {
     std::lock_guard<std::mutex> lock(g_log_mu);
     g_log.push_back(line);
   }
-  if (g_in_child.load()) {
-    const std::string s = line + "\n";
-    (void)!write(1, s.data(), s.size());
-  }
+  if (g_in_child.load()) WriteLine(line);
 }
 
 std::vector<std::string> TakeLog() {
@@ -100,10 +97,7 @@ std::vector<std::string> TakeLog() {
 void EnterChild(bool show_inherited) {
   if (show_inherited) {
     std::lock_guard<std::mutex> lock(g_log_mu);
-    for (const std::string& l : g_log) {
-      const std::string s = "inherited: " + l + "\n";
-      (void)!write(1, s.data(), s.size());
-    }
+    for (const std::string& l : g_log) WriteLine("inherited: " + l);
   }
   g_in_child.store(true);
 }
@@ -111,31 +105,6 @@ void EnterChild(bool show_inherited) {
 // A value that says "<name> closed" when closed.
 tls::Data Loud(const std::string& name) {
   return tls::MakeData(name, [](std::string& n) { Say(n + " closed"); });
-}
-
-std::vector<std::string> Lines(const std::string& out) {
-  std::vector<std::string> lines;
-  size_t start = 0;
-  for (size_t nl; (nl = out.find('\n', start)) != std::string::npos; start = nl + 1) {
-    lines.push_back(out.substr(start, nl - start));
-  }
-  if (start < out.size()) lines.push_back(out.substr(start));
-  return lines;
-}
-
-int Count(const std::vector<std::string>& lines, const std::string& line) {
-  return static_cast<int>(std::count(lines.begin(), lines.end(), line));
-}
-
-// "" if `want` appear in `lines` in this order (others may be interleaved).
-std::string InOrder(const std::vector<std::string>& lines, const std::vector<std::string>& want) {
-  auto at = lines.begin();
-  for (const std::string& w : want) {
-    at = std::find(at, lines.end(), w);
-    if (at == lines.end()) return "missing (in order): \"" + w + "\"";
-    ++at;
-  }
-  return "";
 }
 
 // ---------------------------------------------------------------------------

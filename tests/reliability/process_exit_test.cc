@@ -15,24 +15,16 @@ ChildResult RunHelper(const std::string& mode, const std::vector<std::string>& e
   return RunWithTimeout({Runfile("tests/reliability/exit_helper"), mode}, 60, env);
 }
 
-// Checks that `lines` appear in `out` in this order (other lines may be
-// interleaved).
-::testing::AssertionResult InOrder(const std::string& out, const std::vector<std::string>& lines) {
-  size_t pos = 0;
-  for (const std::string& l : lines) {
-    const size_t at = out.find(l + "\n", pos);
-    if (at == std::string::npos) {
-      return ::testing::AssertionFailure() << "missing (in order) \"" << l << "\" in:\n" << out;
-    }
-    pos = at + l.size() + 1;
-  }
-  return ::testing::AssertionSuccess();
+// The shared line checks (test_util.h), on a child's whole output, as gtest
+// assertions.
+::testing::AssertionResult InOrder(const std::string& out, const std::vector<std::string>& want) {
+  const std::string missing = tls_test::InOrder(Lines(out), want);
+  if (missing.empty()) return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure() << missing << " in:\n" << out;
 }
 
 int Count(const std::string& out, const std::string& line) {
-  int n = 0;
-  for (size_t p = 0; (p = out.find(line + "\n", p)) != std::string::npos; p += line.size()) ++n;
-  return n;
+  return tls_test::Count(Lines(out), line);
 }
 
 // The late tls use from a static destructor is handled by the late hook.

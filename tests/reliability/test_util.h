@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
@@ -191,6 +192,41 @@ inline ChildResult RunWithTimeout(const std::vector<std::string>& argv, double t
         return 127;
       },
       timeout_s);
+}
+
+// Writes `line` and a newline to stdout in one unbuffered write: safe from a
+// fork child, a destructor at exit, or just before _exit.
+inline void WriteLine(const std::string& line) {
+  const std::string s = line + "\n";
+  (void)!write(1, s.data(), s.size());
+}
+
+// A child's output, split into lines.
+inline std::vector<std::string> Lines(const std::string& out) {
+  std::vector<std::string> lines;
+  size_t start = 0;
+  for (size_t nl; (nl = out.find('\n', start)) != std::string::npos; start = nl + 1) {
+    lines.push_back(out.substr(start, nl - start));
+  }
+  if (start < out.size()) lines.push_back(out.substr(start));
+  return lines;
+}
+
+inline int Count(const std::vector<std::string>& lines, const std::string& line) {
+  return static_cast<int>(std::count(lines.begin(), lines.end(), line));
+}
+
+// "" if `want` appear in `lines` in this order (others may be interleaved);
+// otherwise which one is missing.
+inline std::string InOrder(const std::vector<std::string>& lines,
+                           const std::vector<std::string>& want) {
+  auto at = lines.begin();
+  for (const std::string& w : want) {
+    at = std::find(at, lines.end(), w);
+    if (at == lines.end()) return "missing (in order): \"" + w + "\"";
+    ++at;
+  }
+  return "";
 }
 
 // Path of a data dependency, from the test's runfiles.
