@@ -7,6 +7,13 @@
 
 namespace py = pybind11;
 
+#if PY_VERSION_HEX >= 0x030D0000
+// Declared by 3.9-3.12's public headers; 3.13 still exports it (PyAPI_FUNC)
+// but declares it in its internal headers only.
+extern "C" int _PyDict_SetItem_KnownHash(PyObject* mp, PyObject* key, PyObject* item,
+                                         Py_hash_t hash);
+#endif
+
 namespace tls::bindings {
 namespace {
 
@@ -26,10 +33,34 @@ bool CheckArgs(const char* name, Py_ssize_t nargs, Py_ssize_t min, Py_ssize_t ma
 // replaced value's __del__ may run tls.reset()/unload(), which frees the
 // thread's PyState.
 
-PyObject* Get(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
+// Whether get()'s keywords are just `default`, with the key alone before it;
+// else sets the TypeError Python's own functions give.
+bool DefaultIsTheOnlyKeyword(Py_ssize_t nargs, PyObject* kwnames) {
+  for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(kwnames); ++i) {
+    PyObject* name = PyTuple_GET_ITEM(kwnames, i);
+    if (PyUnicode_CompareWithASCIIString(name, "default") != 0) {
+      PyErr_Format(PyExc_TypeError, "get() got an unexpected keyword argument '%U'", name);
+      return false;
+    }
+  }
+  if (nargs != 1) {
+    PyErr_SetString(PyExc_TypeError,
+                    nargs > 1 ? "get() got multiple values for argument 'default'"
+                              : "get() missing required argument 'key' (pos 1)");
+    return false;
+  }
+  return true;
+}
+
+// get(key, /, default=None): `default` by position or keyword.
+PyObject* Get(PyObject*, PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames) {
+  PyObject* fallback = nargs == 2 ? args[1] : Py_None;
+  if (kwnames != nullptr && PyTuple_GET_SIZE(kwnames) != 0) [[unlikely]] {
+    if (!DefaultIsTheOnlyKeyword(nargs, kwnames)) return nullptr;
+    fallback = args[1];  // keyword values follow the positional ones
+  }
   if (!CheckArgs("get", nargs, 1, 2)) return nullptr;
   PyObject* key = args[0];
-  PyObject* fallback = nargs == 2 ? args[1] : Py_None;
   if (PyState* state = g_py_state.Get()) {
     PyObject* dict = state->dict();
     Py_INCREF(dict);
@@ -48,15 +79,28 @@ PyObject* Get(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
   return fallback;
 }
 
+// As a dict does, set keeps the value when the key's own code (__hash__,
+// __eq__) resets or unloads the store: the hash is taken before the store is,
+// and if __eq__ (run on a hash collision) replaced the store meanwhile, the
+// value goes into the new one too (an empty store runs no key code, so this
+// ends).
 PyObject* Set(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
   if (!CheckArgs("set", nargs, 2, 2)) return nullptr;
-  PyState* state = g_py_state.Get();
-  if (state == nullptr && (state = NewPyState()) == nullptr) return nullptr;
-  PyObject* dict = state->dict();
-  Py_INCREF(dict);
-  int rc = PyDict_SetItem(dict, args[0], args[1]);
-  Py_DECREF(dict);
-  if (rc < 0) return nullptr;
+  PyObject* key = args[0];
+  Py_hash_t hash = PyObject_Hash(key);
+  if (hash == -1) return nullptr;
+  for (int attempt = 0; attempt < 4; ++attempt) {
+    PyState* state = g_py_state.Get();
+    if (state == nullptr && (state = NewPyState()) == nullptr) return nullptr;
+    PyObject* dict = state->dict();
+    Py_INCREF(dict);
+    int rc = _PyDict_SetItem_KnownHash(dict, key, args[1], hash);
+    PyState* now = g_py_state.Get();
+    bool still_current = now != nullptr && now->dict() == dict;
+    Py_DECREF(dict);
+    if (rc < 0) return nullptr;
+    if (still_current) break;
+  }
   Py_RETURN_NONE;
 }
 
@@ -87,28 +131,28 @@ PyObject* Id(PyObject*, PyObject* const*, Py_ssize_t nargs) {
   }
 }
 
-template <PyObject* (*F)(PyObject*, PyObject* const*, Py_ssize_t)>
-PyCFunction Fast() {
-  return reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(F));
+template <class F>
+PyCFunction Fast(F* f) {
+  return reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(f));
 }
 
 // The "name(...)\n--\n\n" prefix gives each function a __text_signature__,
 // so inspect.signature() works (tests/python/stubs_test.py relies on it).
 PyMethodDef g_fast_methods[] = {
-    {"get", Fast<&Get>(), METH_FASTCALL,
-     "get($module, key, default=None, /)\n--\n\n"
+    {"get", Fast(&Get), METH_FASTCALL | METH_KEYWORDS,
+     "get($module, key, /, default=None)\n--\n\n"
      "get returns the calling thread's value under `key`, or `default`.\n\n"
      "Never creates the thread's store. Raises TypeError for an unhashable key."},
-    {"set", Fast<&Set>(), METH_FASTCALL,
+    {"set", Fast(&Set), METH_FASTCALL,
      "set($module, key, value, /)\n--\n\n"
      "set stores `value` under `key` for the calling thread.\n\n"
      "Any hashable key (keys compare like dict keys); an unhashable key raises\n"
      "TypeError. Replacing a value does not close the old one."},
-    {"delete", Fast<&Delete>(), METH_FASTCALL,
+    {"delete", Fast(&Delete), METH_FASTCALL,
      "delete($module, key, /)\n--\n\n"
      "delete removes `key` without closing its value; returns whether it was there.\n\n"
      "A missing key is not an error. Never creates the thread's store."},
-    {"id", Fast<&Id>(), METH_FASTCALL,
+    {"id", Fast(&Id), METH_FASTCALL,
      "id($module, /)\n--\n\n"
      "id returns the calling thread's unique ID: an int > 0, never reused.\n\n"
      "The same number the C++ core's tls::ID() returns on this thread. Stable\n"

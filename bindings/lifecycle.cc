@@ -1,6 +1,8 @@
 #include "bindings/lifecycle.h"
 
+#include <cstdio>
 #include <memory>
+#include <string>
 
 #include "bindings/python_access.h"
 #include "bindings/thread_end.h"
@@ -17,25 +19,21 @@ namespace {
 class PyHandler {
  public:
   explicit PyHandler(PyObject* fn) noexcept : fn_(fn) { Py_INCREF(fn_); }
-  ~PyHandler() {
-    PythonAccess py;
-    if (!py) return;  // leak: Python is finalizing or gone
-    SavedError saved;
-    Py_DECREF(fn_);
-  }
+  ~PyHandler() { ReleaseFromDestructor(fn_); }
   PyHandler(const PyHandler&) = delete;
   PyHandler& operator=(const PyHandler&) = delete;
 
-  void operator()() const noexcept {
-    PythonAccess py;
+  void operator()() const {
+    PythonCall py;
     if (!py) return;
-    SavedError saved;
-    PyObject* result = PyObject_CallNoArgs(fn_);
-    if (result == nullptr) {
-      PyErr_WriteUnraisable(fn_);
-    } else {
-      Py_DECREF(result);
-    }
+    py.Run([&] {
+      PyObject* result = PyObject_CallNoArgs(fn_);
+      if (result == nullptr) {
+        PyErr_WriteUnraisable(fn_);
+      } else {
+        Py_DECREF(result);
+      }
+    });
   }
 
  private:
@@ -50,17 +48,47 @@ void AtExit(py::handle fn) {
   if (EnsureThreadEndHook() < 0) throw py::error_already_set();
   auto handler = std::make_shared<const PyHandler>(fn.ptr());
   tls::AtExit([handler] { (*handler)(); });
+  DrainReleases();  // only if push_back failed and dropped the handler
+}
+
+void Reset() {
+  tls::Reset();
+  DrainReleases();
+}
+
+void Unload() {
+  tls::Unload();
+  DrainReleases();
+}
+
+// The engine's error handler while the extension is loaded: an error of a
+// C++ value or handler, or thread exit giving up, reaches sys.unraisablehook
+// as a RuntimeError when the thread can run Python, so tests and logging see
+// it; else the engine's usual line on stderr.
+void ReportToPython(const tls::ErrorInfo& e) {
+  PythonCall py;
+  if (py) {
+    py.Run([&] {
+      PyErr_Format(PyExc_RuntimeError, "tls: %.*s (thread %llu)", static_cast<int>(e.message.size()),
+                   e.message.data(), static_cast<unsigned long long>(e.thread_id));
+      PyErr_WriteUnraisable(nullptr);
+    });
+    return;
+  }
+  std::fprintf(stderr, "tls: %.*s (thread %llu)\n", static_cast<int>(e.message.size()),
+               e.message.data(), static_cast<unsigned long long>(e.thread_id));
 }
 
 }  // namespace
 
 void RegisterLifecycleBindings(py::module_& m) {
-  m.def("reset", &tls::Reset,
+  tls::SetErrorHandler(&ReportToPython);
+  m.def("reset", &Reset,
         "reset closes every value of the calling thread, then drops them all.\n\n"
         "Each stored object with a close() method is closed exactly once; an\n"
         "exception from a close() goes to sys.unraisablehook. The thread keeps its\n"
         "ID and at_exit handlers. C++ values of the thread are closed too.");
-  m.def("unload", &tls::Unload,
+  m.def("unload", &Unload,
         "unload drops the calling thread's values and handlers without closing\n"
         "or running them.\n\n"
         "The next set/id/at_exit starts over with a new ID.");

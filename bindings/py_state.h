@@ -16,11 +16,10 @@ namespace tls::bindings {
 
 class PyState {
  public:
-  // Creates the empty dict; throws std::bad_alloc (Python error set) if it
-  // cannot. Requires the GIL.
-  PyState();
-  // Releases the dict, taking the GIL if needed; leaks it if Python is
-  // finalizing or gone (python_access.h).
+  // Holds a new reference to `dict` (an empty dict). Runs no Python code.
+  explicit PyState(PyObject* dict) noexcept : dict_(dict) { Py_INCREF(dict_); }
+  // Releases the dict without running Python code here (ReleaseFromDestructor);
+  // leaks it if Python is finalizing or gone (python_access.h).
   ~PyState();
   PyState(const PyState&) = delete;
   PyState& operator=(const PyState&) = delete;
@@ -28,8 +27,9 @@ class PyState {
   // Called by the engine at Reset and thread exit (the slot is already
   // detached from the thread, so close() sees a fresh, empty store). Calls
   // close() once on each distinct stored object that has one, in insertion
-  // order; errors go to sys.unraisablehook. Then drops every value.
-  void Close() noexcept;
+  // order; errors go to sys.unraisablehook. Then drops every value. A forced
+  // unwind (CPython ending the thread) passes.
+  void Close();
 
   // The key -> value dict (borrowed).
   PyObject* dict() const noexcept { return dict_; }
@@ -43,7 +43,9 @@ extern tls::Slot<PyState> g_py_state;
 
 // The calling thread's PyState, created (with its thread-end hook armed) if
 // missing. Returns nullptr with a Python error set on failure. Requires the GIL.
-PyState* NewPyState() noexcept;
+// Creating it may run Python code (the garbage collector): if that code made
+// the thread's PyState meanwhile, that one is returned, never replaced.
+PyState* NewPyState();
 
 }  // namespace tls::bindings
 

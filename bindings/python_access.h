@@ -1,26 +1,42 @@
 // File: bindings/python_access.h
 //
 // Exit-safe access to Python from code the engine may run anywhere: a value's
-// close, an AtExit handler, a destructor. The engine runs these on the thread
-// that owns them, but not always from Python: tls::Reset() called by C++ with
-// the GIL released, the native thread-exit hook, the main thread's exit()
-// after Py_Finalize. Taking the GIL there is unsafe once finalization has
-// begun (PyGILState_Ensure kills or hangs the thread, CPython #124619,
-// gh-87135), so the rule is:
+// close, an AtExit handler, a destructor, the error handler. The engine runs
+// these on the thread that owns them, but not always from Python: the native
+// thread-exit hook, the main thread's exit() after Py_Finalize.
 //
-//   - Python not initialized, or finalizing: do not touch Python at all; the
-//     caller skips the call and leaks its references (the process is ending);
-//   - the GIL is held by this thread: go ahead;
-//   - otherwise (Python alive, GIL not held): take the GIL for the scope.
+// Three hazards, and the rule for each:
+//
+//  1. Taking the GIL once finalization has begun kills or hangs the thread
+//     (CPython #124619, gh-87135). So: Python not initialized, or finalizing:
+//     do not touch Python; the caller skips the call and leaks its references
+//     (the process is ending). Otherwise take the GIL if this thread does not
+//     hold it.
+//
+//  2. "Does this thread hold the GIL?" is not PyGILState_Check(): once any
+//     subinterpreter has existed, it answers 1 everywhere (3.11 and older).
+//     HoldsGil() asks the thread state itself.
+//
+//  3. CPython ends a daemon thread that wakes up during finalization with
+//     pthread_exit, from inside whatever Python code the thread was running:
+//     a forced unwind (core/internal/report.h). It must pass through us: no
+//     noexcept frame and no catch that swallows it. PythonCall::Run lets it
+//     pass and marks the scope dead, so its destructor touches nothing of
+//     Python (the thread no longer holds the GIL). Destructors are noexcept,
+//     so a destructor never runs Python code: Python objects held by C++
+//     objects are released through ReleaseLater and freed by DrainReleases,
+//     which the binding calls when control is back in a plain Python call.
 //
 // Example:
-//   PythonAccess py;
+//   PythonCall py;
 //   if (!py) return;          // leak: Python is gone or going
-//   Py_DECREF(object_);
+//   py.Run([&] { CallSomethingInPython(); });
 #ifndef TLS_BINDINGS_PYTHON_ACCESS_H_
 #define TLS_BINDINGS_PYTHON_ACCESS_H_
 
 #include <Python.h>
+
+#include "core/internal/report.h"
 
 namespace tls::bindings {
 
@@ -35,6 +51,7 @@ inline bool PythonFinalizing() noexcept {
 }
 
 // The calling thread's current Python thread state, or nullptr; never fails.
+// Before 3.12 this is the thread state holding the GIL, whichever thread's.
 inline PyThreadState* CurrentThreadState() noexcept {
 #if PY_VERSION_HEX >= 0x030D0000
   return PyThreadState_GetUnchecked();
@@ -43,44 +60,79 @@ inline PyThreadState* CurrentThreadState() noexcept {
 #endif
 }
 
-class PythonAccess {
+// Whether the calling thread holds the GIL (through its own thread state).
+// Compares pointers only: never reads a thread state that may be gone.
+inline bool HoldsGil() noexcept {
+  PyThreadState* current = CurrentThreadState();
+#if PY_VERSION_HEX >= 0x030C0000
+  return current != nullptr;  // a thread's own "current" is set only while it holds the GIL
+#else
+  return current != nullptr && current == PyGILState_GetThisThreadState();
+#endif
+}
+
+// A scope in which Python may be called, if `*this` is true: the GIL is held
+// (taken for the scope if needed) and the pending exception, if any, is saved
+// and restored at scope end, so user code run from a deallocator or a handler
+// cannot clobber it.
+class PythonCall {
  public:
-  PythonAccess() noexcept {
+  PythonCall() noexcept {
     if (!Py_IsInitialized() || PythonFinalizing()) return;
     usable_ = true;
-    if (PyGILState_Check()) return;
-    gil_ = PyGILState_Ensure();
-    acquired_ = true;
+    if (!HoldsGil()) {
+      gil_ = PyGILState_Ensure();
+      acquired_ = true;
+    }
+    PyErr_Fetch(&type_, &value_, &traceback_);
   }
-  ~PythonAccess() {
+  ~PythonCall() {
+    if (!usable_ || ended_) return;  // ended: this thread no longer holds the GIL
+    PyErr_Restore(type_, value_, traceback_);
     if (acquired_) PyGILState_Release(gil_);
   }
-  PythonAccess(const PythonAccess&) = delete;
-  PythonAccess& operator=(const PythonAccess&) = delete;
+  PythonCall(const PythonCall&) = delete;
+  PythonCall& operator=(const PythonCall&) = delete;
 
   // Whether Python may be called in this scope.
   explicit operator bool() const noexcept { return usable_; }
+  // Whether this scope took the GIL (the caller was not running Python).
+  bool acquired_gil() const noexcept { return acquired_; }
+
+  // Runs f, which calls Python; lets a forced unwind out of it pass (see 3.).
+  template <class F>
+  void Run(F&& f) {
+    try {
+      f();
+    } catch (const tls::internal::ForcedUnwind&) {
+      ended_ = true;
+      throw;
+    }
+  }
 
  private:
   bool usable_ = false;
   bool acquired_ = false;
+  bool ended_ = false;
   PyGILState_STATE gil_{};
+  PyObject* type_ = nullptr;
+  PyObject* value_ = nullptr;
+  PyObject* traceback_ = nullptr;
 };
 
-// Saves the pending Python exception (if any) and restores it at scope end,
-// so user code run from a deallocator or a handler cannot clobber it.
-class SavedError {
- public:
-  SavedError() noexcept { PyErr_Fetch(&type_, &value_, &traceback_); }
-  ~SavedError() { PyErr_Restore(type_, value_, traceback_); }
-  SavedError(const SavedError&) = delete;
-  SavedError& operator=(const SavedError&) = delete;
+// Releases `object` (a strong reference) later, from DrainReleases: for
+// destructors, which must not run Python code (see 3.). Requires the GIL.
+void ReleaseLater(PyObject* object) noexcept;
 
- private:
-  PyObject* type_;
-  PyObject* value_;
-  PyObject* traceback_;
-};
+// Releases what ReleaseLater collected on this thread (their deallocators may
+// run any Python code, tls included). Call it with the GIL held, from a plain
+// call out of Python (never under a noexcept frame).
+void DrainReleases();
+
+// Releases `object` from a destructor: at once if this scope took the GIL (no
+// Python code of this thread is on the stack: the native exit path), else
+// through ReleaseLater.
+void ReleaseFromDestructor(PyObject* object) noexcept;
 
 }  // namespace tls::bindings
 

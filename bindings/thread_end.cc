@@ -1,5 +1,7 @@
 #include "bindings/thread_end.h"
 
+#include <pythread.h>
+
 #include "bindings/python_access.h"
 #include "core/internal/exit.h"
 
@@ -10,6 +12,13 @@ namespace {
 
 using tls::internal::ExitCause;
 using tls::internal::RunThreadExit;
+
+void RunEarlyExit() {
+  RunThreadExit(ExitCause::kEarly);
+  DrainReleases();
+}
+
+// ---- The sentinel: every thread, when its thread state is cleared ----------
 
 struct Sentinel {
   PyObject_HEAD
@@ -30,11 +39,13 @@ void SentinelDealloc(PyObject* self) {
   PyObject_Free(self);
   Py_DECREF(type);
   // Not our thread (finalization or a fork child clearing other threads'
-  // states), or too late to run Python: leave the native hook to free the
-  // engine's part; the Python parts are leaked by design (python_access.h).
-  if (owner != CurrentThreadState() || PythonFinalizing()) return;
-  SavedError saved;
-  RunThreadExit(ExitCause::kEarly);
+  // states): leave the native hook to free the engine's part; the Python
+  // parts are leaked by design (python_access.h). Too late to run Python: the
+  // same.
+  if (owner != CurrentThreadState()) return;
+  PythonCall py;
+  if (!py) return;
+  py.Run(&RunEarlyExit);
   t_armed = false;
 }
 
@@ -52,9 +63,90 @@ PyType_Spec g_sentinel_spec = {
     g_sentinel_slots,
 };
 
+// ---- threading.Thread: while the thread is still itself (3.11+) -------------
+//
+// From 3.11, Thread._bootstrap_inner ends with `self._delete()`, after run()
+// and the excepthook, while the thread is still in threading._active: there
+// current_thread() is the Thread, its threading.local data is intact, and
+// join() has not returned. A thread that arms its exit puts a wrapper in its
+// own instance dict under `_delete`, which runs the exit sequence and then the
+// real _delete. (3.9 and 3.10 delete the thread from _active inline: there,
+// and for threads `threading` does not manage, the sentinel runs the exit.)
+
+#if PY_VERSION_HEX >= 0x030B0000
+PyObject* g_delete_name = nullptr;     // "_delete"
+PyObject* g_threading_name = nullptr;  // "threading"
+
+PyObject* RunExitThenDelete(PyObject* thread, PyObject*) {
+  Py_INCREF(thread);
+  // Back to the class's _delete (this also drops the wrapper's reference to
+  // the thread, the cycle thread -> __dict__ -> wrapper -> thread).
+  if (PyObject_GenericSetAttr(thread, g_delete_name, nullptr) < 0) PyErr_Clear();
+  RunEarlyExit();
+  PyObject* result = PyObject_CallMethodNoArgs(thread, g_delete_name);
+  Py_DECREF(thread);
+  return result;
+}
+
+PyMethodDef g_run_exit_then_delete = {
+    "_delete", &RunExitThenDelete, METH_NOARGS,
+    "Runs the thread's tls exit sequence, then threading's own _delete()."};
+
+// The calling thread's threading.Thread, if `threading` manages it (not the
+// main thread, whose exit runs from atexit, nor a dummy): a new reference, or
+// nullptr. Never creates a dummy thread; never fails.
+PyObject* CurrentManagedThread() {
+  PyObject* threading = PyImport_GetModule(g_threading_name);
+  if (threading == nullptr) {
+    PyErr_Clear();
+    return nullptr;
+  }
+  PyObject* thread = nullptr;
+  PyObject* active = PyObject_GetAttrString(threading, "_active");
+  PyObject* base = PyObject_GetAttrString(threading, "Thread");
+  PyObject* dummy = PyObject_GetAttrString(threading, "_DummyThread");
+  PyObject* main = PyObject_GetAttrString(threading, "_MainThread");
+  PyObject* ident = PyLong_FromUnsignedLong(PyThread_get_thread_ident());
+  if (active != nullptr && base != nullptr && dummy != nullptr && main != nullptr &&
+      ident != nullptr && PyDict_Check(active)) {
+    thread = PyDict_GetItemWithError(active, ident);  // borrowed
+    if (thread != nullptr && PyObject_TypeCheck(thread, reinterpret_cast<PyTypeObject*>(base)) &&
+        !PyObject_TypeCheck(thread, reinterpret_cast<PyTypeObject*>(dummy)) &&
+        !PyObject_TypeCheck(thread, reinterpret_cast<PyTypeObject*>(main))) {
+      Py_INCREF(thread);
+    } else {
+      thread = nullptr;
+    }
+  }
+  PyErr_Clear();
+  Py_XDECREF(ident);
+  Py_XDECREF(main);
+  Py_XDECREF(dummy);
+  Py_XDECREF(base);
+  Py_XDECREF(active);
+  Py_DECREF(threading);
+  return thread;
+}
+
+// Puts the wrapper on the calling thread's Thread, if it has one. Failing to
+// is not an error: the sentinel still runs the exit, later.
+void HookThreadingDelete() {
+  PyObject* thread = CurrentManagedThread();
+  if (thread == nullptr) return;
+  PyObject* wrapper = PyCFunction_New(&g_run_exit_then_delete, thread);
+  if (wrapper == nullptr || PyObject_GenericSetAttr(thread, g_delete_name, wrapper) < 0) {
+    PyErr_Clear();
+  }
+  Py_XDECREF(wrapper);
+  Py_DECREF(thread);
+}
+#else
+void HookThreadingDelete() {}
+#endif
+
 }  // namespace
 
-int EnsureThreadEndHook() noexcept {
+int EnsureThreadEndHook() {
   if (t_armed) return 0;
   PyObject* dict = PyThreadState_GetDict();  // borrowed
   if (dict == nullptr) {
@@ -68,6 +160,7 @@ int EnsureThreadEndHook() noexcept {
   Py_DECREF(sentinel);  // the dict owns it (or already had one: keep that)
   if (stored == nullptr) return -1;
   t_armed = true;
+  HookThreadingDelete();
   return 0;
 }
 
@@ -76,13 +169,18 @@ void RegisterThreadEndBindings(py::module_& m) {
   if (g_sentinel_type == nullptr) throw py::error_already_set();
   g_sentinel_key = PyUnicode_InternFromString("tls._tls.thread_end");
   if (g_sentinel_key == nullptr) throw py::error_already_set();
+#if PY_VERSION_HEX >= 0x030B0000
+  g_delete_name = PyUnicode_InternFromString("_delete");
+  g_threading_name = PyUnicode_InternFromString("threading");
+  if (g_delete_name == nullptr || g_threading_name == nullptr) throw py::error_already_set();
+#endif
 
   m.def(
       "_run_main_thread_exit",
       [] {
         // Called by atexit, before finalization begins: the main thread's
         // handlers, then its closes, run as ordinary Python code.
-        if (!PythonFinalizing()) RunThreadExit(ExitCause::kEarly);
+        if (!PythonFinalizing()) RunEarlyExit();
       },
       "Runs the calling thread's tls exit sequence now (registered with atexit "
       "for the main thread; not API).");

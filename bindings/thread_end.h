@@ -1,16 +1,22 @@
 // File: bindings/thread_end.h
 //
-// Catching the end of a Python thread. When a thread first gets Python state
-// (a value or an at_exit handler), we put a sentinel object in its
-// PyThreadState dict. CPython clears that dict when it clears the thread state:
-// at the end of a threading.Thread / _thread thread, in PyGILState_Release for
-// a native thread that entered Python. At that moment the thread still holds
-// the GIL and its state is valid, so the sentinel's deallocator runs the
-// thread's whole exit sequence early (tls::internal::RunThreadExit(kEarly)):
-// Python handlers and closes run as normal Python code, on their own thread.
+// Catching the end of a Python thread, so its exit sequence runs while the
+// thread can still run Python code as itself. Three hooks, by kind of thread:
 //
-// The main thread's dict is only cleared during finalization, too late; its
-// exit sequence runs from an `atexit` callback registered at import instead.
+//  - threading.Thread (pool workers included), Python 3.11+: the first time a
+//    thread gets Python state, its Thread object gets a `_delete` wrapper in
+//    its instance dict. _bootstrap_inner calls `self._delete()` last, after
+//    run() and the excepthook, while current_thread() is still the Thread and
+//    its threading.local data is intact; the wrapper runs the exit there.
+//  - every thread (the fallback: _thread threads, native threads entering
+//    Python, threading.Thread on 3.9/3.10, and anything set after the wrapper
+//    ran): a sentinel object in the PyThreadState dict. CPython clears that
+//    dict when it clears the thread state (at the end of a _thread thread, in
+//    PyGILState_Release for a native thread), still holding the GIL, so the
+//    sentinel's deallocator runs the exit (RunThreadExit(kEarly)) as normal
+//    Python code on its own thread, though `threading` has let go of it.
+//  - the main thread: its dict is only cleared during finalization, too
+//    late; its exit runs from an `atexit` callback registered at import.
 //
 // The sentinel ignores a clear that is not its own thread's: at finalization
 // (other threads' states are cleared from the main thread) and in a fork child
@@ -25,7 +31,7 @@ namespace tls::bindings {
 // Arms the thread-end hook for the calling thread's current Python thread
 // state (cheap after the first call). Returns -1 with a Python error set on
 // failure. Requires the GIL.
-int EnsureThreadEndHook() noexcept;
+int EnsureThreadEndHook();
 
 // Creates the sentinel type and registers the main thread's exit with atexit.
 void RegisterThreadEndBindings(pybind11::module_& m);

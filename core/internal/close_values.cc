@@ -6,12 +6,37 @@
 #include "core/internal/report.h"
 
 namespace tls::internal {
+namespace {
 
-void CloseAllValues(Stub& stub) noexcept {
+// Destroys detached slot values (without closing them), each once: when asked,
+// or at scope end if a forced unwind left a close early.
+class SlotDestroyer {
+ public:
+  explicit SlotDestroyer(std::vector<SlotCell>& cells) noexcept : cells_(cells) {}
+  ~SlotDestroyer() { DestroyAll(); }
+  SlotDestroyer(const SlotDestroyer&) = delete;
+  SlotDestroyer& operator=(const SlotDestroyer&) = delete;
+
+  void DestroyAll() noexcept {
+    for (SlotCell& cell : cells_) {
+      if (void* value = std::exchange(cell.value, nullptr)) cell.ops->destroy(value);
+    }
+  }
+
+ private:
+  std::vector<SlotCell>& cells_;
+};
+
+}  // namespace
+
+void CloseAllValues(Stub& stub) {
   KeyTable values = std::move(stub.values);
   std::vector<SlotCell> slots = std::move(stub.slots);
   stub.slots.clear();
   // From here on `stub` is not touched: user code below may free it (Unload).
+  // If a close ends the thread (a forced unwind passes RunContained), the
+  // locals release what this round had not closed yet, without closing it.
+  SlotDestroyer slot_values(slots);
 
   values.ForEach([](Data& d) { RunContained(ErrorSource::kClose, [&] { d.Close(); }); });
   for (SlotCell& cell : slots) {
@@ -19,9 +44,7 @@ void CloseAllValues(Stub& stub) noexcept {
       RunContained(ErrorSource::kClose, [&] { cell.ops->close(cell.value); });
     }
   }
-  for (SlotCell& cell : slots) {
-    if (cell.value != nullptr) cell.ops->destroy(cell.value);
-  }
+  slot_values.DestroyAll();
   values.Clear();  // releases the handles; destructors may call tls
   // Give the emptied block back, so the next Set (after Reset, or the next
   // thread to reuse this stub) does not allocate; unless the stub has grown a

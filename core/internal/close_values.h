@@ -11,7 +11,7 @@ namespace tls::internal {
 // thrown), then releases them. User code runs only after the detach and never
 // through `stub`, so closes and destructors may call any tls function,
 // Unload included.
-void CloseAllValues(Stub& stub) noexcept;
+void CloseAllValues(Stub& stub);
 
 }  // namespace tls::internal
 

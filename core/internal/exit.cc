@@ -24,7 +24,7 @@
 namespace tls::internal {
 namespace {
 
-void RunHandlerRound(Stub& stub) noexcept {
+void RunHandlerRound(Stub& stub) {
   const uint64_t id = stub.id;
   std::vector<std::function<void()>> round;
   round.swap(stub.handlers);
@@ -40,7 +40,7 @@ void RunHandlerRound(Stub& stub) noexcept {
   if (current != nullptr && current->handlers.capacity() == 0) current->handlers.swap(round);
 }
 
-void GiveUp() noexcept {
+void GiveUp() {
   Report(ErrorSource::kExitRounds,
          "thread exit gave up after " + std::to_string(kMaxExitRounds) +
              " rounds: handlers or values keep being added during exit; "
@@ -50,14 +50,31 @@ void GiveUp() noexcept {
   for (int i = 0; i < kMaxExitRounds && t_thread.stub != nullptr; ++i) DetachStub();
 }
 
+// Sets the thread's phase when the sequence ends, normally or by a forced
+// unwind out of a callback (an early run that pthread_exit interrupts leaves
+// the phase as it was, so the native hook finishes the sequence).
+class PhaseOnReturn {
+ public:
+  explicit PhaseOnReturn(Phase after) noexcept : after_(after) {}
+  ~PhaseOnReturn() { t_thread.phase = after_; }
+  PhaseOnReturn(const PhaseOnReturn&) = delete;
+  PhaseOnReturn& operator=(const PhaseOnReturn&) = delete;
+
+ private:
+  Phase after_;
+};
+
 }  // namespace
 
-void RunThreadExit(ExitCause cause) noexcept {
+void RunThreadExit(ExitCause cause) {
   // A nested call (e.g. from a close during this very sequence) has nothing to
   // add: the running loop will see whatever it would have handled.
   const Phase before = t_thread.phase;
   if (before == Phase::kExiting) return;
   t_thread.phase = Phase::kExiting;
+  // An early run leaves the thread as it found it: if the native hook has
+  // already run, a later stub still needs the late hook.
+  PhaseOnReturn restore(cause == ExitCause::kThreadEnd ? Phase::kExited : before);
   for (int round = 0; Stub* stub = t_thread.stub; ++round) {
     if (stub->empty()) {
       DetachStub();  // nothing left that could run user code
@@ -73,9 +90,6 @@ void RunThreadExit(ExitCause cause) noexcept {
       CloseAllValues(*stub);
     }
   }
-  // An early run leaves the thread as it found it: if the native hook has
-  // already run, a later stub still needs the late hook.
-  t_thread.phase = cause == ExitCause::kThreadEnd ? Phase::kExited : before;
 }
 
 }  // namespace tls::internal

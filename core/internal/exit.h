@@ -12,8 +12,11 @@ enum class ExitCause {
 };
 
 // Runs the exit sequence for the calling thread's stub (handlers, then closes,
-// in rounds; see core/README.md) and frees it. Never throws.
-void RunThreadExit(ExitCause cause) noexcept;
+// in rounds; see core/README.md) and frees it. Throws nothing but a forced
+// unwind (pthread_exit called by a handler or a close), which it lets pass:
+// the interrupted round's remaining callbacks are dropped, and what the stub
+// still holds is handled when the thread really ends (report.h).
+void RunThreadExit(ExitCause cause);
 
 // Makes sure the exit sequence runs when the calling thread ends. Called once
 // per stub creation; cheap after the first call on a thread.

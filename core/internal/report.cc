@@ -2,6 +2,7 @@
 
 #include <atomic>
 #include <cstdio>
+#include <new>
 #include <string>
 
 #include "core/internal/stub.h"
@@ -31,20 +32,22 @@ const char* Prefix(ErrorSource source) {
 
 }  // namespace
 
-void Report(ErrorSource source, std::string_view message, std::exception_ptr error) noexcept {
+void Report(ErrorSource source, std::string_view message, std::exception_ptr error) {
   ErrorHandler handler = g_error_handler.load(std::memory_order_acquire);
   ErrorInfo info{source, t_thread.id, message, std::move(error)};
   try {
     (handler != nullptr ? handler : &PrintToStderr)(info);
+  } catch (const ForcedUnwind&) {
+    throw;
   } catch (...) {
     // A throwing error handler must not take the exit sequence down with it.
   }
 }
 
-void ReportCurrentException(ErrorSource source) noexcept {
-  std::exception_ptr error = std::current_exception();
+void ReportException(ErrorSource source, std::exception_ptr error) {
+  std::string message;
   try {
-    std::string message = Prefix(source);
+    message = Prefix(source);
     try {
       std::rethrow_exception(error);
     } catch (const std::exception& e) {
@@ -52,10 +55,10 @@ void ReportCurrentException(ErrorSource source) noexcept {
     } catch (...) {
       message += "an exception not derived from std::exception";
     }
-    Report(source, message, error);
-  } catch (...) {
-    Report(source, Prefix(source), error);  // out of memory building the message
+  } catch (const std::bad_alloc&) {
+    message.clear();  // out of memory building the message: report the prefix alone
   }
+  Report(source, message.empty() ? std::string_view(Prefix(source)) : message, std::move(error));
 }
 
 }  // namespace internal

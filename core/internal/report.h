@@ -5,26 +5,49 @@
 #include <exception>
 #include <string_view>
 
+#if defined(__GLIBCXX__)
+#include <cxxabi.h>
+#endif
+
 #include "core/error.h"
 
 namespace tls::internal {
 
-// Hands one error to the installed ErrorHandler (never throws).
-void Report(ErrorSource source, std::string_view message, std::exception_ptr error) noexcept;
+// A forced unwind: what pthread_exit (and thread cancellation) throws through
+// C++ frames on glibc. It is not an error to contain: a catch that swallows it
+// aborts the process, and so does a noexcept frame it reaches. CPython ends a
+// daemon thread that wakes up during interpreter shutdown this way, from inside
+// whatever Python code it was running, so every engine frame between a user
+// callback and the thread's start lets it pass: RunContained, Report and the
+// exit sequence rethrow it, and none of them is noexcept.
+#if defined(__GLIBCXX__)
+using ForcedUnwind = abi::__forced_unwind;
+#else
+struct ForcedUnwind {};  // never thrown: this C++ library unwinds pthread_exit otherwise
+#endif
 
-// Reports the exception being handled (call from a catch block).
-void ReportCurrentException(ErrorSource source) noexcept;
+// Hands one error to the installed ErrorHandler. Throws nothing but a forced
+// unwind out of the handler.
+void Report(ErrorSource source, std::string_view message, std::exception_ptr error);
+
+// Reports `error`, a caught exception. Call it outside any catch block: the
+// error handler may end the thread (a forced unwind), and the C++ runtime
+// aborts when a forced unwind is caught while another exception is.
+void ReportException(ErrorSource source, std::exception_ptr error);
 
 // Runs f(); an exception it throws is reported as `source` and swallowed, so
-// the caller goes on with the next handler or close.
-
+// the caller goes on with the next handler or close. A forced unwind passes.
 template <class F>
-void RunContained(ErrorSource source, F&& f) noexcept {
+void RunContained(ErrorSource source, F&& f) {
+  std::exception_ptr error;
   try {
     f();
+  } catch (const ForcedUnwind&) {
+    throw;
   } catch (...) {
-    ReportCurrentException(source);
+    error = std::current_exception();
   }
+  if (error) ReportException(source, std::move(error));
 }
 
 }  // namespace tls::internal

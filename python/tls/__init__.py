@@ -22,8 +22,14 @@ once. It runs on the ending thread while its Python state is valid; for the
 main thread, at interpreter exit before finalization.
 """
 
-from tls._data import Data, make_data
-from tls._tls import at_exit, delete, get, id, reset, set, unload
+from tls import _tls
+
+# A subinterpreter gets ImportError (see bindings/module.cc for why), also when
+# the main interpreter loaded the extension first.
+_tls._require_main_interpreter()
+
+from tls._data import Data, make_data  # noqa: E402
+from tls._tls import at_exit, delete, get, id, reset, set, unload  # noqa: E402
 
 __all__ = [
     "Data",
