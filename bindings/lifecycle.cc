@@ -66,17 +66,22 @@ void Unload() {
 // as a RuntimeError when the thread can run Python, so tests and logging see
 // it; else the engine's usual line on stderr.
 void ReportToPython(const tls::ErrorInfo& e) {
+  const std::string line =
+      "tls: " + std::string(e.message) + " (thread " + std::to_string(e.thread_id) + ")";
   PythonCall py;
-  if (py) {
-    py.Run([&] {
-      PyErr_Format(PyExc_RuntimeError, "tls: %.*s (thread %llu)", static_cast<int>(e.message.size()),
-                   e.message.data(), static_cast<unsigned long long>(e.thread_id));
-      PyErr_WriteUnraisable(nullptr);
-    });
+  if (!py) {
+    std::fprintf(stderr, "%s\n", line.c_str());
     return;
   }
-  std::fprintf(stderr, "tls: %.*s (thread %llu)\n", static_cast<int>(e.message.size()),
-               e.message.data(), static_cast<unsigned long long>(e.thread_id));
+  py.Run([&] {
+    PyObject* message = PyUnicode_DecodeUTF8(line.data(), static_cast<Py_ssize_t>(line.size()),
+                                             "replace");
+    if (message != nullptr) {
+      PyErr_SetObject(PyExc_RuntimeError, message);
+      Py_DECREF(message);
+    }
+    PyErr_WriteUnraisable(nullptr);
+  });
 }
 
 }  // namespace

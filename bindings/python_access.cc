@@ -1,6 +1,10 @@
 #include "bindings/python_access.h"
 
+#include <pthread.h>
+
+#include <condition_variable>
 #include <cstdlib>
+#include <mutex>
 #include <utility>
 
 namespace tls::bindings {
@@ -16,7 +20,51 @@ struct PendingReleases {
 };
 thread_local constinit PendingReleases t_pending;
 
+// OutsideEntry's state. Never destroyed: threads may still ask after static
+// destructors ran (the answer is then "no", as finalization has begun).
+struct Door {
+  std::mutex mu;
+  std::condition_variable idle;
+  int inside = 0;
+  bool shut = false;
+};
+Door& TheDoor() {
+  static Door* door = [] {
+    // A fork child has only the forking thread: nobody else is inside.
+    pthread_atfork(nullptr, nullptr, [] {
+      new (&TheDoor().mu) std::mutex();
+      new (&TheDoor().idle) std::condition_variable();
+      TheDoor().inside = 0;
+    });
+    return new Door();
+  }();
+  return *door;
+}
+
 }  // namespace
+
+bool OutsideEntry::Enter() noexcept {
+  Door& d = TheDoor();
+  std::lock_guard<std::mutex> lock(d.mu);
+  if (d.shut) return false;
+  ++d.inside;
+  return true;
+}
+
+void OutsideEntry::Leave() noexcept {
+  Door& d = TheDoor();
+  std::lock_guard<std::mutex> lock(d.mu);
+  if (--d.inside == 0) d.idle.notify_all();
+}
+
+void OutsideEntry::ShutDoorAndWait() noexcept {
+  Door& d = TheDoor();
+  Py_BEGIN_ALLOW_THREADS  // those inside need the GIL to finish
+  std::unique_lock<std::mutex> lock(d.mu);
+  d.shut = true;
+  d.idle.wait(lock, [&] { return d.inside == 0; });
+  Py_END_ALLOW_THREADS
+}
 
 void ReleaseLater(PyObject* object) noexcept {
   PendingReleases& p = t_pending;

@@ -27,6 +27,14 @@
 //     objects are released through ReleaseLater and freed by DrainReleases,
 //     which the binding calls when control is back in a plain Python call.
 //
+//  4. The thread-exit path of a thread whose Python state is already gone
+//     (a value stored while CPython cleared the thread state) takes the GIL
+//     from inside a C++ thread_local destructor, where a forced unwind cannot
+//     pass. So such entries from outside Python are counted (OutsideEntry),
+//     and the binding's atexit callback, which runs before finalization
+//     begins, shuts the door and waits (GIL released) for those in flight:
+//     none is left running Python when CPython starts ending threads.
+//
 // Example:
 //   PythonCall py;
 //   if (!py) return;          // leak: Python is gone or going
@@ -75,21 +83,34 @@ inline bool HoldsGil() noexcept {
 // (taken for the scope if needed) and the pending exception, if any, is saved
 // and restored at scope end, so user code run from a deallocator or a handler
 // cannot clobber it.
+// Entering Python from a thread that holds no GIL (see 4.). Enter() returns
+// false once the interpreter is shutting down; each true Enter() is paired
+// with a Leave(). ShutDoorAndWait() is called once, from atexit, GIL held.
+struct OutsideEntry {
+  static bool Enter() noexcept;
+  static void Leave() noexcept;
+  static void ShutDoorAndWait() noexcept;
+};
+
 class PythonCall {
  public:
   PythonCall() noexcept {
     if (!Py_IsInitialized() || PythonFinalizing()) return;
-    usable_ = true;
     if (!HoldsGil()) {
+      if (!OutsideEntry::Enter()) return;
       gil_ = PyGILState_Ensure();
       acquired_ = true;
     }
+    usable_ = true;
     PyErr_Fetch(&type_, &value_, &traceback_);
   }
   ~PythonCall() {
     if (!usable_ || ended_) return;  // ended: this thread no longer holds the GIL
     PyErr_Restore(type_, value_, traceback_);
-    if (acquired_) PyGILState_Release(gil_);
+    if (acquired_) {
+      PyGILState_Release(gil_);
+      OutsideEntry::Leave();
+    }
   }
   PythonCall(const PythonCall&) = delete;
   PythonCall& operator=(const PythonCall&) = delete;

@@ -179,8 +179,11 @@ void RegisterThreadEndBindings(py::module_& m) {
       "_run_main_thread_exit",
       [] {
         // Called by atexit, before finalization begins: the main thread's
-        // handlers, then its closes, run as ordinary Python code.
-        if (!PythonFinalizing()) RunEarlyExit();
+        // handlers, then its closes, run as ordinary Python code. Then no
+        // thread may enter Python from outside any more (python_access.h, 4.).
+        if (PythonFinalizing()) return;
+        RunEarlyExit();
+        OutsideEntry::ShutDoorAndWait();
       },
       "Runs the calling thread's tls exit sequence now (registered with atexit "
       "for the main thread; not API).");

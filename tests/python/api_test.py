@@ -1,5 +1,6 @@
 """tls API semantics: one test per rule of the Python API (issue 3)."""
 
+import gc
 import threading
 import unittest
 
@@ -23,6 +24,18 @@ class SetGetTest(unittest.TestCase):
         self.assertIs(tls.get("missing", marker), marker)
         tls.set("present", 1)
         self.assertIs(tls.get("missing", marker), marker)
+
+    def test_get_takes_default_by_position_or_keyword(self):
+        marker = object()
+        self.assertIs(tls.get("missing", default=marker), marker)
+        tls.set("present", 1)
+        self.assertEqual(tls.get("present", default=marker), 1)
+        with self.assertRaisesRegex(TypeError, "unexpected keyword argument 'fallback'"):
+            tls.get("k", fallback=1)
+        with self.assertRaisesRegex(TypeError, "multiple values for argument 'default'"):
+            tls.get("k", 1, default=2)
+        with self.assertRaises(TypeError):
+            tls.get(key="k")   # the key is positional-only
 
     def test_any_hashable_is_a_key(self):
         keys = [7, "s", b"b", (1, "t"), frozenset({1}), None, object()]
@@ -352,6 +365,109 @@ class ErrorsTest(unittest.TestCase):
         with Unraisables() as u:
             run_in_thread(lambda: tls.set("bad", BadClose()))
         self.assertEqual([t for t, _, _ in u.seen], [KeyError])
+
+
+class ReentrantKeyTest(unittest.TestCase):
+    """Like a dict, set() keeps the value when the key's own code resets or
+    unloads the store."""
+
+    def tearDown(self):
+        tls.unload()
+
+    def key_whose(self, method, action):
+        class Key:
+            armed = True
+
+            def __hash__(self):
+                if method == "__hash__" and Key.armed:
+                    Key.armed = False
+                    action()
+                return 42
+
+            def __eq__(self, other):
+                if method == "__eq__" and Key.armed and other is not self:
+                    Key.armed = False
+                    action()
+                # NotImplemented: the other key's __eq__ is asked too.
+                return True if other is self else NotImplemented
+
+        return Key()
+
+    def test_key_whose_hash_resets_or_unloads_keeps_the_value(self):
+        for action in (tls.reset, tls.unload):
+            with self.subTest(action=action.__name__):
+                tls.set("old", 1)
+                key = self.key_whose("__hash__", action)
+                tls.set(key, "value")
+                self.assertEqual(tls.get(key), "value")
+                self.assertIsNone(tls.get("old"))
+                d = {"old": 1}
+                key = self.key_whose("__hash__", d.clear)
+                d[key] = "value"
+                self.assertEqual(d, {key: "value"})  # what a dict does
+
+    def test_key_whose_eq_resets_on_a_collision_keeps_the_value(self):
+        for action in (tls.reset, tls.unload):
+            with self.subTest(action=action.__name__):
+                first = self.key_whose("__hash__", lambda: None)
+                tls.set(first, "first")    # same hash (42): the next set compares
+                key = self.key_whose("__eq__", action)
+                tls.set(key, "value")
+                self.assertEqual(tls.get(key), "value")
+
+
+class GarbageCollectorDuringFirstSetTest(unittest.TestCase):
+    def test_value_stored_by_a_del_during_the_first_set_is_kept_and_closed_once(self):
+        # Creating a thread's store allocates, which can run the collector,
+        # whose __del__ may store a value on the same thread: that value and
+        # the one being set must both be readable, and both closed once.
+        log, inside = [], []
+
+        class StoreOnCollect:
+            def __init__(self):
+                self.cycle = self
+
+            def __del__(self):
+                inside.append(in_set)
+                tls.set("from_gc", Closer(log, "from_gc"))
+
+        def body():
+            global in_set
+            gc.collect()
+            threshold = gc.get_threshold()
+            value = Closer(log, "k")
+            StoreOnCollect()   # garbage in a cycle: freed by the next collection
+            gc.set_threshold(1)
+            try:
+                in_set = True
+                tls.set("k", value)
+                in_set = False
+            finally:
+                gc.set_threshold(*threshold)
+            seen = (tls.get("k") is not None, tls.get("from_gc") is not None)
+            return seen
+
+        global in_set
+        in_set = False
+        for _ in range(20):
+            seen = run_in_thread(body)
+            if inside and inside[-1]:
+                break
+        self.assertTrue(inside and inside[-1], "the collector never ran inside set()")
+        self.assertEqual(seen, (True, True))
+        self.assertEqual(sorted(log[-2:]), [("from_gc", "close"), ("k", "close")])
+        self.assertEqual(log.count(("k", "close")), len(inside))
+
+
+class GiveUpTest(unittest.TestCase):
+    def test_giving_up_after_64_rounds_reaches_unraisablehook(self):
+        def forever():
+            tls.at_exit(forever)   # every round adds the next
+
+        with Unraisables() as u:
+            run_in_thread(lambda: tls.at_exit(forever))
+        self.assertEqual([t for t, _, _ in u.seen], [RuntimeError])
+        self.assertIn("thread exit gave up after 64 rounds", str(u.seen[0][1]))
 
 
 class DocsTest(unittest.TestCase):

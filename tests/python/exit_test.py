@@ -152,5 +152,160 @@ class DaemonThreadsAtExitTest(unittest.TestCase):
         self.assertEqual(proc.stdout, "")
 
 
+# The main thread exits while a daemon thread is inside a tls callback that
+# runs Python code: CPython ends the daemon with pthread_exit when it next asks
+# for the GIL, a forced unwind through the engine, which must let it pass.
+# `SLOW_FINALIZATION` keeps finalization busy long enough for that to happen.
+SLOW_FINALIZATION = """
+import sys, time, types
+class Slow:
+    def __del__(self, sleep=time.sleep):
+        sleep(0.5)
+m = types.ModuleType("slow"); m.keep = Slow(); sys.modules["slow"] = m; del m
+"""
+
+
+class DaemonThreadInsideCallbackAtExitTest(unittest.TestCase):
+    def assert_exits_with(self, code, body):
+        proc = run_python(body + SLOW_FINALIZATION + f"sys.exit({code})\n")
+        self.assertEqual(proc.returncode, code, proc.stderr)
+        self.assertNotIn("terminate", proc.stderr)
+
+    def test_daemon_in_a_close_run_by_reset_keeps_the_exit_code(self):
+        self.assert_exits_with(4, """
+import threading, time, tls
+ready = threading.Event()
+class V:
+    def close(self):
+        ready.set(); time.sleep(0.2)
+def daemon():
+    tls.set("v", V()); tls.reset()
+threading.Thread(target=daemon, daemon=True).start(); ready.wait()
+""")
+
+    def test_daemon_in_a_del_run_by_unload_keeps_the_exit_code(self):
+        self.assert_exits_with(5, """
+import threading, time, tls
+ready = threading.Event()
+class V:
+    def __del__(self):
+        ready.set(); time.sleep(0.2)
+def daemon():
+    tls.set("v", V()); tls.unload()
+threading.Thread(target=daemon, daemon=True).start(); ready.wait()
+""")
+
+    def test_daemon_in_a_del_of_a_value_dropped_by_reset_keeps_the_exit_code(self):
+        self.assert_exits_with(6, """
+import threading, time, tls
+ready = threading.Event()
+class V:
+    def __del__(self):
+        ready.set(); time.sleep(0.2)
+def daemon():
+    tls.set("v", V()); tls.reset()
+threading.Thread(target=daemon, daemon=True).start(); ready.wait()
+""")
+
+    def test_daemon_in_its_own_exit_handler_keeps_the_exit_code(self):
+        self.assert_exits_with(7, """
+import threading, time, tls
+ready = threading.Event()
+def handler():
+    ready.set(); time.sleep(0.2)
+def daemon():
+    tls.at_exit(handler)   # runs as the daemon's run() returns
+threading.Thread(target=daemon, daemon=True).start(); ready.wait()
+""")
+
+    def test_daemon_in_a_close_at_its_own_exit_keeps_the_exit_code(self):
+        self.assert_exits_with(8, """
+import _thread, threading, time, tls
+ready = threading.Event()
+class V:
+    def close(self):
+        ready.set(); time.sleep(0.2)
+def daemon():
+    tls.set("v", V())      # closed as the thread ends (the sentinel path)
+_thread.start_new_thread(daemon, ()); ready.wait()
+""")
+
+    def test_daemon_in_unraisablehook_reporting_a_handler_error_keeps_the_exit_code(self):
+        self.assert_exits_with(9, """
+import sys, threading, time, tls
+ready = threading.Event()
+def hook(unraisable):
+    ready.set(); time.sleep(0.2)
+sys.unraisablehook = hook
+def daemon():
+    tls.at_exit(lambda: 1 / 0)   # raises as the daemon's run() returns
+threading.Thread(target=daemon, daemon=True).start(); ready.wait()
+""")
+
+    def test_random_daemon_work_at_exit_never_crashes(self):
+        # 60 programs: daemon threads doing random tls work whose closes,
+        # handlers and __del__ sleep, raise and call tls, while the main thread
+        # exits at a random moment. Each must end with its own exit code.
+        failures = []
+        for seed in range(60):
+            proc = run_python(RANDOM_DAEMONS.replace("SEED", str(seed)))
+            if proc.returncode != 3 or "terminate" in proc.stderr or "Fatal" in proc.stderr:
+                failures.append((seed, proc.returncode, proc.stderr[-500:]))
+        self.assertEqual(failures, [])
+
+
+RANDOM_DAEMONS = """
+import random, sys, threading, time, types, tls
+rng = random.Random(SEED)
+sys.unraisablehook = lambda u: time.sleep(0.001)
+
+def nap():
+    time.sleep(rng.choice([0, 0, 0.0005, 0.002, 0.02]))
+
+class V:
+    def close(self):
+        nap()
+        if rng.random() < 0.2: raise ValueError("close")
+        if rng.random() < 0.2: tls.set(rng.randrange(4), V())
+    def __del__(self):
+        nap()
+        if rng.random() < 0.1: tls.reset()
+
+def handler():
+    nap()
+    if rng.random() < 0.2: raise ValueError("handler")
+    if rng.random() < 0.2: tls.set("h", V())
+
+def daemon(seed):
+    r = random.Random(seed)
+    while True:
+        op = r.randrange(8)
+        k = r.randrange(4)
+        if op < 3: tls.set(k, V())
+        elif op == 3: tls.get(k)
+        elif op == 4: tls.delete(k)
+        elif op == 5: tls.reset()
+        elif op == 6: tls.at_exit(handler)
+        elif r.random() < 0.5: tls.unload()
+        else: return  # the thread ends: its exit runs
+        nap()
+
+def spawner(seed):
+    r = random.Random(seed)
+    while True:
+        t = threading.Thread(target=daemon, args=(r.random(),), daemon=True)
+        t.start(); t.join()
+
+for i in range(4):
+    threading.Thread(target=spawner, args=(rng.random(),), daemon=True).start()
+time.sleep(rng.random() * 0.05)
+if rng.random() < 0.5:
+    class Slow:
+        def __del__(self, sleep=time.sleep): sleep(0.05)
+    m = types.ModuleType("slow"); m.keep = Slow(); sys.modules["slow"] = m; del m
+sys.exit(3)
+"""
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -4,6 +4,8 @@ itself, while its Python state is valid (it runs Python code there)."""
 import _thread
 import concurrent.futures
 import contextvars
+import gc
+import sys
 import threading
 import unittest
 
@@ -127,6 +129,109 @@ class NativeThreadTest(unittest.TestCase):
         self.assertEqual(len(log), 2)
         owner = log[0][1]
         self.assertEqual(log, [("handler", owner, owner, owner, True), (owner, "close")])
+
+
+AS_ITSELF = sys.version_info >= (3, 11)
+AS_ITSELF_WHY = ("3.9/3.10 remove a Thread from threading's registry inline, before "
+                 "anything can run: their exit runs from the thread-state clear")
+
+
+def record_identity(log, local):
+    """Stores a value and a handler that record what the thread looks like
+    from inside its own exit: current_thread(), its threading.local data."""
+
+    def seen(what):
+        me = threading.current_thread()
+        log.append((what, me.name, type(me).__name__, getattr(local, "tag", None)))
+
+    class Seen:
+        def close(self):
+            seen("close")
+
+    local.tag = threading.current_thread().name
+    tls.set("v", Seen())
+    tls.at_exit(lambda: seen("handler"))
+
+
+@unittest.skipUnless(AS_ITSELF, AS_ITSELF_WHY)
+class ExitRunsAsTheThreadItselfTest(unittest.TestCase):
+    def test_handlers_and_closes_see_the_thread_as_current_thread(self):
+        log, local = [], threading.local()
+        t = threading.Thread(target=record_identity, args=(log, local), name="worker-7")
+        t.start()
+        t.join()
+        self.assertEqual(log, [("handler", "worker-7", "Thread", "worker-7"),
+                               ("close", "worker-7", "Thread", "worker-7")])
+
+    def test_no_dummy_thread_is_left_in_enumerate(self):
+        log, local = [], threading.local()
+        for i in range(5):
+            t = threading.Thread(target=record_identity, args=(log, local), name=f"w{i}")
+            t.start()
+            t.join()
+        self.assertEqual([t for t in threading.enumerate()
+                          if isinstance(t, threading._DummyThread)], [])
+
+    def test_pool_worker_handlers_run_as_the_worker(self):
+        log, local = [], threading.local()
+        with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="pool") as pool:
+            pool.submit(record_identity, log, local).result()
+        self.assertEqual(log, [("handler", "pool_0", "Thread", "pool_0"),
+                               ("close", "pool_0", "Thread", "pool_0")])
+
+    def test_join_returns_after_the_exit_ran_and_is_alive_during_it(self):
+        log = []
+
+        def target():
+            me = threading.current_thread()
+            tls.at_exit(lambda: log.append(("alive in handler", me.is_alive())))
+
+        t = threading.Thread(target=target)
+        t.start()
+        t.join()
+        self.assertEqual(log, [("alive in handler", True)])
+
+    def test_reading_threading_local_in_a_handler_leaks_nothing(self):
+        # Before, the exit ran after the thread-state dict was cleared: reading
+        # a threading.local there made a new dict that was never freed.
+        local = threading.local()
+
+        def target():
+            local.x = 1
+            tls.at_exit(lambda: getattr(local, "x", None))
+
+        def run(n):
+            for _ in range(n):
+                t = threading.Thread(target=target)
+                t.start()
+                t.join()
+            gc.collect()
+
+        run(50)  # warm up caches and free lists
+        before = sys.getallocatedblocks()
+        run(1000)
+        self.assertLess(sys.getallocatedblocks() - before, 200)
+
+
+class FallbackExitTest(unittest.TestCase):
+    def test_value_set_after_the_exit_ran_is_still_closed_on_the_thread(self):
+        # A __del__ run while the thread state is cleared stores a value after
+        # the exit sequence ran: the thread-state hook closes it, on the thread.
+        log = []
+
+        class Late:
+            def __del__(self):
+                tls.set("late", Closer(log, "late"))
+
+        def target():
+            holder.late = Late()   # freed when the thread's state is cleared
+            tls.at_exit(lambda: log.append("handler"))
+
+        holder = threading.local()
+        t = threading.Thread(target=target)
+        t.start()
+        t.join()
+        self.assertEqual(log, ["handler", ("late", "close")])
 
 
 if __name__ == "__main__":

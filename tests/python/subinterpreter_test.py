@@ -1,0 +1,145 @@
+"""Subinterpreters: `import tls` in one raises a clear ImportError (the store
+and its exit hooks belong to the whole process, and run in the main
+interpreter), whether or not the main interpreter loaded tls first, from the
+main thread or another; and a subinterpreter that merely existed does not make
+the binding misjudge who holds the GIL. Each case runs in a child process."""
+
+import unittest
+
+from support import run_python
+
+# Runs `code` in a new subinterpreter (legacy, which loads single-phase
+# extensions like tls._tls, unless isolated=True), then destroys it.
+SUBINTERPRETER = """
+import sys
+
+def in_subinterpreter(code, isolated=False):
+    if sys.version_info >= (3, 13):
+        import _interpreters as interpreters
+        iid = interpreters.create(interpreters.new_config("isolated" if isolated else "legacy"))
+        interpreters.run_string(iid, code)
+    else:
+        import _xxsubinterpreters as interpreters
+        iid = interpreters.create(isolated=isolated) if sys.version_info >= (3, 12) else interpreters.create()
+        interpreters.run_string(iid, code)
+    interpreters.destroy(iid)
+
+TRY_IMPORT = '''
+try:
+    import tls
+    tls.set("k", 1)
+    print("imported", flush=True)
+except ImportError as e:
+    print("ImportError:", e, flush=True)
+'''
+"""
+
+REFUSED = ("ImportError: tls cannot be used from a subinterpreter: its per-thread values and "
+           "exit handlers belong to the whole process and run in the main interpreter")
+
+
+class SubinterpreterTest(unittest.TestCase):
+    def run_child(self, code):
+        proc = run_python(SUBINTERPRETER + code)
+        self.assertEqual(proc.returncode, 0, proc.stderr)
+        return proc.stdout.splitlines()
+
+    def test_import_in_a_subinterpreter_raises_import_error(self):
+        self.assertEqual(self.run_child("in_subinterpreter(TRY_IMPORT)"), [REFUSED])
+
+    def test_import_after_the_main_interpreter_loaded_tls_raises_import_error(self):
+        out = self.run_child("""
+import tls
+tls.set("k", "main")
+tls.at_exit(lambda: print("main handler", tls.get("k"), flush=True))
+in_subinterpreter(TRY_IMPORT)
+in_subinterpreter(TRY_IMPORT)
+print("main still has", tls.get("k"), flush=True)
+""")
+        self.assertEqual(out, [REFUSED, REFUSED, "main still has main", "main handler main"])
+
+    def test_main_interpreter_can_import_after_a_subinterpreter_was_refused(self):
+        out = self.run_child("""
+in_subinterpreter(TRY_IMPORT)
+import tls
+tls.set("k", 2)
+print("main", tls.get("k"), flush=True)
+""")
+        self.assertEqual(out, [REFUSED, "main 2"])
+
+    def test_isolated_subinterpreter_is_refused_too(self):
+        out = self.run_child("""
+if sys.version_info >= (3, 12):
+    in_subinterpreter(TRY_IMPORT, isolated=True)
+else:
+    print("ImportError: isolated", flush=True)   # no isolated subinterpreters before 3.12
+""")
+        self.assertEqual(len(out), 1)
+        self.assertTrue(out[0].startswith("ImportError:"), out)
+
+    def test_import_from_a_subinterpreter_on_threads_never_crashes(self):
+        out = self.run_child("""
+import threading, tls
+tls.set("k", 1)
+def worker():
+    in_subinterpreter(TRY_IMPORT)
+for _ in range(20):
+    t = threading.Thread(target=worker)
+    t.start(); t.join()
+print("main", tls.get("k"), flush=True)
+""")
+        self.assertEqual(out, [REFUSED] * 20 + ["main 1"])
+
+    def test_thread_end_after_a_subinterpreter_existed_runs_python_safely(self):
+        # Once a subinterpreter has existed, PyGILState_Check() says "yes" on
+        # every thread (3.11 and older). A value stored by a ContextVar value's
+        # __del__ while the thread state is cleared is closed by the native
+        # hook, which must take the GIL for real.
+        out = self.run_child(STORE_DURING_THREAD_STATE_CLEAR + """
+closed = threading.Semaphore(0)
+for _ in range(3):
+    t = threading.Thread(target=worker)
+    t.start(); t.join()
+for _ in range(3):      # join() does not wait for the native thread's end
+    closed.acquire()
+print("done", flush=True)
+""")
+        self.assertEqual(out, ["closed True"] * 3 + ["done"])
+
+    def test_native_thread_end_racing_interpreter_exit_never_crashes(self):
+        # The same closes, still pending when the interpreter exits: each runs
+        # before finalization or is left alone, never aborts the process.
+        proc = run_python(SUBINTERPRETER + STORE_DURING_THREAD_STATE_CLEAR + """
+closed = threading.Semaphore(0)
+for _ in range(20):
+    threading.Thread(target=worker).start()
+""")
+        self.assertEqual(proc.returncode, 0, proc.stderr)
+        self.assertEqual(proc.stderr, "")
+        self.assertLessEqual(len(proc.stdout.splitlines()), 20)
+
+
+STORE_DURING_THREAD_STATE_CLEAR = """
+import contextvars, threading, tls
+in_subinterpreter("pass")
+var = contextvars.ContextVar("var")
+
+class Closer:
+    def __init__(self, owner):
+        self.owner = owner
+    def close(self):
+        # One write per line: print() may interleave with another thread's.
+        sys.stdout.write(f"closed {threading.get_ident() == self.owner}\\n")
+        sys.stdout.flush()
+        closed.release()
+
+class StoreOnDel:
+    def __del__(self):
+        tls.set("late", Closer(threading.get_ident()))
+
+def worker():
+    var.set(StoreOnDel())   # freed with the thread's context
+"""
+
+if __name__ == "__main__":
+    unittest.main()
