@@ -122,7 +122,7 @@ class PythonCall {
 
   // Runs f, which calls Python; lets a forced unwind out of it pass (see 3.).
   template <class F>
-  void Run(F&& f) {
+  TLS_CATCHES_FORCED_UNWIND void Run(F&& f) {
     try {
       f();
     } catch (const tls::internal::ForcedUnwind&) {

@@ -92,39 +92,59 @@ PyMethodDef g_run_exit_then_delete = {
     "_delete", &RunExitThenDelete, METH_NOARGS,
     "Runs the thread's tls exit sequence, then threading's own _delete()."};
 
+// What CurrentManagedThread reads of `threading`, looked up once (threading
+// never rebinds them; _active is cleared and refilled in place after fork).
+struct ThreadingNames {
+  PyObject* active = nullptr;  // threading._active: ident -> Thread
+  PyTypeObject* thread = nullptr;
+  PyTypeObject* dummy = nullptr;
+  PyTypeObject* main = nullptr;
+};
+ThreadingNames g_threading;
+
+// Fills g_threading if `threading` has been imported; false if not (yet).
+bool LookUpThreading() {
+  if (g_threading.active != nullptr) return true;
+  PyObject* threading = PyImport_GetModule(g_threading_name);  // no import
+  if (threading == nullptr) return false;
+  PyObject* active = PyObject_GetAttrString(threading, "_active");
+  PyObject* thread = PyObject_GetAttrString(threading, "Thread");
+  PyObject* dummy = PyObject_GetAttrString(threading, "_DummyThread");
+  PyObject* main = PyObject_GetAttrString(threading, "_MainThread");
+  Py_DECREF(threading);
+  if (active != nullptr && PyDict_Check(active) && thread != nullptr && PyType_Check(thread) &&
+      dummy != nullptr && PyType_Check(dummy) && main != nullptr && PyType_Check(main)) {
+    g_threading = {active, reinterpret_cast<PyTypeObject*>(thread),
+                   reinterpret_cast<PyTypeObject*>(dummy), reinterpret_cast<PyTypeObject*>(main)};
+    return true;
+  }
+  Py_XDECREF(active);  // a `threading` unlike CPython's: use the sentinel only
+  Py_XDECREF(thread);
+  Py_XDECREF(dummy);
+  Py_XDECREF(main);
+  return false;
+}
+
 // The calling thread's threading.Thread, if `threading` manages it (not the
 // main thread, whose exit runs from atexit, nor a dummy): a new reference, or
 // nullptr. Never creates a dummy thread; never fails.
 PyObject* CurrentManagedThread() {
-  PyObject* threading = PyImport_GetModule(g_threading_name);
-  if (threading == nullptr) {
-    PyErr_Clear();
-    return nullptr;
-  }
   PyObject* thread = nullptr;
-  PyObject* active = PyObject_GetAttrString(threading, "_active");
-  PyObject* base = PyObject_GetAttrString(threading, "Thread");
-  PyObject* dummy = PyObject_GetAttrString(threading, "_DummyThread");
-  PyObject* main = PyObject_GetAttrString(threading, "_MainThread");
-  PyObject* ident = PyLong_FromUnsignedLong(PyThread_get_thread_ident());
-  if (active != nullptr && base != nullptr && dummy != nullptr && main != nullptr &&
-      ident != nullptr && PyDict_Check(active)) {
-    thread = PyDict_GetItemWithError(active, ident);  // borrowed
-    if (thread != nullptr && PyObject_TypeCheck(thread, reinterpret_cast<PyTypeObject*>(base)) &&
-        !PyObject_TypeCheck(thread, reinterpret_cast<PyTypeObject*>(dummy)) &&
-        !PyObject_TypeCheck(thread, reinterpret_cast<PyTypeObject*>(main))) {
+  if (LookUpThreading()) {
+    PyObject* ident = PyLong_FromUnsignedLong(PyThread_get_thread_ident());
+    if (ident != nullptr) {
+      thread = PyDict_GetItemWithError(g_threading.active, ident);  // borrowed
+      Py_DECREF(ident);
+    }
+    if (thread != nullptr && PyObject_TypeCheck(thread, g_threading.thread) &&
+        !PyObject_TypeCheck(thread, g_threading.dummy) &&
+        !PyObject_TypeCheck(thread, g_threading.main)) {
       Py_INCREF(thread);
     } else {
       thread = nullptr;
     }
   }
   PyErr_Clear();
-  Py_XDECREF(ident);
-  Py_XDECREF(main);
-  Py_XDECREF(dummy);
-  Py_XDECREF(base);
-  Py_XDECREF(active);
-  Py_DECREF(threading);
   return thread;
 }
 

@@ -32,7 +32,8 @@ const char* Prefix(ErrorSource source) {
 
 }  // namespace
 
-void Report(ErrorSource source, std::string_view message, std::exception_ptr error) {
+TLS_CATCHES_FORCED_UNWIND void Report(ErrorSource source, std::string_view message,
+                                      std::exception_ptr error) {
   ErrorHandler handler = g_error_handler.load(std::memory_order_acquire);
   ErrorInfo info{source, t_thread.id, message, std::move(error)};
   try {
