@@ -87,8 +87,9 @@ PyObject* Get(PyObject*, PyObject* const* args, Py_ssize_t nargs, PyObject* kwna
 PyObject* Set(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
   if (!CheckArgs("set", nargs, 2, 2)) return nullptr;
   PyObject* key = args[0];
-  Py_hash_t hash = PyObject_Hash(key);
-  if (hash == -1) return nullptr;
+  Py_hash_t hash = -1;
+  if (PyUnicode_CheckExact(key)) hash = reinterpret_cast<PyASCIIObject*>(key)->hash;  // cached
+  if (hash == -1 && (hash = PyObject_Hash(key)) == -1) return nullptr;
   for (int attempt = 0; attempt < 4; ++attempt) {
     PyState* state = g_py_state.Get();
     if (state == nullptr && (state = NewPyState()) == nullptr) return nullptr;
