@@ -4,7 +4,9 @@
 
 #include "bindings/fast_calls.h"
 #include "bindings/lifecycle.h"
-#include "bindings/testing.h"
+#ifdef TLS_TESTING_HOOKS
+#include "bindings/testing.h"  // only in the test build (bindings/BUILD)
+#endif
 #include "bindings/thread_end.h"
 
 PYBIND11_MODULE(_tls, m) {
@@ -12,5 +14,7 @@ PYBIND11_MODULE(_tls, m) {
   tls::bindings::RegisterThreadEndBindings(m);
   tls::bindings::RegisterFastCalls(m);
   tls::bindings::RegisterLifecycleBindings(m);
+#ifdef TLS_TESTING_HOOKS
   tls::bindings::RegisterTestingBindings(m);
+#endif
 }
