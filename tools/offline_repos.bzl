@@ -165,7 +165,7 @@ cc_library(
         "# X.Y -> {tag, ext_suffix, executable}, for every supported CPython found.",
         "PYTHONS = %r" % {
             xy: {k: pythons[xy][k] for k in ("tag", "ext_suffix", "executable")}
-            for xy in pythons
+            for xy in sorted(pythons, key = _version_key)
         },
         "# X.Y -> why it gets no wheel.",
         "SKIPPED = %r" % skipped,
