@@ -81,8 +81,10 @@ fi
 py_json=()
 py=${PYTHON_BIN_PATH:-python3}  # the interpreter @local_python made //python:wheel for
 if [[ -f benchmarks/python_bench.py ]] &&
-  "${bazel[@]}" build --symlink_prefix=/ "--jobs=${BENCH_JOBS:-2}" //python:wheel >/dev/null 2>&1; then
-  wheel=$(ls "$("${bazel[@]}" info bazel-bin 2>/dev/null)"/python/tls-*-"$("$py" -c 'import sys; print("cp%d%d" % sys.version_info[:2])')"-*.whl)
+  "${bazel[@]}" build --symlink_prefix=/ "--jobs=${BENCH_JOBS:-2}" //python:wheels //python:wheel_list >/dev/null 2>&1; then
+  pybin="$("${bazel[@]}" info bazel-bin 2>/dev/null)/python"
+  tag=$("$py" -c 'import sys; print("cp%d%d" % sys.version_info[:2])')
+  wheel="$pybin/$(grep -- "-$tag-$tag-" "$pybin/wheels.txt")"  # this build's name, not a stale one
   rm -rf "$out/venv"
   "$py" -m venv "$out/venv" &&
     PIP_NO_INDEX=1 PIP_DISABLE_PIP_VERSION_CHECK=1 "$out/venv/bin/python" -m pip install -q --no-index "$wheel" >&2
