@@ -7,7 +7,8 @@ repetitions); tools/run_benchmarks.sh hands it to tools/bench_table.py.
 Every figure includes the same timeit loop overhead (a few ns), so ratios are
 slightly compressed towards 1 for the cheapest operations.
 
-Run: PYTHONPATH=<folder holding the tls package> python3 benchmarks/python_bench.py
+Run: python benchmarks/python_bench.py, with a python that imports tls (./dev bench:
+a venv with the shipped wheel installed)
 """
 
 import argparse

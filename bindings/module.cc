@@ -13,7 +13,9 @@
 
 #include "bindings/fast_calls.h"
 #include "bindings/lifecycle.h"
-#include "bindings/testing.h"
+#ifdef TLS_TESTING_HOOKS
+#include "bindings/testing.h"  // only in the test build (bindings/BUILD)
+#endif
 #include "bindings/thread_end.h"
 
 namespace py = pybind11;
@@ -46,7 +48,9 @@ void Register(py::module_& m) {
   tls::bindings::RegisterThreadEndBindings(m);
   tls::bindings::RegisterFastCalls(m);
   tls::bindings::RegisterLifecycleBindings(m);
+#ifdef TLS_TESTING_HOOKS
   tls::bindings::RegisterTestingBindings(m);
+#endif
 }
 
 py::module_::module_def g_module_def;

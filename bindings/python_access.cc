@@ -2,9 +2,7 @@
 
 #include <pthread.h>
 
-#include <condition_variable>
 #include <cstdlib>
-#include <mutex>
 #include <utility>
 
 namespace tls::bindings {
@@ -20,49 +18,44 @@ struct PendingReleases {
 };
 thread_local constinit PendingReleases t_pending;
 
-// OutsideEntry's state. Never destroyed: threads may still ask after static
-// destructors ran (the answer is then "no", as finalization has begun).
-struct Door {
-  std::mutex mu;
-  std::condition_variable idle;
-  int inside = 0;
-  bool shut = false;
-};
-Door& TheDoor() {
-  static Door* door = [] {
-    // A fork child has only the forking thread: nobody else is inside.
-    pthread_atfork(nullptr, nullptr, [] {
-      new (&TheDoor().mu) std::mutex();
-      new (&TheDoor().idle) std::condition_variable();
-      TheDoor().inside = 0;
-    });
-    return new Door();
-  }();
-  return *door;
+// OutsideEntry's state: plain pthread objects (static initializers, nothing to
+// destroy, reinitialised in a fork child, where only the forking thread is left
+// and so nobody is inside).
+pthread_mutex_t g_door_mu = PTHREAD_MUTEX_INITIALIZER;
+pthread_cond_t g_door_idle = PTHREAD_COND_INITIALIZER;
+int g_inside = 0;
+bool g_shut = false;
+
+void ReinitDoorInChild() {
+  g_door_mu = PTHREAD_MUTEX_INITIALIZER;
+  g_door_idle = PTHREAD_COND_INITIALIZER;
+  g_inside = 0;
 }
+
+[[maybe_unused]] const int g_door_fork_handler = pthread_atfork(nullptr, nullptr, &ReinitDoorInChild);
 
 }  // namespace
 
 bool OutsideEntry::Enter() noexcept {
-  Door& d = TheDoor();
-  std::lock_guard<std::mutex> lock(d.mu);
-  if (d.shut) return false;
-  ++d.inside;
-  return true;
+  pthread_mutex_lock(&g_door_mu);
+  const bool open = !g_shut;
+  if (open) ++g_inside;
+  pthread_mutex_unlock(&g_door_mu);
+  return open;
 }
 
 void OutsideEntry::Leave() noexcept {
-  Door& d = TheDoor();
-  std::lock_guard<std::mutex> lock(d.mu);
-  if (--d.inside == 0) d.idle.notify_all();
+  pthread_mutex_lock(&g_door_mu);
+  if (--g_inside == 0) pthread_cond_broadcast(&g_door_idle);
+  pthread_mutex_unlock(&g_door_mu);
 }
 
 void OutsideEntry::ShutDoorAndWait() noexcept {
-  Door& d = TheDoor();
   Py_BEGIN_ALLOW_THREADS  // those inside need the GIL to finish
-  std::unique_lock<std::mutex> lock(d.mu);
-  d.shut = true;
-  d.idle.wait(lock, [&] { return d.inside == 0; });
+  pthread_mutex_lock(&g_door_mu);
+  g_shut = true;
+  while (g_inside > 0) pthread_cond_wait(&g_door_idle, &g_door_mu);
+  pthread_mutex_unlock(&g_door_mu);
   Py_END_ALLOW_THREADS
 }
 

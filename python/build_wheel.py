@@ -4,9 +4,15 @@ Used by //python:wheel; needs only the standard library (no setuptools, no
 `wheel` package, no network). The archive is deterministic: fixed timestamps,
 files in a fixed order.
 
+METADATA follows core metadata 2.1. The long description is
+--description-head followed by one section of the README (--readme,
+--readme-section: from that `## ` heading to the next), read at build time so
+it cannot drift from the README. --license-file goes into the .dist-info.
+
 Example:
-  build_wheel.py --out tls-0.1.0-cp311-cp311-linux_x86_64.whl --name tls \
-      --version 0.1.0 --tag cp311-cp311-linux_x86_64 \
+  build_wheel.py --out tls-0.1.0-cp311-cp311-manylinux_2_34_x86_64.whl --name tls \
+      --version 0.1.0 --tag cp311-cp311-manylinux_2_34_x86_64 \
+      --classifier "Typing :: Typed" --readme README.md --readme-section "Use it from Python" \
       --file tls/__init__.py=python/tls/__init__.py ...
 """
 
@@ -30,6 +36,42 @@ def _entry(path: str, executable: bool = False) -> zipfile.ZipInfo:
     return info
 
 
+def readme_section(path: str, title: str) -> str:
+    """The body of the README's `## <title>` section, up to the next `## `."""
+    with open(path, encoding="utf-8") as f:
+        lines = f.read().splitlines()
+    start = lines.index("## " + title) + 1
+    end = next((i for i in range(start, len(lines)) if lines[i].startswith("## ")), len(lines))
+    return "\n".join(lines[start:end]).strip() + "\n"
+
+
+def metadata(args: argparse.Namespace) -> str:
+    fields = [
+        ("Metadata-Version", "2.1"),
+        ("Name", args.name),
+        ("Version", args.version),
+        ("Summary", args.summary),
+        ("Keywords", args.keywords),
+        ("Author", args.author),
+        ("License", args.license),
+    ]
+    fields += [("Classifier", c) for c in args.classifier]
+    fields += [("Project-URL", u) for u in args.project_url]
+    fields += [("Requires-Python", args.requires_python)]
+    fields += [("License-File", f.partition("=")[0]) for f in args.license_file]
+    description = ""
+    if args.description_head or args.readme:
+        fields.append(("Description-Content-Type", "text/markdown; charset=UTF-8"))
+        parts = []
+        if args.description_head:
+            with open(args.description_head, encoding="utf-8") as f:
+                parts.append(f.read().strip() + "\n")
+        if args.readme:
+            parts.append(readme_section(args.readme, args.readme_section))
+        description = "\n" + "\n".join(parts)
+    return "".join(f"{k}: {v}\n" for k, v in fields if v) + description
+
+
 def build(args: argparse.Namespace) -> None:
     files = {}
     for spec in args.file:
@@ -38,14 +80,6 @@ def build(args: argparse.Namespace) -> None:
             files[dest] = f.read()
     top_level = sorted({dest.split("/")[0] for dest in files})
     dist_info = f"{args.name}-{args.version}.dist-info"
-    metadata = "\n".join([
-        "Metadata-Version: 2.1",
-        f"Name: {args.name}",
-        f"Version: {args.version}",
-        f"Summary: {args.summary}",
-        f"Requires-Python: {args.requires_python}",
-        "",
-    ])
     wheel = "\n".join([
         "Wheel-Version: 1.0",
         "Generator: tls build_wheel.py",
@@ -53,7 +87,11 @@ def build(args: argparse.Namespace) -> None:
         f"Tag: {args.tag}",
         "",
     ])
-    files[f"{dist_info}/METADATA"] = metadata.encode()
+    for spec in args.license_file:
+        dest, _, src = spec.partition("=")
+        with open(src, "rb") as f:
+            files[f"{dist_info}/{dest}"] = f.read()
+    files[f"{dist_info}/METADATA"] = metadata(args).encode()
     files[f"{dist_info}/WHEEL"] = wheel.encode()
     files[f"{dist_info}/top_level.txt"] = ("\n".join(top_level) + "\n").encode()
 
@@ -77,6 +115,16 @@ def main() -> None:
     parser.add_argument("--tag", required=True, help="python-abi-platform, e.g. cp311-cp311-linux_x86_64")
     parser.add_argument("--requires-python", default="")
     parser.add_argument("--summary", default="")
+    parser.add_argument("--keywords", default="", help="comma-separated")
+    parser.add_argument("--author", default="")
+    parser.add_argument("--license", default="", help="e.g. MIT")
+    parser.add_argument("--license-file", action="append", default=[],
+                        help="NAME=SRC: put SRC in the .dist-info as NAME")
+    parser.add_argument("--classifier", action="append", default=[])
+    parser.add_argument("--project-url", action="append", default=[], help="'Label, URL'")
+    parser.add_argument("--readme", help="the README a section of which is the long description")
+    parser.add_argument("--readme-section", default="", help="its `## ` heading, without the hashes")
+    parser.add_argument("--description-head", help="markdown put before the README section")
     parser.add_argument("--file", action="append", default=[], help="DEST=SRC: put SRC at DEST in the wheel")
     build(parser.parse_args())
 

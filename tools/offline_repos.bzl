@@ -58,37 +58,127 @@ def java_package_configuration(**kw): native.java_package_configuration(**kw)
 
 stub_rules_java = repository_rule(implementation = _stub_rules_java_impl)
 
-def _local_python_impl(rctx):
-    # The Python that runs the tests is the one whose headers the extension
-    # is built against: `python3` on PATH, or $PYTHON_BIN_PATH.
-    python = rctx.os.environ.get("PYTHON_BIN_PATH") or rctx.which("python3")
-    if not python:
-        fail("python3 not found on PATH")
-    res = rctx.execute([python, "-c", "\n".join([
-        "import sys, sysconfig",
-        "print(sys.executable)",
-        "print(sysconfig.get_paths()['include'])",
-        "print(sysconfig.get_config_var('EXT_SUFFIX'))",
-        "print('cp%d%d' % sys.version_info[:2])",
-    ])])
+# CPython versions the Python package supports: the oldest still maintained that
+# has every C API the extension calls (PyObject_CallNoArgs is new in 3.9), up to
+# the newest the suite has run on. Interpreters outside the range are skipped.
+MIN_PYTHON = (3, 9)
+MAX_PYTHON = (3, 13)
+
+_QUERY = """
+import json, os, platform, sys, sysconfig
+inc = sysconfig.get_paths()["include"]
+print(json.dumps({
+    "impl": platform.python_implementation(),
+    "version": list(sys.version_info[:2]),
+    "executable": sys.executable,
+    "include": inc,
+    "headers": os.path.exists(os.path.join(inc, "Python.h")),
+    "ext_suffix": sysconfig.get_config_var("EXT_SUFFIX"),
+}))
+"""
+
+def _query(rctx, python):
+    res = rctx.execute([python, "-c", _QUERY])
     if res.return_code != 0:
-        fail("cannot query %s: %s" % (python, res.stderr))
-    exe, include, ext_suffix, tag = res.stdout.strip().split("\n")
-    rctx.symlink(include, "include")
+        return None
+    return json.decode(res.stdout.strip())
+
+def _version_key(xy):
+    return [int(p) for p in xy.split(".")]
+
+def _skip_reason(info):
+    """Why an interpreter gets no extension, or None if it is supported."""
+    if info["impl"] != "CPython":
+        return "%s is not CPython (the extension uses CPython's C API)" % info["impl"]
+    v = tuple(info["version"])
+    if v < MIN_PYTHON:
+        return ("CPython %d.%d is not supported: the oldest supported is %d.%d " +
+                "(%d.%d lacks C API the extension calls, e.g. PyObject_CallNoArgs, " +
+                "and is past its end of life)") % (v + MIN_PYTHON + v)
+    if v > MAX_PYTHON:
+        return ("CPython %d.%d is newer than %d.%d, the newest the Python suite " +
+                "has run on: raise MAX_PYTHON in tools/offline_repos.bzl after it passes") % (v + MAX_PYTHON)
+    if not info["headers"]:
+        return "no Python.h under %s (install its development headers)" % info["include"]
+    return None
+
+def _local_python_impl(rctx):
+    # The default interpreter runs `bazel test`'s py_tests: `python3` on PATH, or
+    # $PYTHON_BIN_PATH. Every other CPython found (pyenv's versions/*) gets an
+    # extension and a wheel too, one per X.Y (the default wins its X.Y).
+    default = rctx.os.environ.get("PYTHON_BIN_PATH") or rctx.which("python3")
+    if not default:
+        fail("python3 not found on PATH")
+    candidates = [str(default)]
+    pyenv_root = rctx.os.environ.get("PYENV_ROOT") or (rctx.os.environ.get("HOME", "/root") + "/.pyenv")
+    versions_dir = rctx.path(pyenv_root + "/versions")
+    if versions_dir.exists:
+        for d in sorted([str(p) for p in versions_dir.readdir()]):
+            if rctx.path(d + "/bin/python3").exists:
+                candidates.append(d + "/bin/python3")
+
+    pythons = {}  # "3.11" -> query result
+    skipped = {}  # "3.8" -> reason
+    for i, python in enumerate(candidates):
+        info = _query(rctx, python)
+        if info == None:
+            if i == 0:
+                fail("cannot run %s" % python)
+            continue
+        xy = "%d.%d" % tuple(info["version"])
+        if xy in pythons or xy in skipped:
+            continue
+        reason = _skip_reason(info)
+        if reason:
+            if i == 0:
+                fail("the default interpreter %s: %s. Point PYTHON_BIN_PATH at a supported one." % (python, reason))
+            skipped[xy] = reason
+            print("tls: skipping %s (%s): %s" % (python, xy, reason))
+            continue
+        info["tag"] = "cp%d%d" % tuple(info["version"])
+        pythons[xy] = info
+        if i == 0:
+            default_xy = xy
+
+    default_info = pythons[default_xy]
+    headers = []
+    lines = []
+    for xy in sorted(pythons, key = _version_key):
+        info = pythons[xy]
+        rctx.symlink(info["include"], "include_" + info["tag"])
+        headers.append("""
+cc_library(
+    name = "headers_{tag}",
+    hdrs = glob(["include_{tag}/**/*.h"]),
+    includes = ["include_{tag}"],
+)""".format(tag = info["tag"]))
+        lines.append("%s %s %s %s" % (xy, info["tag"], info["ext_suffix"], info["executable"]))
+    for xy in sorted(skipped):
+        lines.append("%s skipped: %s" % (xy, skipped[xy]))
+    rctx.file("pythons.txt", "\n".join(lines) + "\n")
+
     rctx.file("defs.bzl", "\n".join([
-        "PYTHON = %r" % exe,
-        "EXT_SUFFIX = %r" % ext_suffix,
-        "PY_TAG = %r" % tag,
+        "# Generated by tools/offline_repos.bzl (local_python): the CPythons found on this machine.",
+        "PYTHON = %r" % default_info["executable"],
+        "EXT_SUFFIX = %r" % default_info["ext_suffix"],
+        "PY_TAG = %r" % default_info["tag"],
+        "# X.Y -> {tag, ext_suffix, executable}, for every supported CPython found.",
+        "PYTHONS = %r" % {
+            xy: {k: pythons[xy][k] for k in ("tag", "ext_suffix", "executable")}
+            for xy in sorted(pythons, key = _version_key)
+        },
+        "# X.Y -> why it gets no wheel.",
+        "SKIPPED = %r" % skipped,
+        "MIN_PYTHON = %r" % "%d.%d" % MIN_PYTHON,
+        "MAX_PYTHON = %r" % "%d.%d" % MAX_PYTHON,
         "",
     ]))
     rctx.file("BUILD", """
 load("@bazel_tools//tools/python:toolchain.bzl", "py_runtime_pair")
 package(default_visibility = ["//visibility:public"])
-cc_library(
-    name = "headers",
-    hdrs = glob(["include/**/*.h"]),
-    includes = ["include"],
-)
+exports_files(["pythons.txt"])
+alias(name = "headers", actual = ":headers_%s")
+%s
 py_runtime(
     name = "runtime",
     interpreter_path = "%s",
@@ -101,10 +191,10 @@ toolchain(
     toolchain = ":runtime_pair",
     toolchain_type = "@bazel_tools//tools/python:toolchain_type",
 )
-""" % (exe, exe))
+""" % (default_info["tag"], "\n".join(headers), default_info["executable"], default_info["executable"]))
 
 local_python = repository_rule(
     implementation = _local_python_impl,
-    environ = ["PYTHON_BIN_PATH", "PATH"],
+    environ = ["PYTHON_BIN_PATH", "PATH", "PYENV_ROOT", "HOME"],
     local = True,
 )

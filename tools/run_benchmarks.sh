@@ -76,27 +76,26 @@ else
   log "valgrind not found: instruction counts skipped"
 fi
 
-# 4. Python, if the `tls` module builds and imports: the package's .py files
-#    and the built extension are put together in one folder.
+# 4. Python: the shipped wheel (optimised and stripped whatever the flags, see
+#    python/BUILD) of the default python3, installed into a fresh venv.
 py_json=()
-if [[ -f benchmarks/python_bench.py && -f python/BUILD ]] &&
-  "${bazel[@]}" build "${build_flags[@]}" //python:tls >/dev/null 2>&1; then
-  pylib="$out/pylib"
-  rm -rf "$pylib" && mkdir -p "$pylib/tls"
-  cp python/tls/*.py "$pylib/tls/"
-  cp "$("${bazel[@]}" info "${build_flags[@]}" bazel-bin 2>/dev/null)"/python/tls/_tls*.so "$pylib/tls/"
-  if PYTHONPATH="$pylib" python3 -c 'import tls' 2>/dev/null; then
-    log "python_bench: $reps repetitions"
-    quick_flag=()
-    if [[ $quick == 1 ]]; then quick_flag=(--quick); fi
-    PYTHONPATH="$pylib" python3 benchmarks/python_bench.py --repetitions "$reps" \
-      "${quick_flag[@]}" >"$out/python_bench.json"
-    py_json=(--python "$out/python_bench.json")
-  else
-    log "python: the tls module does not import with $(command -v python3); Python benchmarks skipped"
-  fi
+py=${PYTHON_BIN_PATH:-python3}  # the interpreter @local_python made //python:wheel for
+if [[ -f benchmarks/python_bench.py ]] &&
+  "${bazel[@]}" build --symlink_prefix=/ "--jobs=${BENCH_JOBS:-2}" //python:wheels //python:wheel_list >/dev/null 2>&1; then
+  pybin="$("${bazel[@]}" info bazel-bin 2>/dev/null)/python"
+  tag=$("$py" -c 'import sys; print("cp%d%d" % sys.version_info[:2])')
+  wheel="$pybin/$(grep -- "-$tag-$tag-" "$pybin/wheels.txt")"  # this build's name, not a stale one
+  rm -rf "$out/venv"
+  "$py" -m venv "$out/venv" &&
+    PIP_NO_INDEX=1 PIP_DISABLE_PIP_VERSION_CHECK=1 "$out/venv/bin/python" -m pip install -q --no-index "$wheel" >&2
+  log "python_bench: $reps repetitions, $(basename "$wheel") in a venv"
+  quick_flag=()
+  if [[ $quick == 1 ]]; then quick_flag=(--quick); fi
+  (cd "$out" && venv/bin/python "$OLDPWD/benchmarks/python_bench.py" --repetitions "$reps" \
+    "${quick_flag[@]}") >"$out/python_bench.json"
+  py_json=(--python "$out/python_bench.json")
 else
-  log "python: //python:tls is absent or does not build; Python benchmarks skipped"
+  log "python: //python:wheel does not build; Python benchmarks skipped"
 fi
 
 python3 tools/bench_table.py "$out/tls_bench.json" --extra "$extra" "${py_json[@]}"

@@ -13,6 +13,8 @@ packages=(
   python3-dev
   python3-venv        # the wheel test installs into a fresh venv
   python3-wheel-whl   # wheel for that venv, offline
+  python3-mypy        # stubtest (tests/python/stubtest_test.py), on every supported CPython
+  python3-tomli       # read by mypy on Python < 3.11
   libbenchmark-dev    # Google Benchmark
   libboost-thread-dev # peer in the benchmarks
   valgrind            # instruction counts in the benchmarks

@@ -1,11 +1,13 @@
 """Data: a value wrapped so that closing it happens at most once (go-tls MakeData)."""
 
-from typing import Any, Generic, TypeVar
+# `import typing`, not `from typing import ...`: names imported into this module
+# would count as its public API (stubtest checks them).
+import typing
 
-T = TypeVar("T")
+_T = typing.TypeVar("_T")
 
 
-class Data(Generic[T]):
+class Data(typing.Generic[_T]):
     """Data holds one value and closes it at most once.
 
     ``close()`` calls ``value.close()`` if the value has one, the first time it
@@ -21,13 +23,13 @@ class Data(Generic[T]):
 
     __slots__ = ("_value", "_pending", "__weakref__")
 
-    def __init__(self, value: T) -> None:
+    def __init__(self, value: _T) -> None:
         self._value = value
         # One token: list.pop() is atomic, so exactly one close() can take it.
         self._pending = [True]
 
     @property
-    def value(self) -> T:
+    def value(self) -> _T:
         """The wrapped value (still readable after close)."""
         return self._value
 
@@ -46,7 +48,7 @@ class Data(Generic[T]):
             self._pending.pop()
         except IndexError:
             return False
-        closer: Any = getattr(self._value, "close", None)
+        closer: typing.Any = getattr(self._value, "close", None)
         if closer is not None:
             closer()
         return True
@@ -56,7 +58,7 @@ class Data(Generic[T]):
         return f"tls.Data({self._value!r}, {state})"
 
 
-def make_data(value: T) -> Data[T]:
+def make_data(value: _T) -> Data[_T]:
     """make_data wraps `value` into a Data (go-tls MakeData).
 
     Storing the Data with ``tls.set`` closes the value at ``reset()`` or thread

@@ -5,8 +5,7 @@ import threading
 import unittest
 
 import tls
-from tls._tls import _testing
-from support import Closer, Unraisables, run_in_thread
+from support import HOOKS as _testing, Closer, Unraisables, needs_hooks, run_in_thread
 
 
 class SetGetTest(unittest.TestCase):
@@ -118,6 +117,7 @@ class IdTest(unittest.TestCase):
         tls.reset()
         self.assertEqual(tls.id(), first)
 
+    @needs_hooks
     def test_id_is_what_cpp_tls_id_returns_on_the_same_thread(self):
         self.assertEqual(tls.id(), _testing.cpp_id())
         py_id, cpp_id = run_in_thread(lambda: (tls.id(), _testing.cpp_id()))
@@ -156,6 +156,7 @@ class ResetTest(unittest.TestCase):
         self.assertEqual(before, after)
         self.assertEqual(ran, ["handler"])
 
+    @needs_hooks
     def test_reset_closes_cpp_values_of_the_thread_too(self):
         closes = _testing.cpp_closes()
         _testing.cpp_set_closer("cpp")
@@ -251,6 +252,7 @@ class AtExitTest(unittest.TestCase):
         # reset closed "r"; unload then dropped the rest: nothing else ran.
         self.assertEqual(log, [("close", True, 1), ("reset", None)])
 
+    @needs_hooks
     def test_cpp_handlers_and_values_end_with_the_python_thread(self):
         handlers, closes = _testing.cpp_handlers(), _testing.cpp_closes()
 

@@ -8,6 +8,7 @@ import unittest
 import weakref
 
 import tls
+from support import run_in_native_thread
 
 
 class Counted:
@@ -85,10 +86,8 @@ class ManyThreadsTest(unittest.TestCase):
         self.assertLess(sys.getallocatedblocks() - blocks_before, 1500)
 
     def test_thousands_of_native_threads_leak_no_objects(self):
-        from tls._tls import _testing
-
         def native():
-            _testing.run_in_native_thread(use_tls)
+            run_in_native_thread(use_tls)
 
         for _ in range(100):
             native()

@@ -1,10 +1,25 @@
 """Helpers shared by the tls Python tests."""
 
+import ctypes
 import os
 import subprocess
 import sys
 import textwrap
 import threading
+import unittest
+
+# The test build of the extension (//python:tls, what `bazel test` uses) has
+# hooks into the C++ side of the same engine: tls._tls._testing. The release
+# wheels leave them out, so against an installed wheel (tools/test_wheels.py)
+# the tests that need them skip, and the rest runs.
+try:
+    from tls._tls import _testing as HOOKS
+except ImportError:
+    HOOKS = None
+
+NO_HOOKS = ("needs tls._tls._testing (C++-side hooks), which only the test build "
+            "has: the release wheel leaves them out")
+needs_hooks = unittest.skipUnless(HOOKS, NO_HOOKS)
 
 
 def run_in_thread(fn, *args):
@@ -24,6 +39,36 @@ def run_in_thread(fn, *args):
     if "error" in box:
         raise box["error"]
     return box.get("result")
+
+
+def cpp_id():
+    """tls::ID() as C++ sees it on the calling thread, or None without the hooks."""
+    return HOOKS.cpp_id() if HOOKS else None
+
+
+def run_in_native_thread(fn):
+    """Calls fn() on a new native thread that enters Python with
+    PyGILState_Ensure and leaves with PyGILState_Release, as a C library calling
+    back into Python does; returns once that thread has been joined. Returns the
+    thread's tls::ID() as C++ saw it after fn returned (test hooks), or None:
+    without the hooks a ctypes callback on a raw pthread enters and leaves
+    Python the same way. An exception in fn goes to sys.unraisablehook."""
+    if HOOKS:
+        return HOOKS.run_in_native_thread(fn)
+    libc = ctypes.CDLL(None)  # CDLL: the GIL is released during the calls
+    start_routine = ctypes.CFUNCTYPE(ctypes.c_void_p, ctypes.c_void_p)
+
+    def body(_arg):
+        fn()  # ctypes reports an exception to sys.unraisablehook
+        return None
+
+    callback = start_routine(body)
+    thread = ctypes.c_ulong()
+    err = libc.pthread_create(ctypes.byref(thread), None, callback, None)
+    if err:
+        raise OSError(err, os.strerror(err))
+    libc.pthread_join(thread, None)
+    return None
 
 
 class Closer:

@@ -10,8 +10,7 @@ import threading
 import unittest
 
 import tls
-from tls._tls import _testing
-from support import Closer
+from support import HOOKS, Closer, cpp_id, run_in_native_thread
 
 
 # Each thread state has its own context: a handler that still sees the value
@@ -28,7 +27,7 @@ def track_exit(log):
     tls.set("v", Closer(log, me))
     tls.at_exit(lambda: log.append(
         ("handler", me, threading.get_ident(), tls.get("v").name, context_mark.get() == me)))
-    return tls.id(), _testing.cpp_id()
+    return tls.id(), cpp_id()
 
 
 class ThreadingThreadTest(unittest.TestCase):
@@ -59,7 +58,8 @@ class ThreadingThreadTest(unittest.TestCase):
             t.start()
         for t in threads:
             t.join()
-        self.assertTrue(all(py == cpp for py, cpp in ids))
+        if HOOKS:  # C++ sees the same ID (needs the test build)
+            self.assertTrue(all(py == cpp for py, cpp in ids))
         self.assertEqual(len({py for py, _ in ids}), 100)
         self.assertNotIn(tls.id(), {py for py, _ in ids})
         tls.unload()
@@ -124,8 +124,9 @@ class NativeThreadTest(unittest.TestCase):
             box["py_id"] = tls.id()
             track_exit(log)
 
-        cpp_id = _testing.run_in_native_thread(body)
-        self.assertEqual(box["py_id"], cpp_id)
+        seen_by_cpp = run_in_native_thread(body)
+        if HOOKS:  # C++ saw the same ID (needs the test build)
+            self.assertEqual(box["py_id"], seen_by_cpp)
         self.assertEqual(len(log), 2)
         owner = log[0][1]
         self.assertEqual(log, [("handler", owner, owner, owner, True), (owner, "close")])

@@ -1,22 +1,30 @@
-"""The wheel built by //python:wheel is well-formed, carries the extension, and
-installs with `pip install --no-index` into a fresh venv of the default
-python3, where `import tls` works in a new process."""
+"""The wheels built by //python:wheels: one per supported CPython found, each
+well-formed, tagged cpXY-cpXY-<manylinux tag>, carrying an optimised and
+stripped release extension without the test hooks, with full metadata. The
+default interpreter's wheel installs with `pip install --no-index` into a
+fresh venv, where `import tls` works in a new process.
+
+Args: README.md, the default wheel, then every wheel."""
 
 import base64
 import csv
+import email.parser
 import hashlib
 import io
 import os
+import re
 import subprocess
 import sys
-import sysconfig
 import tempfile
 import textwrap
 import unittest
 import zipfile
 
-WHEEL = os.path.abspath(sys.argv.pop(1)) if len(sys.argv) > 1 else None
+import manylinux
 
+README = sys.argv.pop(1) if len(sys.argv) > 1 else None
+WHEEL = os.path.abspath(sys.argv.pop(1)) if len(sys.argv) > 1 else None
+WHEELS = [os.path.abspath(sys.argv.pop(1)) for _ in range(len(sys.argv) - 1)]
 CHECK = textwrap.dedent("""
     import sys, threading, tls
     assert tls.__file__.startswith(sys.prefix), tls.__file__
@@ -34,45 +42,116 @@ CHECK = textwrap.dedent("""
 """)
 
 
+NAME = re.compile(r"tls-0\.1\.0-(cp3\d+)-(cp3\d+)-(manylinux_2_\d+_x86_64)\.whl")
+
+
 class WheelContentsTest(unittest.TestCase):
+    """Each check runs on every wheel (one subTest per wheel)."""
+
     def setUp(self):
-        self.assertIsNotNone(WHEEL, "pass the wheel's path")
-        self.zf = zipfile.ZipFile(WHEEL)
-        self.addCleanup(self.zf.close)
+        self.assertTrue(WHEELS, "pass README.md, the default wheel, then every wheel")
 
-    def test_file_name_has_this_interpreters_tags(self):
-        tag = "cp%d%d" % sys.version_info[:2]
-        platform = sysconfig.get_platform().replace("-", "_").replace(".", "_")
-        self.assertEqual(os.path.basename(WHEEL), f"tls-0.1.0-{tag}-{tag}-{platform}.whl")
+    def wheels(self):
+        for path in WHEELS:
+            with self.subTest(wheel=os.path.basename(path)), zipfile.ZipFile(path) as zf:
+                yield path, zf
 
-    def test_extension_is_inside_the_wheel(self):
-        suffix = sysconfig.get_config_var("EXT_SUFFIX")
-        info = self.zf.getinfo("tls/_tls" + suffix)
-        self.assertGreater(info.file_size, 10_000)
-        self.assertEqual(self.zf.read(info.filename)[:4], b"\x7fELF")
+    def extension(self, path, zf):
+        tag = NAME.fullmatch(os.path.basename(path)).group(1)
+        suffix = f".cpython-{tag[2:]}-x86_64-linux-gnu.so"
+        return zf.read("tls/_tls" + suffix)
 
-    def test_metadata_wheel_and_record_with_hashes(self):
-        names = set(self.zf.namelist())
-        for required in ("METADATA", "WHEEL", "RECORD", "top_level.txt"):
-            self.assertIn("tls-0.1.0.dist-info/" + required, names)
-        wheel = self.zf.read("tls-0.1.0.dist-info/WHEEL").decode()
-        self.assertIn("Root-Is-Purelib: false", wheel)
-        self.assertIn("Tag: " + os.path.basename(WHEEL)[len("tls-0.1.0-"):-len(".whl")], wheel)
-        record = list(csv.reader(io.StringIO(self.zf.read("tls-0.1.0.dist-info/RECORD").decode())))
-        recorded = {row[0] for row in record}
-        self.assertEqual(recorded, names)
-        for path, digest, size in record:
-            if path.endswith("RECORD"):
-                continue
-            data = self.zf.read(path)
-            expected = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
-            self.assertEqual((digest, int(size)), ("sha256=" + expected, len(data)), path)
-        for stub in ("tls/__init__.pyi", "tls/py.typed", "tls/__init__.py"):
-            self.assertIn(stub, names)
+    def metadata(self, zf):
+        return email.parser.Parser().parsestr(zf.read("tls-0.1.0.dist-info/METADATA").decode())
 
+    def test_one_wheel_per_interpreter_and_the_default_is_this_one(self):
+        tags = [NAME.fullmatch(os.path.basename(w)).group(1) for w in WHEELS]
+        self.assertEqual(len(tags), len(set(tags)))
+        self.assertIn(WHEEL, WHEELS)
+        me = "cp%d%d" % sys.version_info[:2]
+        self.assertEqual(NAME.fullmatch(os.path.basename(WHEEL)).groups()[:2], (me, me))
+
+    def test_file_name_and_wheel_tag_agree(self):
+        for path, zf in self.wheels():
+            match = NAME.fullmatch(os.path.basename(path))
+            self.assertIsNotNone(match, "name is tls-0.1.0-cpXY-cpXY-manylinux_2_N_x86_64.whl")
+            self.assertEqual(match.group(1), match.group(2))
+            wheel = zf.read("tls-0.1.0.dist-info/WHEEL").decode()
+            self.assertIn("Root-Is-Purelib: false", wheel)
+            self.assertIn("Tag: " + "-".join(match.groups()), wheel)
+
+    def test_platform_tag_is_the_strongest_the_extension_allows(self):
+        for path, zf in self.wheels():
+            platform = NAME.fullmatch(os.path.basename(path)).group(3)
+            needed, versions = manylinux.read_needs(self.extension(path, zf))
+            self.assertEqual(manylinux.strongest_tag(needed, versions), platform)
+
+    def test_extension_is_optimised_stripped_and_has_no_test_hooks(self):
+        for path, zf in self.wheels():
+            so = self.extension(path, zf)
+            self.assertEqual(so[:4], b"\x7fELF")
+            self.assertGreater(len(so), 10_000)
+            # Stripped: no static symbol table left (.dynsym stays).
+            self.assertNotIn(b".symtab\0", so)
+            # Optimised build (-c opt defines NDEBUG): no assert() left to call.
+            self.assertNotIn(b"__assert_fail", so)
+            # The release build has no `_testing` submodule.
+            self.assertNotIn(b"run_in_native_thread", so)
+            self.assertNotIn(b"_testing", so)
+
+    def test_record_lists_every_file_with_its_hash(self):
+        for path, zf in self.wheels():
+            names = set(zf.namelist())
+            for required in ("METADATA", "WHEEL", "RECORD", "top_level.txt", "LICENSE"):
+                self.assertIn("tls-0.1.0.dist-info/" + required, names)
+            record = list(csv.reader(io.StringIO(zf.read("tls-0.1.0.dist-info/RECORD").decode())))
+            self.assertEqual({row[0] for row in record}, names)
+            for name, digest, size in record:
+                if name.endswith("RECORD"):
+                    continue
+                data = zf.read(name)
+                expected = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+                self.assertEqual((digest, int(size)), ("sha256=" + expected, len(data)), name)
+            for stub in ("tls/__init__.pyi", "tls/py.typed", "tls/__init__.py"):
+                self.assertIn(stub, names)
+
+    def test_metadata_says_thread_local_storage_at_first_glance(self):
+        for path, zf in self.wheels():
+            meta = self.metadata(zf)
+            self.assertTrue(meta["Summary"].startswith("Thread-local storage"), meta["Summary"])
+            self.assertIn("not Transport Layer Security", meta["Summary"])
+            self.assertIn("thread-local", meta["Keywords"].split(","))
+            body = meta.get_payload()
+            self.assertIn("thread-local storage", body.splitlines()[0].lower())
+            self.assertIn("not TLS/SSL", body.splitlines()[0])
+
+    def test_metadata_license_classifiers_links_and_requires_python(self):
+        for path, zf in self.wheels():
+            meta = self.metadata(zf)
+            self.assertEqual(meta["Metadata-Version"], "2.1")
+            self.assertEqual(meta["License"], "MIT")
+            self.assertIn("MIT License", zf.read("tls-0.1.0.dist-info/LICENSE").decode())
+            classifiers = meta.get_all("Classifier")
+            for c in ("Typing :: Typed", "Operating System :: POSIX :: Linux",
+                      "License :: OSI Approved :: MIT License"):
+                self.assertIn(c, classifiers)
+            tag = NAME.fullmatch(os.path.basename(path)).group(1)
+            self.assertIn(f"Programming Language :: Python :: 3.{tag[3:]}", classifiers)
+            self.assertGreaterEqual(len(meta.get_all("Project-URL")), 2)
+            self.assertEqual(meta["Requires-Python"], ">=3.9")
+
+    def test_long_description_is_the_readmes_python_section(self):
+        with open(README, encoding="utf-8") as f:
+            readme = f.read()
+        section = readme.split("\n## Use it from Python\n", 1)[1].split("\n## ", 1)[0].strip()
+        for path, zf in self.wheels():
+            meta = self.metadata(zf)
+            self.assertTrue(meta["Description-Content-Type"].startswith("text/markdown"))
+            self.assertIn(section, meta.get_payload())
 
 class WheelInstallTest(unittest.TestCase):
     def test_pip_installs_offline_into_a_fresh_venv_and_tls_works(self):
+        self.assertIsNotNone(WHEEL, "pass the default wheel")
         with tempfile.TemporaryDirectory(dir=os.environ.get("TEST_TMPDIR")) as tmp:
             env = {
                 "PATH": os.environ.get("PATH", "/usr/bin:/bin"),

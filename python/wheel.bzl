@@ -1,0 +1,48 @@
+"""One optimised, stripped, manylinux-checked wheel per CPython (see python/BUILD)."""
+
+load("//tools:python_ext.bzl", "optimized_file")
+
+def tls_wheel(py, version, platform, metadata_args, files, extra_srcs):
+    """Declares `wheel_<tag>` -> tls-<version>-<tag>-<tag>-<platform>.whl.
+
+    py: {"tag", "ext_suffix"} of one CPython (@local_python//:defs.bzl PYTHONS).
+    The extension is //bindings' release variant for it, built with
+    compilation_mode=opt whatever the command line, stripped of its symbol table
+    (--strip-unneeded), then checked: the build fails unless `platform` is
+    exactly the strongest manylinux tag its real needs allow (tools/manylinux.py).
+    """
+    tag = py["tag"]
+    extension = "tls/_tls" + py["ext_suffix"]
+    optimized_file(
+        name = tag + "_opt",
+        src = "//bindings:release/%s/tls/_tls.so" % tag,
+        out = "release/%s/_tls.unstripped.so" % tag,
+    )
+    native.genrule(
+        name = tag + "_extension",
+        srcs = [":%s_opt" % tag],
+        outs = ["release/%s/%s" % (tag, extension)],
+        cmd = " && ".join([
+            "$(STRIP) --strip-unneeded -o $@ $<",
+            "$(location //tools:manylinux) check --tag %s $@" % platform,
+        ]),
+        toolchains = ["@bazel_tools//tools/cpp:current_cc_toolchain"],
+        tools = ["//tools:manylinux"],
+    )
+    wheel_files = dict(files)
+    wheel_files[":%s_extension" % tag] = extension
+    native.genrule(
+        name = "wheel_" + tag,
+        srcs = wheel_files.keys() + extra_srcs,
+        outs = ["tls-%s-%s-%s-%s.whl" % (version, tag, tag, platform)],
+        cmd = " ".join([
+            "$(location :build_wheel)",
+            "--out $@",
+            "--tag %s-%s-%s" % (tag, tag, platform),
+        ] + metadata_args + [
+            "--file %s=$(location %s)" % (dest, src)
+            for src, dest in wheel_files.items()
+        ]),
+        tools = [":build_wheel"],
+        visibility = ["//visibility:public"],
+    )

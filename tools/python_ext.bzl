@@ -1,0 +1,63 @@
+"""Build helpers for the Python extension and its wheels.
+
+`optimized_file` re-exports a file built with `--compilation_mode=opt`, whatever
+the command line says: the wheels ship an optimised extension even from a plain
+`bazel build` or `bazel test //...` (fastbuild), so wheel tests check what ships.
+`tls_extension` declares one variant of the `tls._tls` extension (//bindings).
+"""
+
+load("@rules_cc//cc:defs.bzl", "cc_binary")
+load("//tools:copts.bzl", "TLS_COPTS")
+
+_TESTING_SRCS = ["testing.cc", "testing.h"]
+
+def tls_extension(name, py_tag, testing):
+    """The extension for CPython `py_tag` (e.g. "cp312"), with the test-only
+    `_tls._testing` hooks if `testing`. Call from //bindings."""
+    cc_binary(
+        name = name,
+        srcs = native.glob(["*.cc", "*.h"], exclude = [] if testing else _TESTING_SRCS),
+        copts = TLS_COPTS + ["-fvisibility=hidden"],
+        local_defines = ["TLS_TESTING_HOOKS"] if testing else [],
+        # Export only PyInit__tls: the engine's symbols stay private to this module.
+        additional_linker_inputs = ["exports.lds"],
+        linkopts = ["-Wl,--version-script=$(location exports.lds)"],
+        linkshared = True,
+        linkstatic = True,
+        visibility = ["//python:__pkg__", "//tools:__pkg__"],
+        deps = [
+            "//core",
+            "//core:internal",
+            "@local_python//:headers_" + py_tag,
+            "@pybind11",
+        ],
+    )
+
+def _opt_transition_impl(settings, attr):
+    return {"//command_line_option:compilation_mode": "opt"}
+
+_opt_transition = transition(
+    implementation = _opt_transition_impl,
+    inputs = [],
+    outputs = ["//command_line_option:compilation_mode"],
+)
+
+def _optimized_file_impl(ctx):
+    srcs = ctx.files.src
+    if len(srcs) != 1:
+        fail("src must be exactly one file, got %s" % srcs)
+    out = ctx.actions.declare_file(ctx.attr.out)
+    ctx.actions.symlink(output = out, target_file = srcs[0])
+    return [DefaultInfo(files = depset([out]))]
+
+optimized_file = rule(
+    implementation = _optimized_file_impl,
+    doc = "The single file of `src`, built with --compilation_mode=opt, as `out`.",
+    attrs = {
+        "src": attr.label(cfg = _opt_transition, mandatory = True),
+        "out": attr.string(mandatory = True),
+        "_allowlist_function_transition": attr.label(
+            default = "@bazel_tools//tools/allowlists/function_transition_allowlist",
+        ),
+    },
+)
