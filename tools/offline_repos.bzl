@@ -198,3 +198,22 @@ local_python = repository_rule(
     environ = ["PYTHON_BIN_PATH", "PATH", "PYENV_ROOT", "HOME"],
     local = True,
 )
+
+def _native_rules_stub_impl(rctx):
+    # The BUILD files load py_*/sh_* from @rules_python and @rules_shell, as
+    # Bazel 8+ requires (those rules left the global namespace). Bazel 4 has
+    # them built in and the real repositories cannot be fetched offline: these
+    # stand-ins forward each load to the native rule.
+    rctx.file("BUILD", "")
+    for path, names in rctx.attr.files.items():
+        rctx.file(path.rsplit("/", 1)[0] + "/BUILD", "")
+        rctx.file(path, "".join([
+            "def {0}(**kwargs):\n    native.{0}(**kwargs)\n".format(n)
+            for n in names
+        ]))
+
+native_rules_stub = repository_rule(
+    implementation = _native_rules_stub_impl,
+    attrs = {"files": attr.string_list_dict(mandatory = True)},
+    doc = "A repository whose .bzl files forward rule macros to Bazel's native rules.",
+)
