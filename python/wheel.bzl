@@ -2,14 +2,22 @@
 
 load("//tools:python_ext.bzl", "optimized_file")
 
-def tls_wheel(py, version, platform, metadata_args, files, extra_srcs):
-    """Declares `wheel_<tag>` -> tls-<version>-<tag>-<tag>-<platform>.whl.
+def tls_wheel(name, py, version, platform, metadata_args, files, extra_srcs):
+    """Declares `name` -> tls-<version>-<tag>-<tag>-<platform>.whl.
 
-    py: {"tag", "ext_suffix"} of one CPython (@local_python//:defs.bzl PYTHONS).
-    The extension is //bindings' release variant for it, built with
+    The extension is //bindings' release variant for `py`, built with
     compilation_mode=opt whatever the command line, stripped of its symbol table
     (--strip-unneeded), then checked: the build fails unless `platform` is
     exactly the strongest manylinux tag its real needs allow (tools/manylinux.py).
+
+    Args:
+      name: the wheel's target, by convention "wheel_<tag>".
+      py: {"tag", "ext_suffix"} of one CPython (@local_python//:defs.bzl PYTHONS).
+      version: the package version.
+      platform: the platform tag, e.g. "manylinux_2_34_x86_64".
+      metadata_args: build_wheel.py flags for METADATA.
+      files: {source label: path in the wheel} besides the extension.
+      extra_srcs: other files metadata_args refer to with $(location).
     """
     tag = py["tag"]
     extension = "tls/_tls" + py["ext_suffix"]
@@ -32,7 +40,7 @@ def tls_wheel(py, version, platform, metadata_args, files, extra_srcs):
     wheel_files = dict(files)
     wheel_files[":%s_extension" % tag] = extension
     native.genrule(
-        name = "wheel_" + tag,
+        name = name,
         srcs = wheel_files.keys() + extra_srcs,
         outs = ["tls-%s-%s-%s-%s.whl" % (version, tag, tag, platform)],
         cmd = " ".join([

@@ -119,6 +119,7 @@ def _local_python_impl(rctx):
 
     pythons = {}  # "3.11" -> query result
     skipped = {}  # "3.8" -> reason
+    default_xy = None  # set by the first candidate, or fail() above it
     for i, python in enumerate(candidates):
         info = _query(rctx, python)
         if info == None:
@@ -133,7 +134,7 @@ def _local_python_impl(rctx):
             if i == 0:
                 fail("the default interpreter %s: %s. Point PYTHON_BIN_PATH at a supported one." % (python, reason))
             skipped[xy] = reason
-            print("tls: skipping %s (%s): %s" % (python, xy, reason))
+            print("tls: skipping %s (%s): %s" % (python, xy, reason))  # buildifier: disable=print
             continue
         info["tag"] = "cp%d%d" % tuple(info["version"])
         pythons[xy] = info

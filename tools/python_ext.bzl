@@ -12,8 +12,13 @@ load("//tools:copts.bzl", "TLS_COPTS")
 _TESTING_SRCS = ["testing.cc", "testing.h"]
 
 def tls_extension(name, py_tag, testing):
-    """The extension for CPython `py_tag` (e.g. "cp312"), with the test-only
-    `_tls._testing` hooks if `testing`. Call from //bindings."""
+    """Declares one variant of the `tls._tls` extension. Call from //bindings.
+
+    Args:
+      name: the .so target, e.g. "release/cp312/tls/_tls.so".
+      py_tag: the CPython it is built for, e.g. "cp312".
+      testing: whether it carries the test-only `_tls._testing` hooks.
+    """
     cc_binary(
         name = name,
         srcs = native.glob(["*.cc", "*.h"], exclude = [] if testing else _TESTING_SRCS),
@@ -33,7 +38,9 @@ def tls_extension(name, py_tag, testing):
         ],
     )
 
-def _opt_transition_impl(settings, attr):
+def _opt_transition_impl(
+        settings,  # @unused
+        attr):  # @unused
     return {"//command_line_option:compilation_mode": "opt"}
 
 _opt_transition = transition(
