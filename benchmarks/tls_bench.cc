@@ -35,7 +35,7 @@
 
 #include "benchmark/benchmark.h"
 #include "benchmarks/peers.h"
-#include "core/tls.h"
+#include "tls/tls.h"
 
 namespace {
 

@@ -3,7 +3,7 @@
 #include <exception>
 
 #include "bindings/py_state.h"
-#include "core/tls.h"
+#include "tls/tls.h"
 
 namespace py = pybind11;
 

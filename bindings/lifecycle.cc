@@ -6,7 +6,7 @@
 
 #include "bindings/python_access.h"
 #include "bindings/thread_end.h"
-#include "core/tls.h"
+#include "tls/tls.h"
 
 namespace py = pybind11;
 

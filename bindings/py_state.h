@@ -10,7 +10,7 @@
 
 #include <Python.h>
 
-#include "core/slot.h"
+#include "tls/slot.h"
 
 namespace tls::bindings {
 

@@ -5,7 +5,7 @@
 #include <string>
 #include <thread>
 
-#include "core/tls.h"
+#include "tls/tls.h"
 
 namespace py = pybind11;
 

@@ -15,7 +15,8 @@
 //
 //   int fd = open(...);
 //   tls::Set("fd", tls::MakeData(fd, [](int& f) { ::close(f); }));  // custom closer
-#ifndef TLS_CORE_DATA_H_
+#include "tls/internal/require_cxx20.h"  // one clear #error before C++20
+#if !defined(TLS_CORE_DATA_H_) && !defined(TLS_INTERNAL_CXX_TOO_OLD)
 #define TLS_CORE_DATA_H_
 
 #include <memory>
@@ -24,7 +25,7 @@
 #include <typeinfo>
 #include <utility>
 
-#include "core/internal/data_box.h"
+#include "tls/internal/data_box.h"
 
 namespace tls {
 

@@ -5,8 +5,8 @@
 #include <memory>
 #include <string>
 
-#include "core/data.h"
-#include "core/key.h"
+#include "tls/data.h"
+#include "tls/key.h"
 
 namespace tls {
 namespace {

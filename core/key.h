@@ -15,7 +15,8 @@
 //   tls::Set("request_id", tls::MakeData(42));   // string key, no allocation to look up
 //   tls::Set(7, tls::MakeData(std::string("x"))); // integer key
 //   tls::Get(std::string_view("request_id"));     // same key as the literal
-#ifndef TLS_CORE_KEY_H_
+#include "tls/internal/require_cxx20.h"  // one clear #error before C++20
+#if !defined(TLS_CORE_KEY_H_) && !defined(TLS_INTERNAL_CXX_TOO_OLD)
 #define TLS_CORE_KEY_H_
 
 #include <concepts>

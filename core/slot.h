@@ -18,15 +18,16 @@
 //   buffer.GetOrEmplace().text += "x";   // creates this thread's Buffer once
 //   if (Buffer* b = buffer.Get()) ...     // nullptr if this thread has none
 //   buffer.Emplace("seed");              // replaces (old one destroyed, not closed)
-#ifndef TLS_CORE_SLOT_H_
+#include "tls/internal/require_cxx20.h"  // one clear #error before C++20
+#if !defined(TLS_CORE_SLOT_H_) && !defined(TLS_INTERNAL_CXX_TOO_OLD)
 #define TLS_CORE_SLOT_H_
 
 #include <cstddef>
 #include <memory>
 #include <utility>
 
-#include "core/internal/data_box.h"
-#include "core/internal/slot_ops.h"
+#include "tls/internal/data_box.h"
+#include "tls/internal/slot_ops.h"
 
 namespace tls {
 

@@ -3,7 +3,7 @@
 #include <atomic>
 #include <utility>
 
-#include "core/internal/slot_ops.h"
+#include "tls/internal/slot_ops.h"
 #include "core/internal/stub.h"
 
 namespace tls::internal {

@@ -12,7 +12,7 @@
 // no allocation. Slot<T> (core/slot.h) is the typed fast path.
 //
 // Example:
-//   #include "core/tls.h"
+//   #include "tls/tls.h"
 //
 //   void Worker() {
 //     tls::Set("user", tls::MakeData(std::string("ada")));
@@ -31,17 +31,18 @@
 //
 // Every function may be called from inside an AtExit handler or a value's close
 // (re-entrancy is defined; see each function).
-#ifndef TLS_CORE_TLS_H_
+#include "tls/internal/require_cxx20.h"  // one clear #error before C++20
+#if !defined(TLS_CORE_TLS_H_) && !defined(TLS_INTERNAL_CXX_TOO_OLD)
 #define TLS_CORE_TLS_H_
 
 #include <cstdint>
 #include <functional>
 #include <optional>
 
-#include "core/data.h"
-#include "core/error.h"
-#include "core/key.h"
-#include "core/slot.h"
+#include "tls/data.h"
+#include "tls/error.h"
+#include "tls/key.h"
+#include "tls/slot.h"
 
 namespace tls {
 

@@ -10,7 +10,7 @@
 #include <thread>
 #include <vector>
 
-#include "core/tls.h"
+#include "tls/tls.h"
 
 namespace {
 

@@ -19,7 +19,7 @@
 #include "core/internal/close_values.h"
 #include "core/internal/report.h"
 #include "core/internal/stub.h"
-#include "core/tls.h"
+#include "tls/tls.h"
 
 namespace tls::internal {
 namespace {

@@ -9,7 +9,7 @@
 #include <cxxabi.h>
 #endif
 
-#include "core/error.h"
+#include "tls/error.h"
 
 namespace tls::internal {
 

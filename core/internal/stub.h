@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "core/internal/key_table.h"
-#include "core/internal/slot_ops.h"
+#include "tls/internal/slot_ops.h"
 
 namespace tls::internal {
 

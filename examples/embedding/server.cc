@@ -1,4 +1,4 @@
-// A C++ service embedding //core from another Bazel workspace: each request
+// A C++ service embedding the engine (Bazel, CMake or pkg-config): each request
 // thread keeps its connection in tls; it is closed when the thread ends,
 // after the thread's at-exit handler has used it.
 #include <cstdio>
@@ -6,7 +6,7 @@
 #include <thread>
 #include <vector>
 
-#include "core/tls.h"
+#include "tls/tls.h"
 
 namespace {
 

@@ -4,7 +4,7 @@
 
 #include <gtest/gtest.h>
 
-#include "core/tls.h"
+#include "tls/tls.h"
 
 namespace {
 

@@ -5,7 +5,7 @@
 #include <gtest/gtest.h>
 
 #include "core/internal/exit.h"
-#include "core/tls.h"
+#include "tls/tls.h"
 #include "tests/core/test_util.h"
 
 namespace {

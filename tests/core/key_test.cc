@@ -9,7 +9,7 @@
 
 #include <gtest/gtest.h>
 
-#include "core/tls.h"
+#include "tls/tls.h"
 
 namespace {
 std::atomic<long> g_allocations{0};

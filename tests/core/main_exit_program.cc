@@ -7,7 +7,7 @@
 #include <cstring>
 #include <thread>
 
-#include "core/tls.h"
+#include "tls/tls.h"
 
 namespace {
 

@@ -8,7 +8,7 @@
 #include <atomic>
 #include <cstdint>
 
-#include "core/tls.h"
+#include "tls/tls.h"
 
 namespace {
 

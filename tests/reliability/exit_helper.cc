@@ -14,7 +14,7 @@
 #include <thread>
 #include <vector>
 
-#include "core/tls.h"
+#include "tls/tls.h"
 #include "tests/reliability/test_util.h"
 
 namespace {

@@ -29,7 +29,7 @@
 #include <thread>
 #include <vector>
 
-#include "core/tls.h"
+#include "tls/tls.h"
 
 namespace tls_test {
 
