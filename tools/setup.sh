@@ -9,6 +9,9 @@ packages=(
   bazel-rules-cc      # @rules_cc, patched for offline use by tools/offline_repos.bzl
   bazel-skylib        # loaded by rules_cc's BUILD files
   googletest          # GoogleTest sources, built by Bazel (instrumentable)
+  cmake               # the CMake build (CMakeLists.txt), ctest, consumer checks
+  pkg-config          # the pkg-config consumer check (tls-core.pc)
+  libgtest-dev        # GoogleTest for the CMake build's tests
   pybind11-dev        # Python binding headers
   python3-dev
   python3-venv        # the wheel test installs into a fresh venv
