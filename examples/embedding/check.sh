@@ -16,7 +16,7 @@ cp "$here/server.cc" "$ws/"
 
 out=$(cd "$ws" && bazel run --ui_event_filters=-info --noshow_progress //:server 2>/dev/null)
 echo "$out"
-expected=$'handler sees a\nclosed a\nhandler sees b\nclosed b\nmain id 3'
+expected=$(cat "$here/expected_output.txt")
 if [[ $out != "$expected" ]]; then
   echo "embedding check FAILED: expected:" >&2
   echo "$expected" >&2
