@@ -34,6 +34,16 @@ consumer() { # <dir>: a fresh service folder with server.cc
   mkdir -p "$1" && cp "$here/server.cc" "$1/"
 }
 
+cmake_consumer() { # <folder> <what> <cmake args...>: configures, builds, runs
+  local svc="$tmp/$1" what=$2
+  shift 2
+  consumer "$svc"
+  cp "$here/CMakeLists.consumer.txt" "$svc/CMakeLists.txt"
+  quiet cmake -S "$svc" -B "$svc/build" "$@"
+  quiet cmake --build "$svc/build" -j "$jobs"
+  check_server "$what" "$svc/build/server"
+}
+
 # The engine, built and installed twice: static (default) and shared.
 for kind in static shared; do
   shared=OFF; [[ $kind == shared ]] && shared=ON
@@ -51,12 +61,8 @@ fi
 echo "consumer check: OK (shared library's SONAME is $soname)"
 
 for kind in static shared; do
-  svc="$tmp/find_package-$kind"
-  consumer "$svc"
-  cp "$here/CMakeLists.consumer.txt" "$svc/CMakeLists.txt"
-  quiet cmake -S "$svc" -B "$svc/build" -DCMAKE_PREFIX_PATH="$tmp/prefix-$kind"
-  quiet cmake --build "$svc/build" -j "$jobs"
-  check_server "CMake find_package(TlsCore), $kind" "$svc/build/server"
+  cmake_consumer "find_package-$kind" "CMake find_package(TlsCore), $kind" \
+    -DCMAKE_PREFIX_PATH="$tmp/prefix-$kind"
 
   svc="$tmp/pkg-config-$kind"
   consumer "$svc"
@@ -65,12 +71,7 @@ for kind in static shared; do
   LD_LIBRARY_PATH="$tmp/prefix-$kind/lib" check_server "pkg-config tls-core, $kind" "$svc/server"
 done
 
-svc="$tmp/add_subdirectory"
-consumer "$svc"
-cp "$here/CMakeLists.consumer.txt" "$svc/CMakeLists.txt"
-quiet cmake -S "$svc" -B "$svc/build" -DTLS_SOURCE_DIR="$repo"
-quiet cmake --build "$svc/build" -j "$jobs"
-check_server "CMake add_subdirectory" "$svc/build/server"
+cmake_consumer add_subdirectory "CMake add_subdirectory" -DTLS_SOURCE_DIR="$repo"
 
 # C++17: exactly one diagnostic line, ours (no template errors after it).
 echo '#include "tls/tls.h"' >"$tmp/old.cc"
