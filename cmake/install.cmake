@@ -24,10 +24,20 @@ install(FILES ${PROJECT_BINARY_DIR}/TlsCoreConfig.cmake
         DESTINATION ${tls_cmake_dir})
 
 # pkg-config: relocatable (prefix from the .pc file's own place), so that
-# `cmake --install --prefix <dir>` gives a working file. A static library
+# `cmake --install --prefix <dir>` gives a working file; fixed paths only if
+# the install directories are given as absolute paths. A static library
 # needs the engine's own link flags on every link, a shared one only with --static.
-file(RELATIVE_PATH tls_pc_to_prefix
-  ${CMAKE_INSTALL_FULL_LIBDIR}/pkgconfig ${CMAKE_INSTALL_PREFIX})
+if(IS_ABSOLUTE "${CMAKE_INSTALL_LIBDIR}" OR IS_ABSOLUTE "${CMAKE_INSTALL_INCLUDEDIR}")
+  set(tls_pc_prefix "${CMAKE_INSTALL_PREFIX}")
+  set(tls_pc_libdir "${CMAKE_INSTALL_FULL_LIBDIR}")
+  set(tls_pc_includedir "${CMAKE_INSTALL_FULL_INCLUDEDIR}")
+else()
+  file(RELATIVE_PATH tls_pc_to_prefix
+    ${CMAKE_INSTALL_FULL_LIBDIR}/pkgconfig ${CMAKE_INSTALL_PREFIX})
+  set(tls_pc_prefix "\${pcfiledir}/${tls_pc_to_prefix}")
+  set(tls_pc_libdir "\${prefix}/${CMAKE_INSTALL_LIBDIR}")
+  set(tls_pc_includedir "\${prefix}/${CMAKE_INSTALL_INCLUDEDIR}")
+endif()
 set(tls_pc_engine_libs "-pthread")
 foreach(lib IN LISTS CMAKE_DL_LIBS)
   string(APPEND tls_pc_engine_libs " -l${lib}")
