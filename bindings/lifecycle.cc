@@ -48,7 +48,6 @@ void AtExit(py::handle fn) {
   if (EnsureThreadEndHook() < 0) throw py::error_already_set();
   auto handler = std::make_shared<const PyHandler>(fn.ptr());
   tls::AtExit([handler] { (*handler)(); });
-  DrainReleases();  // only if push_back failed and dropped the handler
 }
 
 void Reset() {

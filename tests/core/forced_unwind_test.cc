@@ -5,8 +5,6 @@
 // store still holds is handled when the thread really ends.
 #include <pthread.h>
 
-#include <functional>
-#include <memory>
 #include <string>
 
 #include <gtest/gtest.h>
@@ -21,24 +19,8 @@ using tls::internal::ExitCause;
 using tls::internal::RunThreadExit;
 using tls_test::Closer;
 using tls_test::Log;
+using tls_test::RunInPthread;
 using Events = std::vector<std::string>;
-
-// Runs `body` on a raw pthread that `body` may end with pthread_exit; joins it.
-void RunInExitablePthread(std::function<void()> body) {
-  pthread_t t;
-  auto* arg = new std::function<void()>(std::move(body));
-  ASSERT_EQ(pthread_create(
-                &t, nullptr,
-                [](void* p) -> void* {
-                  // Freed by the unwind too: pthread_exit runs C++ destructors.
-                  std::unique_ptr<std::function<void()>> f(static_cast<std::function<void()>*>(p));
-                  (*f)();
-                  return nullptr;
-                },
-                arg),
-            0);
-  ASSERT_EQ(pthread_join(t, nullptr), 0);
-}
 
 struct ExitingCloser {
   Log* log;
@@ -60,7 +42,7 @@ tls::Slot<SlotValue> g_slot;
 
 TEST(ForcedUnwind, PthreadExitInACloseDuringResetEndsOnlyTheThread) {
   Log log;
-  RunInExitablePthread([&] {
+  RunInPthread([&] {
     tls::Set("exits", tls::MakeData(ExitingCloser{&log}));
     g_slot.Emplace().log = &log;  // closed after keyed values: never reached
     tls::AtExit([&] { log.Add("handler"); });
@@ -74,7 +56,7 @@ TEST(ForcedUnwind, PthreadExitInACloseDuringResetEndsOnlyTheThread) {
 
 TEST(ForcedUnwind, PthreadExitInAHandlerOfAnEarlyRunLeavesTheRestToTheThreadEnd) {
   Log log;
-  RunInExitablePthread([&] {
+  RunInPthread([&] {
     tls::Set("v", tls::MakeData(Closer{&log, "v"}));
     tls::AtExit([&] { log.Add("older handler"); });
     tls::AtExit([&] {
@@ -96,7 +78,7 @@ TEST(ForcedUnwind, PthreadExitInTheErrorHandlerPassesToo) {
     s_log->Add("reported " + std::string(e.message));
     pthread_exit(nullptr);
   });
-  RunInExitablePthread([&] {
+  RunInPthread([&] {
     tls::Set("v", tls::MakeData(Closer{&log, "v"}));
     tls::AtExit([] { throw std::runtime_error("boom"); });
     RunThreadExit(ExitCause::kEarly);

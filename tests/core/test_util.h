@@ -5,6 +5,7 @@
 #include <pthread.h>
 
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -16,16 +17,16 @@ namespace tls_test {
 // has finished when this returns.
 inline void RunInThread(const std::function<void()>& body) { std::thread(body).join(); }
 
-// Runs `body` on a raw pthread (no C++ thread machinery) and joins it.
+// Runs `body` on a raw pthread (no C++ thread machinery) and joins it. `body`
+// may end the thread with pthread_exit: the unwind frees what this allocated.
 inline void RunInPthread(const std::function<void()>& body) {
   pthread_t t;
   auto* arg = new std::function<void()>(body);
   pthread_create(
       &t, nullptr,
       [](void* p) -> void* {
-        auto* f = static_cast<std::function<void()>*>(p);
+        std::unique_ptr<std::function<void()>> f(static_cast<std::function<void()>*>(p));
         (*f)();
-        delete f;
         return nullptr;
       },
       arg);
