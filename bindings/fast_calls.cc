@@ -44,9 +44,8 @@ bool DefaultIsTheOnlyKeyword(Py_ssize_t nargs, PyObject* kwnames) {
     }
   }
   if (nargs != 1) {
-    PyErr_SetString(PyExc_TypeError,
-                    nargs > 1 ? "get() got multiple values for argument 'default'"
-                              : "get() missing required argument 'key' (pos 1)");
+    PyErr_SetString(PyExc_TypeError, nargs > 1 ? "get() got multiple values for argument 'default'"
+                                               : "get() missing required argument 'key' (pos 1)");
     return false;
   }
   return true;

@@ -73,8 +73,8 @@ void ReportToPython(const tls::ErrorInfo& e) {
     return;
   }
   py.Run([&] {
-    PyObject* message = PyUnicode_DecodeUTF8(line.data(), static_cast<Py_ssize_t>(line.size()),
-                                             "replace");
+    PyObject* message =
+        PyUnicode_DecodeUTF8(line.data(), static_cast<Py_ssize_t>(line.size()), "replace");
     if (message != nullptr) {
       PyErr_SetObject(PyExc_RuntimeError, message);
       Py_DECREF(message);

@@ -32,7 +32,8 @@ void ReinitDoorInChild() {
   g_inside = 0;
 }
 
-[[maybe_unused]] const int g_door_fork_handler = pthread_atfork(nullptr, nullptr, &ReinitDoorInChild);
+[[maybe_unused]] const int g_door_fork_handler =
+    pthread_atfork(nullptr, nullptr, &ReinitDoorInChild);
 
 }  // namespace
 
@@ -52,7 +53,7 @@ void OutsideEntry::Leave() noexcept {
 
 void OutsideEntry::ShutDoorAndWait() noexcept {
   Py_BEGIN_ALLOW_THREADS  // those inside need the GIL to finish
-  pthread_mutex_lock(&g_door_mu);
+      pthread_mutex_lock(&g_door_mu);
   g_shut = true;
   while (g_inside > 0) pthread_cond_wait(&g_door_idle, &g_door_mu);
   pthread_mutex_unlock(&g_door_mu);

@@ -48,10 +48,10 @@ uint64_t RunInNativeThread(py::object fn) {
 void RegisterTestingBindings(py::module_& m) {
   py::module_ t = m.def_submodule("_testing", "Test-only hooks into the C++ side. Not API.");
   t.def(
-      "cpp_id", [] { return tls::ID(); },
-      "tls::ID() as C++ sees it on the calling thread.");
+      "cpp_id", [] { return tls::ID(); }, "tls::ID() as C++ sees it on the calling thread.");
   t.def(
-      "cpp_set_closer", [](const std::string& key) { tls::Set(key, tls::MakeData(CountedCloser{})); },
+      "cpp_set_closer",
+      [](const std::string& key) { tls::Set(key, tls::MakeData(CountedCloser{})); },
       "Stores a C++ value under `key` whose close counts in cpp_closes().");
   t.def(
       "cpp_has", [](const std::string& key) { return tls::Get(key).has_value(); },

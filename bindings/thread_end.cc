@@ -21,8 +21,7 @@ void RunEarlyExit() {
 // ---- The sentinel: every thread, when its thread state is cleared ----------
 
 struct Sentinel {
-  PyObject_HEAD
-  PyThreadState* owner;  // the thread state whose clearing ends the thread
+  PyObject_HEAD PyThreadState* owner;  // the thread state whose clearing ends the thread
 };
 
 // Whether this thread's current thread state carries a live sentinel. Reset
@@ -51,16 +50,13 @@ void SentinelDealloc(PyObject* self) {
 
 PyType_Slot g_sentinel_slots[] = {
     {Py_tp_dealloc, reinterpret_cast<void*>(&SentinelDealloc)},
-    {Py_tp_doc, const_cast<char*>("Runs the thread's tls exit sequence when its thread state is cleared.")},
+    {Py_tp_doc,
+     const_cast<char*>("Runs the thread's tls exit sequence when its thread state is cleared.")},
     {0, nullptr},
 };
 
 PyType_Spec g_sentinel_spec = {
-    "tls._tls._ThreadEndSentinel",
-    sizeof(Sentinel),
-    0,
-    Py_TPFLAGS_DEFAULT,
-    g_sentinel_slots,
+    "tls._tls._ThreadEndSentinel", sizeof(Sentinel), 0, Py_TPFLAGS_DEFAULT, g_sentinel_slots,
 };
 
 // ---- threading.Thread: while the thread is still itself (3.11+) -------------

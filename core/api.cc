@@ -4,9 +4,10 @@
 
 #include "core/internal/close_values.h"
 #include "core/internal/stub.h"
+#include "tls/internal/abi.h"
 #include "tls/tls.h"
 
-namespace tls {
+namespace tls::inline TLS_ABI_NAMESPACE {
 
 using internal::t_thread;
 
@@ -39,7 +40,8 @@ bool Del(const Key& key) {
 }
 
 uint64_t ID() {
-  if (uint64_t id = t_thread.id; id != 0) [[likely]] return id;
+  if (uint64_t id = t_thread.id; id != 0) [[likely]]
+    return id;
   return internal::NewStub().id;
 }
 
@@ -58,4 +60,4 @@ void AtExit(std::function<void()> f) {
   internal::CurrentStub().handlers.push_back(std::move(f));
 }
 
-}  // namespace tls
+}  // namespace tls::inline TLS_ABI_NAMESPACE

@@ -25,12 +25,13 @@
 #include <typeinfo>
 #include <utility>
 
+#include "tls/internal/abi.h"
 #include "tls/internal/data_box.h"
 
-namespace tls {
+namespace tls::inline TLS_ABI_NAMESPACE {
 
 // Thrown by Data::Value when the Data is empty or holds another type.
-class BadDataAccess : public std::logic_error {
+class TLS_API BadDataAccess : public std::logic_error {
  public:
   using std::logic_error::logic_error;
 };
@@ -61,9 +62,7 @@ class Data {
   }
 
   // typeid of the stored value; typeid(void) when empty.
-  const std::type_info& type() const noexcept {
-    return box_ ? box_->type() : typeid(void);
-  }
+  const std::type_info& type() const noexcept { return box_ ? box_->type() : typeid(void); }
 
   // Closes the value (see MakeData) unless it was closed before. Returns true
   // if this call closed it. An exception from the value's close propagates to
@@ -103,10 +102,10 @@ Data MakeData(T&& value, Closer&& closer) {
   using V = std::decay_t<T>;
   using C = std::decay_t<Closer>;
   static_assert(std::is_invocable_v<C&, V&>, "MakeData: closer must be callable as closer(value&)");
-  return Data(std::make_shared<internal::ValueWithCloserBox<V, C>>(
-      std::forward<T>(value), std::forward<Closer>(closer)));
+  return Data(std::make_shared<internal::ValueWithCloserBox<V, C>>(std::forward<T>(value),
+                                                                   std::forward<Closer>(closer)));
 }
 
-}  // namespace tls
+}  // namespace tls::inline TLS_ABI_NAMESPACE
 
 #endif  // TLS_CORE_DATA_H_

@@ -6,9 +6,10 @@
 #include <string>
 
 #include "tls/data.h"
+#include "tls/internal/abi.h"
 #include "tls/key.h"
 
-namespace tls {
+namespace tls::inline TLS_ABI_NAMESPACE {
 namespace {
 
 std::string Demangle(const std::type_info& type) {
@@ -38,13 +39,19 @@ std::string_view Key::NullString() {
 
 std::string Key::ToString() const {
   switch (tag_) {
-    case kTagString:
-      return "\"" + std::string(text()) + "\"";
-    case kTagNegative:
-      return std::to_string(static_cast<int64_t>(bits_));
-    default:
-      return std::to_string(bits_);
+    case kTagString: {
+      // Appended piece by piece: `"\"" + std::string(...)` trips GCC 12's
+      // -Wrestrict false positive (GCC bug 105651) in optimised builds.
+      std::string quoted;
+      quoted.reserve(bits_ + 2);
+      quoted.push_back('"');
+      quoted.append(text());
+      quoted.push_back('"');
+      return quoted;
+    }
+    case kTagNegative: return std::to_string(static_cast<int64_t>(bits_));
+    default: return std::to_string(bits_);
   }
 }
 
-}  // namespace tls
+}  // namespace tls::inline TLS_ABI_NAMESPACE

@@ -17,7 +17,9 @@
 #include <exception>
 #include <string_view>
 
-namespace tls {
+#include "tls/internal/abi.h"
+
+namespace tls::inline TLS_ABI_NAMESPACE {
 
 enum class ErrorSource {
   kAtExitHandler,  // an AtExit handler threw
@@ -27,8 +29,8 @@ enum class ErrorSource {
 
 struct ErrorInfo {
   ErrorSource source;
-  uint64_t thread_id;         // the thread's tls::ID() when it happened (0: none)
-  std::string_view message;   // one line, e.g. "AtExit handler threw: <what()>"
+  uint64_t thread_id;            // the thread's tls::ID() when it happened (0: none)
+  std::string_view message;      // one line, e.g. "AtExit handler threw: <what()>"
   std::exception_ptr exception;  // what was thrown; null for kExitRounds
 };
 
@@ -38,8 +40,8 @@ using ErrorHandler = void (*)(const ErrorInfo&);
 
 // Installs `handler` for every thread and returns the previous one; nullptr
 // restores the default (one line on stderr). Lock-free; safe at any time.
-ErrorHandler SetErrorHandler(ErrorHandler handler) noexcept;
+TLS_API ErrorHandler SetErrorHandler(ErrorHandler handler) noexcept;
 
-}  // namespace tls
+}  // namespace tls::inline TLS_ABI_NAMESPACE
 
 #endif  // TLS_CORE_ERROR_H_

@@ -26,7 +26,9 @@
 #include <string>
 #include <string_view>
 
-namespace tls {
+#include "tls/internal/abi.h"
+
+namespace tls::inline TLS_ABI_NAMESPACE {
 
 namespace internal {
 
@@ -81,6 +83,10 @@ inline uint64_t HashBytes(const char* p, size_t n) noexcept {
   return Fold(a ^ kSeed1, b ^ seed) ^ kSeed2;
 }
 
+// Any integer type but bool (Key(bool) is deleted below).
+template <class I>
+concept IntegerKey = std::integral<I> && !std::same_as<I, bool>;
+
 inline uint64_t HashInteger(uint64_t bits, uint8_t tag) noexcept {
   return Fold(bits ^ kSeed1, kSeed0 ^ tag);
 }
@@ -97,14 +103,13 @@ class Key {
     hash_ = Normalize(internal::HashBytes(s.data(), s.size()));
   }
   Key(const std::string& s) noexcept  // NOLINT(google-explicit-constructor)
-      : Key(std::string_view(s)) {}
+      : Key(std::string_view{s}) {}
   // Throws std::invalid_argument for a null pointer.
   Key(const char* s)  // NOLINT(google-explicit-constructor)
       : Key(s ? std::string_view(s) : NullString()) {}
 
   // Integer keys, compared by value whatever the C++ type.
-  template <std::integral I>
-    requires(!std::same_as<I, bool>)
+  template <internal::IntegerKey I>
   Key(I i) noexcept  // NOLINT(google-explicit-constructor)
       : text_(nullptr),
         bits_(static_cast<uint64_t>(i)),
@@ -115,19 +120,15 @@ class Key {
   Key(bool) = delete;
   Key(std::nullptr_t) = delete;
 
-  Kind kind() const noexcept {
-    return tag_ == kTagString ? Kind::kString : Kind::kInteger;
-  }
+  Kind kind() const noexcept { return tag_ == kTagString ? Kind::kString : Kind::kInteger; }
   // The text of a string key (empty for an integer key).
   std::string_view text() const noexcept {
     return tag_ == kTagString ? std::string_view(text_, bits_) : std::string_view();
   }
   // The value of an integer key (0 for a string key). Unsigned values above
   // INT64_MAX read back as their two's-complement int64.
-  int64_t integer() const noexcept {
-    return tag_ == kTagString ? 0 : static_cast<int64_t>(bits_);
-  }
-  std::string ToString() const;
+  int64_t integer() const noexcept { return tag_ == kTagString ? 0 : static_cast<int64_t>(bits_); }
+  TLS_API std::string ToString() const;
 
   friend bool operator==(const Key& a, const Key& b) noexcept {
     return a.hash_ == b.hash_ && a.tag_ == b.tag_ && a.bits_ == b.bits_ &&
@@ -147,7 +148,7 @@ class Key {
  private:
   // The store reserves hash 0 for "empty slot".
   static uint64_t Normalize(uint64_t h) noexcept { return h | (uint64_t{1} << 63); }
-  [[noreturn]] static std::string_view NullString();
+  [[noreturn]] TLS_API static std::string_view NullString();
 
   const char* text_;
   uint64_t bits_;  // string length, or the integer's bits
@@ -155,6 +156,6 @@ class Key {
   uint8_t tag_;
 };
 
-}  // namespace tls
+}  // namespace tls::inline TLS_ABI_NAMESPACE
 
 #endif  // TLS_CORE_KEY_H_

@@ -26,10 +26,11 @@
 #include <memory>
 #include <utility>
 
+#include "tls/internal/abi.h"
 #include "tls/internal/data_box.h"
 #include "tls/internal/slot_ops.h"
 
-namespace tls {
+namespace tls::inline TLS_ABI_NAMESPACE {
 
 template <class T>
 class Slot {
@@ -73,6 +74,6 @@ class Slot {
   size_t index_;
 };
 
-}  // namespace tls
+}  // namespace tls::inline TLS_ABI_NAMESPACE
 
 #endif  // TLS_CORE_SLOT_H_

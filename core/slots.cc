@@ -3,10 +3,11 @@
 #include <atomic>
 #include <utility>
 
-#include "tls/internal/slot_ops.h"
 #include "core/internal/stub.h"
+#include "tls/internal/abi.h"
+#include "tls/internal/slot_ops.h"
 
-namespace tls::internal {
+namespace tls::inline TLS_ABI_NAMESPACE::internal {
 namespace {
 std::atomic<size_t> g_next_slot{0};
 }  // namespace
@@ -35,4 +36,4 @@ bool SlotStore(size_t index, void* value, const SlotOps* ops) {
   return true;
 }
 
-}  // namespace tls::internal
+}  // namespace tls::inline TLS_ABI_NAMESPACE::internal

@@ -41,59 +41,60 @@
 
 #include "tls/data.h"
 #include "tls/error.h"
+#include "tls/internal/abi.h"
 #include "tls/key.h"
 #include "tls/slot.h"
 
-namespace tls {
+namespace tls::inline TLS_ABI_NAMESPACE {
 
 // Set stores `data` under `key` for the calling thread, creating its stub if
 // needed. Replacing a value does not close the old one (go-tls semantics): the
 // old handle is simply released.
 // Example: tls::Set("user", tls::MakeData(std::string("ada")));
-void Set(const Key& key, Data data);
+TLS_API void Set(const Key& key, Data data);
 
 // Get returns a copy of the handle stored under `key`, or std::nullopt. Never
 // creates the stub; never allocates.
 // Example: if (auto d = tls::Get("user")) Use(d->Value<std::string>());
-std::optional<Data> Get(const Key& key);
+TLS_API std::optional<Data> Get(const Key& key);
 
 // Find is Get without the copy: a pointer to the stored handle, or nullptr.
 // The pointer is valid until the calling thread's next Set, Del, Reset or
 // Unload (or any tls call made by code it runs).
 // Example: if (const tls::Data* d = tls::Find(7)) n += d->Value<int>();
-const Data* Find(const Key& key) noexcept;
+TLS_API const Data* Find(const Key& key) noexcept;
 
 // Del removes `key` without closing its value. Returns whether it was present.
 // Never creates the stub.
-bool Del(const Key& key);
+TLS_API bool Del(const Key& key);
 
 // ID returns the calling thread's ID: 1, 2, 3... in order of first use, never
 // reused in the process, stable until Unload. Creates the stub if needed, so
 // the main thread has a real ID too.
-uint64_t ID();
+TLS_API uint64_t ID();
 
 // Reset closes every value once and removes them all, keeping the ID and the
 // AtExit handlers. A close may call any tls function; values it sets stay.
-void Reset();
+TLS_API void Reset();
 
 // Unload drops the calling thread's stub: values are released WITHOUT closing,
 // handlers are dropped WITHOUT running. The next Set/ID/AtExit makes a new stub
 // with a new ID. Called from an AtExit handler during thread exit, it also drops
 // the handlers still waiting in that round.
-void Unload();
+TLS_API void Unload();
 
 // AtExit registers `f` to run when the calling thread ends, newest first,
 // with the thread's values still readable. Creates the stub if needed.
 // Registered during exit (from a handler or a close), `f` still runs, in the
 // next round. A handler that throws is reported (error.h); the rest still run.
 // Example: tls::AtExit([] { FlushLogs(); });
-void AtExit(std::function<void()> f);
+TLS_API void AtExit(std::function<void()> f);
 
 // How many rounds thread exit runs before it gives up on code that keeps
 // adding handlers or values; what is left is dropped without running or
 // closing, and reported with ErrorSource::kExitRounds.
 inline constexpr int kMaxExitRounds = 64;
 
-}  // namespace tls
+}  // namespace tls::inline TLS_ABI_NAMESPACE
 
 #endif  // TLS_CORE_TLS_H_

@@ -31,14 +31,16 @@ struct Connection {
 // Each thread's handlers and closes run when that thread ends; the workers run
 // one after another here so the printed story reads top to bottom.
 void Worker(const std::string& name, int requests) {
-  tls::Set("name", tls::MakeData(name));           // same key in every thread,
-  tls::Set("requests", tls::MakeData(requests));   // a different value in each
+  tls::Set("name", tls::MakeData(name));          // same key in every thread,
+  tls::Set("requests", tls::MakeData(requests));  // a different value in each
   tls::Set("conn", tls::MakeData(Connection{name}));
   Say("[%s] thread id %llu, stores name=%s requests=%d\n", name.c_str(),
       static_cast<unsigned long long>(tls::ID()), name.c_str(), requests);
 
-  tls::AtExit([] { Say("  [%s] at-exit handler 1 (registered first, runs last)\n",
-                       tls::Get("name")->Value<std::string>().c_str()); });
+  tls::AtExit([] {
+    Say("  [%s] at-exit handler 1 (registered first, runs last)\n",
+        tls::Get("name")->Value<std::string>().c_str());
+  });
   tls::AtExit([] {
     // Handlers run before values are closed, so they can still read them.
     Say("  [%s] at-exit handler 2 (registered last, runs first): served %d requests\n",
@@ -55,8 +57,7 @@ int main() {
       static_cast<unsigned long long>(tls::ID()));
   tls::AtExit([] { Say("\nmain thread's at-exit handler: runs when main returns\n"); });
 
-  const std::vector<std::pair<std::string, int>> workers = {
-      {"alice", 3}, {"bob", 5}, {"carol", 8}};
+  const std::vector<std::pair<std::string, int>> workers = {{"alice", 3}, {"bob", 5}, {"carol", 8}};
   for (const auto& [name, requests] : workers) {
     std::thread(Worker, name, requests).join();
     Say("\n");

@@ -21,6 +21,8 @@ packages=(
   libbenchmark-dev    # Google Benchmark
   libboost-thread-dev # peer in the benchmarks
   valgrind            # instruction counts in the benchmarks
+  clang-format        # ./dev lint: C++ formatting (.clang-format)
+  clang-tidy          # ./dev lint: the engine's checks (.clang-tidy)
 )
 
 missing=()

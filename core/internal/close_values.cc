@@ -4,8 +4,9 @@
 #include <vector>
 
 #include "core/internal/report.h"
+#include "tls/internal/abi.h"
 
-namespace tls::internal {
+namespace tls::inline TLS_ABI_NAMESPACE::internal {
 namespace {
 
 // Destroys detached slot values (without closing them), each once: when asked,
@@ -53,4 +54,4 @@ void CloseAllValues(Stub& stub) {
   if (current != nullptr && current->values.capacity() == 0) current->values = std::move(values);
 }
 
-}  // namespace tls::internal
+}  // namespace tls::inline TLS_ABI_NAMESPACE::internal

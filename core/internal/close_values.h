@@ -3,8 +3,9 @@
 #define TLS_CORE_INTERNAL_CLOSE_VALUES_H_
 
 #include "core/internal/stub.h"
+#include "tls/internal/abi.h"
 
-namespace tls::internal {
+namespace tls::inline TLS_ABI_NAMESPACE::internal {
 
 // Detaches every value of `stub` (keyed values and slot values) so the stub is
 // empty of values, then closes each detached value once (errors reported, not
@@ -13,6 +14,6 @@ namespace tls::internal {
 // Unload included.
 void CloseAllValues(Stub& stub);
 
-}  // namespace tls::internal
+}  // namespace tls::inline TLS_ABI_NAMESPACE::internal
 
 #endif  // TLS_CORE_INTERNAL_CLOSE_VALUES_H_

@@ -6,14 +6,20 @@
 #include <typeinfo>
 #include <utility>
 
-namespace tls::internal {
+#include "tls/internal/abi.h"
+
+namespace tls::inline TLS_ABI_NAMESPACE::internal {
 
 // How MakeData closes a value: the first that compiles of v.Close(), v.close(),
 // and, for pointer-like values (raw or smart pointers), v->Close(), v->close().
 template <class T>
-concept HasClose = requires(T& v) { v.Close(); };
+concept HasClose = requires(T& v) {
+  v.Close();
+};
 template <class T>
-concept HasLowerClose = requires(T& v) { v.close(); };
+concept HasLowerClose = requires(T& v) {
+  v.close();
+};
 template <class T>
 concept PointsToClose = requires(T& v) {
   static_cast<bool>(v);
@@ -93,8 +99,8 @@ class ValueWithCloserBox final : public DataBox {
   Closer closer_;
 };
 
-[[noreturn]] void ThrowBadDataAccess(const DataBox* box, const std::type_info& wanted);
+[[noreturn]] TLS_API void ThrowBadDataAccess(const DataBox* box, const std::type_info& wanted);
 
-}  // namespace tls::internal
+}  // namespace tls::inline TLS_ABI_NAMESPACE::internal
 
 #endif  // TLS_CORE_INTERNAL_DATA_BOX_H_

@@ -19,9 +19,10 @@
 #include "core/internal/close_values.h"
 #include "core/internal/report.h"
 #include "core/internal/stub.h"
+#include "tls/internal/abi.h"
 #include "tls/tls.h"
 
-namespace tls::internal {
+namespace tls::inline TLS_ABI_NAMESPACE::internal {
 namespace {
 
 void RunHandlerRound(Stub& stub) {
@@ -92,4 +93,4 @@ void RunThreadExit(ExitCause cause) {
   }
 }
 
-}  // namespace tls::internal
+}  // namespace tls::inline TLS_ABI_NAMESPACE::internal

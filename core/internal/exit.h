@@ -3,7 +3,9 @@
 #ifndef TLS_CORE_INTERNAL_EXIT_H_
 #define TLS_CORE_INTERNAL_EXIT_H_
 
-namespace tls::internal {
+#include "tls/internal/abi.h"
+
+namespace tls::inline TLS_ABI_NAMESPACE::internal {
 
 enum class ExitCause {
   kThreadEnd,  // the native hook: the thread is really ending
@@ -22,6 +24,6 @@ void RunThreadExit(ExitCause cause);
 // per stub creation; cheap after the first call on a thread.
 void ArmExitHook();
 
-}  // namespace tls::internal
+}  // namespace tls::inline TLS_ABI_NAMESPACE::internal
 
 #endif  // TLS_CORE_INTERNAL_EXIT_H_

@@ -46,8 +46,9 @@
 
 #include "core/internal/exit.h"
 #include "core/internal/stub.h"
+#include "tls/internal/abi.h"
 
-namespace tls::internal {
+namespace tls::inline TLS_ABI_NAMESPACE::internal {
 namespace {
 
 struct NativeExitHook {
@@ -126,4 +127,4 @@ void ArmExitHook() {
   }
 }
 
-}  // namespace tls::internal
+}  // namespace tls::inline TLS_ABI_NAMESPACE::internal

@@ -4,7 +4,9 @@
 #include <new>
 #include <utility>
 
-namespace tls::internal {
+#include "tls/internal/abi.h"
+
+namespace tls::inline TLS_ABI_NAMESPACE::internal {
 
 namespace {
 
@@ -13,7 +15,7 @@ namespace {
 template <class Entry>
 void AllocateBlock(size_t cap, uint64_t** hashes, Entry** entries) {
   static_assert(alignof(Entry) <= alignof(uint64_t));
-  void* block = ::operator new(cap * (sizeof(uint64_t) + sizeof(Entry)));
+  void* block = ::operator new(cap*(sizeof(uint64_t) + sizeof(Entry)));
   *hashes = static_cast<uint64_t*>(block);
   std::memset(*hashes, 0, cap * sizeof(uint64_t));
   *entries = reinterpret_cast<Entry*>(*hashes + cap);
@@ -133,4 +135,4 @@ Data KeyTable::Erase(const Key& key) {
   return removed;
 }
 
-}  // namespace tls::internal
+}  // namespace tls::inline TLS_ABI_NAMESPACE::internal

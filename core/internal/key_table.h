@@ -24,9 +24,10 @@
 #include <string>
 
 #include "tls/data.h"
+#include "tls/internal/abi.h"
 #include "tls/key.h"
 
-namespace tls::internal {
+namespace tls::inline TLS_ABI_NAMESPACE::internal {
 
 class KeyTable {
  public:
@@ -98,7 +99,8 @@ class KeyTable {
         const Entry& e = entries_[i];
         if (e.tag == key.tag() && e.bits == key.bits()) {
           if (e.tag != Key::kTagString) return i;
-          if (e.bits > 16) [[unlikely]] return LongIndexOf(key, i);
+          if (e.bits > 16) [[unlikely]]
+            return LongIndexOf(key, i);
           if (ShortBytesEqual(e.text.data(), key.data(), e.bits)) return i;
         }
       } else if (slot == 0) {
@@ -120,6 +122,6 @@ class KeyTable {
   size_t size_ = 0;
 };
 
-}  // namespace tls::internal
+}  // namespace tls::inline TLS_ABI_NAMESPACE::internal
 
 #endif  // TLS_CORE_INTERNAL_KEY_TABLE_H_

@@ -6,8 +6,9 @@
 #include <string>
 
 #include "core/internal/stub.h"
+#include "tls/internal/abi.h"
 
-namespace tls {
+namespace tls::inline TLS_ABI_NAMESPACE {
 namespace internal {
 namespace {
 
@@ -20,12 +21,9 @@ void PrintToStderr(const ErrorInfo& e) {
 
 const char* Prefix(ErrorSource source) {
   switch (source) {
-    case ErrorSource::kAtExitHandler:
-      return "AtExit handler threw: ";
-    case ErrorSource::kClose:
-      return "close threw: ";
-    case ErrorSource::kExitRounds:
-      break;
+    case ErrorSource::kAtExitHandler: return "AtExit handler threw: ";
+    case ErrorSource::kClose: return "close threw: ";
+    case ErrorSource::kExitRounds: break;
   }
   return "";
 }
@@ -68,4 +66,4 @@ ErrorHandler SetErrorHandler(ErrorHandler handler) noexcept {
   return internal::g_error_handler.exchange(handler, std::memory_order_acq_rel);
 }
 
-}  // namespace tls
+}  // namespace tls::inline TLS_ABI_NAMESPACE

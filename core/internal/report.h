@@ -10,8 +10,9 @@
 #endif
 
 #include "tls/error.h"
+#include "tls/internal/abi.h"
 
-namespace tls::internal {
+namespace tls::inline TLS_ABI_NAMESPACE::internal {
 
 // A forced unwind: what pthread_exit (and thread cancellation) throws through
 // C++ frames on glibc. It is not an error to contain: a catch that swallows it
@@ -60,6 +61,6 @@ TLS_CATCHES_FORCED_UNWIND void RunContained(ErrorSource source, F&& f) {
   if (error) ReportException(source, std::move(error));
 }
 
-}  // namespace tls::internal
+}  // namespace tls::inline TLS_ABI_NAMESPACE::internal
 
 #endif  // TLS_CORE_INTERNAL_REPORT_H_

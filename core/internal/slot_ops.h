@@ -4,7 +4,9 @@
 
 #include <cstddef>
 
-namespace tls::internal {
+#include "tls/internal/abi.h"
+
+namespace tls::inline TLS_ABI_NAMESPACE::internal {
 
 // How to close and destroy the T behind a slot's void*.
 struct SlotOps {
@@ -13,17 +15,17 @@ struct SlotOps {
 };
 
 // A fresh slot index; indexes are never reused. Lock-free.
-size_t NewSlotIndex() noexcept;
+TLS_API size_t NewSlotIndex() noexcept;
 
 // This thread's value at `index`, or nullptr. Never creates the stub.
-void* SlotGet(size_t index) noexcept;
+TLS_API void* SlotGet(size_t index) noexcept;
 
 // Stores `value` (may be nullptr to delete) at `index` in this thread's stub,
 // creating the stub unless deleting. The previous value, if any, is destroyed
 // without closing after the store is consistent again. Returns whether there
 // was a previous value.
-bool SlotStore(size_t index, void* value, const SlotOps* ops);
+TLS_API bool SlotStore(size_t index, void* value, const SlotOps* ops);
 
-}  // namespace tls::internal
+}  // namespace tls::inline TLS_ABI_NAMESPACE::internal
 
 #endif  // TLS_CORE_INTERNAL_SLOT_OPS_H_

@@ -4,8 +4,9 @@
 
 #include "core/internal/exit.h"
 #include "core/internal/stub_cache.h"
+#include "tls/internal/abi.h"
 
-namespace tls::internal {
+namespace tls::inline TLS_ABI_NAMESPACE::internal {
 
 thread_local constinit ThreadState t_thread;
 
@@ -47,4 +48,4 @@ StubPtr DetachStub() noexcept {
   return stub;
 }
 
-}  // namespace tls::internal
+}  // namespace tls::inline TLS_ABI_NAMESPACE::internal

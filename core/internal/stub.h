@@ -9,9 +9,10 @@
 #include <vector>
 
 #include "core/internal/key_table.h"
+#include "tls/internal/abi.h"
 #include "tls/internal/slot_ops.h"
 
-namespace tls::internal {
+namespace tls::inline TLS_ABI_NAMESPACE::internal {
 
 struct SlotCell {
   void* value = nullptr;
@@ -30,7 +31,7 @@ struct Stub {
 
   uint64_t id = 0;  // set by NewStub; never changes while a thread owns it
   KeyTable values;
-  std::vector<SlotCell> slots;  // indexed by Slot<T>::index()
+  std::vector<SlotCell> slots;                  // indexed by Slot<T>::index()
   std::vector<std::function<void()>> handlers;  // AtExit, oldest first
 
   bool HasSlotValues() const noexcept;
@@ -64,7 +65,8 @@ extern thread_local constinit ThreadState t_thread;
 Stub& NewStub();
 inline Stub& CurrentStub() {
   Stub* s = t_thread.stub;
-  if (s == nullptr) [[unlikely]] return NewStub();
+  if (s == nullptr) [[unlikely]]
+    return NewStub();
   return *s;
 }
 
@@ -80,6 +82,6 @@ inline Stub* IfStillCurrent(const Stub& stub) noexcept {
 // handler destructors), which may create a new stub; that is fine.
 StubPtr DetachStub() noexcept;
 
-}  // namespace tls::internal
+}  // namespace tls::inline TLS_ABI_NAMESPACE::internal
 
 #endif  // TLS_CORE_INTERNAL_STUB_H_

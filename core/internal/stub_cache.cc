@@ -5,7 +5,9 @@
 
 #include <atomic>
 
-namespace tls::internal {
+#include "tls/internal/abi.h"
+
+namespace tls::inline TLS_ABI_NAMESPACE::internal {
 namespace {
 
 class StubCache {
@@ -92,4 +94,4 @@ void ReleaseStub(Stub* stub) noexcept {
   delete stub;
 }
 
-}  // namespace tls::internal
+}  // namespace tls::inline TLS_ABI_NAMESPACE::internal

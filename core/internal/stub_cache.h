@@ -24,8 +24,9 @@
 #define TLS_CORE_INTERNAL_STUB_CACHE_H_
 
 #include "core/internal/stub.h"
+#include "tls/internal/abi.h"
 
-namespace tls::internal {
+namespace tls::inline TLS_ABI_NAMESPACE::internal {
 
 inline constexpr int kStubCacheCapacity = 32;
 
@@ -37,6 +38,6 @@ Stub* TakeCachedStub() noexcept;
 // Deleting a stub that still holds values runs their destructors.
 void ReleaseStub(Stub* stub) noexcept;
 
-}  // namespace tls::internal
+}  // namespace tls::inline TLS_ABI_NAMESPACE::internal
 
 #endif  // TLS_CORE_INTERNAL_STUB_CACHE_H_

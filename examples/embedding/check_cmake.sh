@@ -5,7 +5,8 @@
 #      against the static and the shared (BUILD_SHARED_LIBS=ON) library;
 #   2. CMake, add_subdirectory(<this checkout>);
 #   3. a Makefile with `pkg-config --cflags --libs tls-core`, static and shared;
-#   4. a C++17 consumer gets the one-line "tls requires C++20" error.
+#   4. a C++17 consumer gets the one-line "tls requires C++20" error;
+#   5. the shared library exports only the API (tests/abi/check_exports.sh).
 # Run by .ci/run; by hand: examples/embedding/check_cmake.sh
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -59,6 +60,7 @@ if [[ $soname != libtls-core.so.0 ]]; then
   exit 1
 fi
 echo "consumer check: OK (shared library's SONAME is $soname)"
+"$repo/tests/abi/check_exports.sh" "$tmp/prefix-shared/lib/libtls-core.so"
 
 for kind in static shared; do
   cmake_consumer "find_package-$kind" "CMake find_package(TlsCore), $kind" \

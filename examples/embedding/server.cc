@@ -17,9 +17,8 @@ struct Conn {
 
 void Serve(const std::string& peer) {
   tls::Set("conn", tls::MakeData(Conn{peer}));
-  tls::AtExit([] {
-    std::printf("handler sees %s\n", tls::Get("conn")->Value<Conn>().peer.c_str());
-  });
+  tls::AtExit(
+      [] { std::printf("handler sees %s\n", tls::Get("conn")->Value<Conn>().peer.c_str()); });
 }
 
 }  // namespace

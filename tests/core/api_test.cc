@@ -1,12 +1,12 @@
 // The keyed API on one live thread: Set, Get, Find, Del, ID, Reset, Unload.
+#include <gtest/gtest.h>
+
 #include <set>
 #include <string>
 
-#include <gtest/gtest.h>
-
 #include "core/internal/stub.h"
-#include "tls/tls.h"
 #include "tests/core/test_util.h"
+#include "tls/tls.h"
 
 namespace {
 

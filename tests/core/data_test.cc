@@ -1,8 +1,8 @@
 // tls::Data and MakeData: type-checked values and close-once.
+#include <gtest/gtest.h>
+
 #include <memory>
 #include <string>
-
-#include <gtest/gtest.h>
 
 #include "tls/tls.h"
 

@@ -1,12 +1,12 @@
 // ExitCause::kEarly: the binding ends a thread's tls while the native thread
 // goes on (a Python thread state ending). White-box: uses core/internal/exit.h.
-#include <string>
-
 #include <gtest/gtest.h>
 
+#include <string>
+
 #include "core/internal/exit.h"
-#include "tls/tls.h"
 #include "tests/core/test_util.h"
+#include "tls/tls.h"
 
 namespace {
 

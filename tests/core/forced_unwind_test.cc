@@ -3,15 +3,14 @@
 // shutdown) passes through the engine: the process is not terminated, the
 // interrupted round's remaining callbacks are dropped, and what the thread's
 // store still holds is handled when the thread really ends.
+#include <gtest/gtest.h>
 #include <pthread.h>
 
 #include <string>
 
-#include <gtest/gtest.h>
-
 #include "core/internal/exit.h"
-#include "tls/tls.h"
 #include "tests/core/test_util.h"
+#include "tls/tls.h"
 
 namespace {
 

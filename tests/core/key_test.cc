@@ -1,4 +1,6 @@
 // Keys: kinds, equality, and lookups that never allocate.
+#include <gtest/gtest.h>
+
 #include <atomic>
 #include <cstdint>
 #include <cstdlib>
@@ -6,8 +8,6 @@
 #include <new>
 #include <string>
 #include <string_view>
-
-#include <gtest/gtest.h>
 
 #include "tls/tls.h"
 

@@ -1,12 +1,11 @@
 // The main thread: handlers and closes run at normal process exit, before
 // atexit handlers and static destructors. Runs main_exit_program in a child.
+#include <gtest/gtest.h>
 #include <sys/wait.h>
 
 #include <array>
 #include <cstdio>
 #include <string>
-
-#include <gtest/gtest.h>
 
 namespace {
 

@@ -1,11 +1,11 @@
 // tls::Slot<T>: the typed fast path follows the keyed values' rules.
+#include <gtest/gtest.h>
+
 #include <string>
 #include <thread>
 
-#include <gtest/gtest.h>
-
-#include "tls/tls.h"
 #include "tests/core/test_util.h"
+#include "tls/tls.h"
 
 namespace {
 

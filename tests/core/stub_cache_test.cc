@@ -2,17 +2,17 @@
 // handed to the next thread that needs one. Reuse must be invisible: the new
 // thread sees no value, handler or ID of the old one. White-box: compares the
 // stub's address through core/internal/stub.h to prove reuse really happens.
+#include <gtest/gtest.h>
+
 #include <algorithm>
 #include <atomic>
 #include <string>
 #include <thread>
 #include <vector>
 
-#include <gtest/gtest.h>
-
 #include "core/internal/stub.h"
-#include "tls/tls.h"
 #include "tests/core/test_util.h"
+#include "tls/tls.h"
 
 namespace {
 

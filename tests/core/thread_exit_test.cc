@@ -1,5 +1,6 @@
 // What happens when a thread ends: handlers, closes, rounds, re-entrancy,
 // errors. Includes ports of every go-tls test.
+#include <gtest/gtest.h>
 #include <pthread.h>
 
 #include <atomic>
@@ -9,10 +10,8 @@
 #include <thread>
 #include <vector>
 
-#include <gtest/gtest.h>
-
-#include "tls/tls.h"
 #include "tests/core/test_util.h"
+#include "tls/tls.h"
 
 namespace {
 
@@ -178,9 +177,7 @@ TEST(Reentrancy, AtExitAddedDuringExitRuns) {
 
 TEST(Reentrancy, ValueSetInHandlerIsClosedInTheSameExit) {
   Log log;
-  RunInThread([&] {
-    tls::AtExit([&] { tls::Set("late", tls::MakeData(Closer{&log, "late"})); });
-  });
+  RunInThread([&] { tls::AtExit([&] { tls::Set("late", tls::MakeData(Closer{&log, "late"})); }); });
   EXPECT_EQ(log.events(), Events{"close late"});
 }
 
@@ -344,7 +341,8 @@ TEST_F(ErrorsTest, ThrowingCloseDuringResetIsReported) {
 }
 
 TEST_F(ErrorsTest, ThrowingErrorHandlerIsContained) {
-  tls::SetErrorHandler([](const tls::ErrorInfo&) { throw std::runtime_error("handler of handler"); });
+  tls::SetErrorHandler(
+      [](const tls::ErrorInfo&) { throw std::runtime_error("handler of handler"); });
   Log log;
   RunInThread([&] {
     tls::AtExit([&] { log.Add("still runs"); });

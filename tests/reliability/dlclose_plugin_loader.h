@@ -141,9 +141,8 @@ inline std::string Counts(const TlsPluginRecord& r) {
   std::snprintf(buf, sizeof buf,
                 "handlers=%d misses=%d closes=%d slot_closes=%d late_handlers=%d "
                 "late_closes=%d unloads=%d",
-                r.handlers.load(), r.handler_misses.load(), r.closes.load(),
-                r.slot_closes.load(), r.late_handlers.load(), r.late_closes.load(),
-                r.unloads.load());
+                r.handlers.load(), r.handler_misses.load(), r.closes.load(), r.slot_closes.load(),
+                r.late_handlers.load(), r.late_closes.load(), r.unloads.load());
   return buf;
 }
 

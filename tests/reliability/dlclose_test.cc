@@ -33,8 +33,8 @@
 //     API-only build, takes those tests so the pin does not spill over.
 //
 // The test binary links no engine (see BUILD): the plugin's is the only one.
-#include <gtest/gtest.h>
 #include <dlfcn.h>
+#include <gtest/gtest.h>
 #include <pthread.h>
 #include <unistd.h>
 
@@ -88,15 +88,6 @@ class Users {
   bool released_ = false;
   std::vector<std::thread> threads_;
 };
-
-// The lowest free pthread key: glibc hands out the lowest free one, so
-// comparing it before and after tells whether a library still holds a key.
-pthread_key_t LowestFreeKey() {
-  pthread_key_t k{};
-  if (pthread_key_create(&k, nullptr) != 0) return static_cast<pthread_key_t>(-1);
-  pthread_key_delete(k);
-  return k;
-}
 
 std::string PluginPath(const std::string& file) {
   return ResolvedPath(Runfile("tests/reliability/" + file));
@@ -202,8 +193,8 @@ TEST_P(Dlclose, LateHookRunsAfterDlcloseAndPinsThePlugin) {
   EXPECT_TRUE(Mapped(late_path_));
 
   users.EndAll();
-  EXPECT_EQ(rec.closes.load(), kThreads) << Counts(rec);          // the exit sequence
-  EXPECT_EQ(rec.late_handlers.load(), kThreads) << Counts(rec);   // then the late hook
+  EXPECT_EQ(rec.closes.load(), kThreads) << Counts(rec);         // the exit sequence
+  EXPECT_EQ(rec.late_handlers.load(), kThreads) << Counts(rec);  // then the late hook
   EXPECT_EQ(rec.late_closes.load(), kThreads) << Counts(rec);
   EXPECT_FALSE(UnloadIfUnused(late_path_)) << "a plugin whose late hook was armed was unloaded";
   EXPECT_TRUE(Mapped(late_path_));
@@ -252,8 +243,8 @@ TEST_P(Dlclose, RepeatedLoadUseCloseCycles) {
 
 ChildResult RunHelper(const std::string& plugin, const std::string& mode,
                       const std::vector<std::string>& env = {}) {
-  return RunWithTimeout({Runfile("tests/reliability/dlclose_helper"), PluginPath(plugin), mode},
-                        60, env);
+  return RunWithTimeout({Runfile("tests/reliability/dlclose_helper"), PluginPath(plugin), mode}, 60,
+                        env);
 }
 
 // The main thread used the plugin: its thread_local destructor pins the

@@ -14,8 +14,8 @@
 #include <thread>
 #include <vector>
 
-#include "tls/tls.h"
 #include "tests/reliability/test_util.h"
+#include "tls/tls.h"
 
 namespace {
 
@@ -42,9 +42,8 @@ void Busy(std::latch* started) {
   tls::AtExit([] { Say("worker handler"); });
   started->count_down();
   for (uint64_t i = 0;; ++i) {
-    tls::Set(static_cast<int>(i % 16), tls::MakeData(i, [](uint64_t& v) {
-               tls::Set("from-close", tls::MakeData(v));
-             }));
+    tls::Set(static_cast<int>(i % 16),
+             tls::MakeData(i, [](uint64_t& v) { tls::Set("from-close", tls::MakeData(v)); }));
     (void)tls::Get(static_cast<int>((i * 7) % 16));
     if (i % 64 == 0) tls::Reset();
     if (i % 1024 == 0) tls::AtExit([] {});

@@ -32,8 +32,8 @@
 #include <thread>
 #include <vector>
 
-#include "tls/tls.h"
 #include "tests/reliability/test_util.h"
+#include "tls/tls.h"
 
 namespace tls_test {
 namespace {
@@ -534,7 +534,7 @@ TEST(Fork, InsideAnAtExitHandlerTheChildFinishesTheExitSequence) {
       Say("child: in handler");
       auto x = tls::Get("x");
       Say(x && !x->closed() ? "child: sees x" : "child: x gone");
-      tls::Set("set-in-child", Loud("set-in-child"));  // closed in this exit
+      tls::Set("set-in-child", Loud("set-in-child"));    // closed in this exit
       tls::AtExit([] { Say("child: added handler"); });  // runs in the next round
       RunAChildThread();
       Say("child: handler returns");
@@ -544,7 +544,8 @@ TEST(Fork, InsideAnAtExitHandlerTheChildFinishesTheExitSequence) {
   const ChildResult r = CollectChild(pid, fd, kChildTimeoutS);
   ASSERT_TRUE(r.exited_ok()) << r.Describe();
   const std::vector<std::string> lines = Lines(r.out);
-  EXPECT_EQ(InOrder(lines, Concat({{"child: in handler", "child: sees x"}, ChildThreadLines(),
+  EXPECT_EQ(InOrder(lines, Concat({{"child: in handler", "child: sees x"},
+                                   ChildThreadLines(),
                                    {"child: handler returns", "first handler",
                                     "child: added handler", "x closed"}})),
             "")
@@ -592,19 +593,20 @@ TEST(Fork, InsideACloseDuringThreadExitTheChildFinishesTheExitSequence) {
   const ChildResult r = CollectChild(pid, fd, kChildTimeoutS);
   ASSERT_TRUE(r.exited_ok()) << r.Describe();
   const std::vector<std::string> lines = Lines(r.out);
-  EXPECT_EQ(InOrder(lines, Concat({{"inherited: handler before closes",
-                                    "inherited: a closing, forks", "child: in close",
-                                    "child: store looks empty"},
-                                   ChildThreadLines(),
-                                   {"child: close returns", "child: added handler",
-                                    "set-in-child closed"}})),
-            "")
+  EXPECT_EQ(
+      InOrder(lines,
+              Concat({{"inherited: handler before closes", "inherited: a closing, forks",
+                       "child: in close", "child: store looks empty"},
+                      ChildThreadLines(),
+                      {"child: close returns", "child: added handler", "set-in-child closed"}})),
+      "")
       << r.out;
   // b and c: closed before the fork (in the parent, inherited) or in the
   // child after it, once in all (the close order in a round is unspecified).
   for (const std::string v : {"b", "c"}) {
     EXPECT_EQ(Count(lines, "inherited: " + v + " closed") + Count(lines, v + " closed"), 1)
-        << v << " in:\n" << r.out;
+        << v << " in:\n"
+        << r.out;
   }
   const std::vector<std::string> log = TakeLog();
   for (const std::string v : {"a closing, forks", "b closed", "c closed"}) {

@@ -9,8 +9,8 @@
 #include <thread>
 #include <vector>
 
-#include "tls/tls.h"
 #include "tests/reliability/test_util.h"
+#include "tls/tls.h"
 
 namespace tls_test {
 namespace {

@@ -31,8 +31,8 @@
 #include <thread>
 #include <vector>
 
-#include "tls/tls.h"
 #include "tests/reliability/test_util.h"
+#include "tls/tls.h"
 
 namespace tls_test {
 namespace {
@@ -40,11 +40,11 @@ namespace {
 // --- the operation language -------------------------------------------------
 
 enum class OpKind {
-  kSet,      // Set(key, new value v<id>); `body` runs when the value is closed
-  kGet,      // observes which value (if any) is under key
-  kDel,      // observes whether key was present
-  kCopy,     // Get(key) then Set(key2, the same Data): one value, two keys
-  kId,       // observes the ID, as "same as before" / "new"
+  kSet,   // Set(key, new value v<id>); `body` runs when the value is closed
+  kGet,   // observes which value (if any) is under key
+  kDel,   // observes whether key was present
+  kCopy,  // Get(key) then Set(key2, the same Data): one value, two keys
+  kId,    // observes the ID, as "same as before" / "new"
   kReset,
   kUnload,
   kAtExit,   // handler h<id>; `body` runs when it does
@@ -52,7 +52,7 @@ enum class OpKind {
   kSlotSet,  // Slot[slot].Emplace(value v<id>); `body` runs when it is closed
   kSlotGet,
   kSlotDel,
-  kThrow,    // only inside a body: the callback throws here
+  kThrow,  // only inside a body: the callback throws here
 };
 
 struct Op {
@@ -127,10 +127,9 @@ class Generator {
     // Weights: reads and writes dominate; state-wiping ops are rarer so
     // programs keep something for exit to do.
     static constexpr std::pair<OpKind, int> kWeights[] = {
-        {OpKind::kSet, 20},    {OpKind::kGet, 14},    {OpKind::kDel, 7},
-        {OpKind::kCopy, 6},    {OpKind::kId, 8},      {OpKind::kReset, 5},
-        {OpKind::kUnload, 3},  {OpKind::kAtExit, 14}, {OpKind::kChain, 2},
-        {OpKind::kSlotSet, 6}, {OpKind::kSlotGet, 5}, {OpKind::kSlotDel, 3},
+        {OpKind::kSet, 20},  {OpKind::kGet, 14},    {OpKind::kDel, 7},     {OpKind::kCopy, 6},
+        {OpKind::kId, 8},    {OpKind::kReset, 5},   {OpKind::kUnload, 3},  {OpKind::kAtExit, 14},
+        {OpKind::kChain, 2}, {OpKind::kSlotSet, 6}, {OpKind::kSlotGet, 5}, {OpKind::kSlotDel, 3},
         {OpKind::kThrow, 3},
     };
     int total = 0;
@@ -350,9 +349,7 @@ void RunOpOnEngine(const Op& op) {
       if (d) WithKey(op.key2, [&](const tls::Key& k) { tls::Set(k, *d); });
       break;
     }
-    case OpKind::kId:
-      t.Add(ResultEvent(op, t.IdName(tls::ID())));
-      break;
+    case OpKind::kId: t.Add(ResultEvent(op, t.IdName(tls::ID()))); break;
     case OpKind::kReset:
       t.Add(OpEvent(op));
       tls::Reset();
@@ -384,12 +381,8 @@ void RunOpOnEngine(const Op& op) {
       t.Add(ResultEvent(op, ValueName(v ? std::optional<int>(v->id) : std::nullopt)));
       break;
     }
-    case OpKind::kSlotDel:
-      t.Add(ResultEvent(op, Bool(TestSlot(op.slot).Del())));
-      break;
-    case OpKind::kThrow:
-      t.Add(OpEvent(op));
-      throw ProgramThrow();
+    case OpKind::kSlotDel: t.Add(ResultEvent(op, Bool(TestSlot(op.slot).Del()))); break;
+    case OpKind::kThrow: t.Add(OpEvent(op)); throw ProgramThrow();
   }
 }
 
@@ -420,8 +413,8 @@ enum class Mutation {
   kNone,
   kClosesBeforeHandlers,  // exit closes values while handlers are pending
   kHandlersOldestFirst,
-  kUnloadKeepsTheRound,   // Unload in a handler lets the round's rest run
-  kCopiesCloseTwice,      // forgets that copies of one Data share the close
+  kUnloadKeepsTheRound,  // Unload in a handler lets the round's rest run
+  kCopiesCloseTwice,     // forgets that copies of one Data share the close
 };
 
 // The documented semantics, on plain containers.
@@ -478,9 +471,7 @@ class Model {
         EnsureStub();
         values_[kKeys[op.key].canonical] = Value{op.id, &op.body};
         break;  // the replaced value is not closed
-      case OpKind::kGet:
-        trace_.Add(ResultEvent(op, ValueName(Lookup(op.key))));
-        break;
+      case OpKind::kGet: trace_.Add(ResultEvent(op, ValueName(Lookup(op.key)))); break;
       case OpKind::kDel: {
         auto it = values_.find(kKeys[op.key].canonical);
         trace_.Add(ResultEvent(op, Bool(it != values_.end())));
@@ -526,12 +517,8 @@ class Model {
             op, ValueName(it == slots_.end() ? std::nullopt : std::optional<int>(it->second.id))));
         break;
       }
-      case OpKind::kSlotDel:
-        trace_.Add(ResultEvent(op, Bool(slots_.erase(op.slot) > 0)));
-        break;
-      case OpKind::kThrow:
-        trace_.Add(OpEvent(op));
-        return false;
+      case OpKind::kSlotDel: trace_.Add(ResultEvent(op, Bool(slots_.erase(op.slot) > 0))); break;
+      case OpKind::kThrow: trace_.Add(OpEvent(op)); return false;
     }
     return true;
   }

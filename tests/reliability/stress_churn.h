@@ -134,9 +134,7 @@ inline void RunCallback(Tok* tok, int level) {
         AddHandler(*s, s->NewTok(rng(), true, false), 2);
         break;
       }
-      case 2:
-        (void)tls::Get(s->next_child_key - 1);
-        break;
+      case 2: (void)tls::Get(s->next_child_key - 1); break;
       case 3: {  // handlers only: Del drops without closing
         const int64_t key = static_cast<int64_t>(rng() % kMainKeys);
         auto it = s->values.find(key);
@@ -176,7 +174,10 @@ inline void WorkerBody(Shadow& s, uint64_t seed, int ops, std::latch* all_alive,
     }
     const int64_t key = static_cast<int64_t>(rng() % kMainKeys);
     switch (rng() % 16) {
-      case 0: case 1: case 2: case 3: {  // Set (over an old value: old is dropped)
+      case 0:
+      case 1:
+      case 2:
+      case 3: {  // Set (over an old value: old is dropped)
         Tok* t = s.NewTok(rng(), false, false);
         auto it = s.values.find(key);
         if (it != s.values.end()) it->second->expect = 0;
@@ -184,7 +185,8 @@ inline void WorkerBody(Shadow& s, uint64_t seed, int ops, std::latch* all_alive,
         tls::Set(key, MakeCounted(t, 1));
         break;
       }
-      case 4: case 5: {  // Get matches the shadow
+      case 4:
+      case 5: {  // Get matches the shadow
         std::optional<tls::Data> d = tls::Get(key);
         auto it = s.values.find(key);
         Tok* want = it == s.values.end() ? nullptr : it->second;
@@ -225,9 +227,8 @@ inline void WorkerBody(Shadow& s, uint64_t seed, int ops, std::latch* all_alive,
           }
         }
         break;
-      case 9: case 10:
-        AddHandler(s, s.NewTok(rng(), true, false), 1);
-        break;
+      case 9:
+      case 10: AddHandler(s, s.NewTok(rng(), true, false), 1); break;
       case 11: {  // Slot emplace (over an old value: dropped)
         const int n = static_cast<int>(rng() % 3);
         Tok* t = s.NewTok(rng(), false, true);
@@ -252,9 +253,7 @@ inline void WorkerBody(Shadow& s, uint64_t seed, int ops, std::latch* all_alive,
         }
         break;
       }
-      case 13:
-        check_id();
-        break;
+      case 13: check_id(); break;
       case 14: {  // string keys share the table with integer keys
         Tok* t = s.NewTok(rng(), false, false);
         const int64_t skey = -1 - key;  // shadow name for the string key
@@ -264,9 +263,7 @@ inline void WorkerBody(Shadow& s, uint64_t seed, int ops, std::latch* all_alive,
         tls::Set("s" + std::to_string(key), MakeCounted(t, 1));
         break;
       }
-      default:
-        (void)tls::Find(key);
-        break;
+      default: (void)tls::Find(key); break;
     }
   }
 }

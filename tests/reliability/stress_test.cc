@@ -26,8 +26,8 @@ TEST(Stress, ExactlyOnceUnderChurn) {
               static_cast<unsigned long long>(totals.runs.load()),
               static_cast<unsigned long long>(totals.dropped.load()));
   EXPECT_EQ(totals.lifetimes.load(), static_cast<uint64_t>(lifetimes));
-  EXPECT_EQ(totals.failures.load(), 0u) << totals.failures.load()
-                                        << " failures; first: " << totals.first_failure;
+  EXPECT_EQ(totals.failures.load(), 0u)
+      << totals.failures.load() << " failures; first: " << totals.first_failure;
   // The workload really exercised closing, running and dropping.
   EXPECT_GT(totals.closes.load(), static_cast<uint64_t>(lifetimes));
   EXPECT_GT(totals.runs.load(), static_cast<uint64_t>(lifetimes));

@@ -73,13 +73,14 @@ inline double NowSeconds() {
 
 struct ChildResult {
   bool timed_out = false;
-  int status = 0;  // as from waitpid
+  int status = 0;   // as from waitpid
   std::string out;  // stdout and stderr, interleaved
   bool exited_ok() const { return !timed_out && WIFEXITED(status) && WEXITSTATUS(status) == 0; }
   std::string Describe() const {
-    std::string s = timed_out ? "TIMED OUT" :
-                    WIFEXITED(status) ? "exit " + std::to_string(WEXITSTATUS(status)) :
-                    WIFSIGNALED(status) ? "signal " + std::to_string(WTERMSIG(status)) : "?";
+    std::string s = timed_out             ? "TIMED OUT"
+                    : WIFEXITED(status)   ? "exit " + std::to_string(WEXITSTATUS(status))
+                    : WIFSIGNALED(status) ? "signal " + std::to_string(WTERMSIG(status))
+                                          : "?";
     return s + "; output:\n" + out;
   }
 };
