@@ -81,6 +81,7 @@ class Data {
   friend Data MakeData(T&& value);
   template <class T, class Closer>
   friend Data MakeData(T&& value, Closer&& closer);
+  friend struct internal::DataAccess;
   explicit Data(std::shared_ptr<internal::DataBox> box) noexcept : box_(std::move(box)) {}
 
   std::shared_ptr<internal::DataBox> box_;

@@ -44,6 +44,7 @@
 #include "tls/internal/abi.h"
 #include "tls/key.h"
 #include "tls/slot.h"
+#include "tls/task.h"
 
 namespace tls::inline TLS_ABI_NAMESPACE {
 

@@ -3,6 +3,7 @@
 #include <utility>
 #include <vector>
 
+#include "core/internal/captured_values.h"
 #include "core/internal/report.h"
 #include "tls/internal/abi.h"
 
@@ -39,7 +40,10 @@ void CloseAllValues(Stub& stub) {
   // locals release what this round had not closed yet, without closing it.
   SlotDestroyer slot_values(slots);
 
-  values.ForEach([](Data& d) { RunContained(ErrorSource::kClose, [&] { d.Close(); }); });
+  // Inside a task, values it was given by a snapshot are not its to close.
+  values.ForEach([](Data& d) {
+    if (!CapturedByOpenTask(d)) RunContained(ErrorSource::kClose, [&] { d.Close(); });
+  });
   for (SlotCell& cell : slots) {
     if (cell.value != nullptr && cell.ops->close != nullptr) {
       RunContained(ErrorSource::kClose, [&] { cell.ops->close(cell.value); });

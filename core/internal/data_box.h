@@ -99,6 +99,8 @@ class ValueWithCloserBox final : public DataBox {
   Closer closer_;
 };
 
+struct DataAccess;  // core/internal/captured_values.h
+
 [[noreturn]] TLS_API void ThrowBadDataAccess(const DataBox* box, const std::type_info& wanted);
 
 }  // namespace tls::inline TLS_ABI_NAMESPACE::internal

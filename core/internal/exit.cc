@@ -13,6 +13,7 @@
 
 #include <functional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -41,9 +42,9 @@ void RunHandlerRound(Stub& stub) {
   if (current != nullptr && current->handlers.capacity() == 0) current->handlers.swap(round);
 }
 
-void GiveUp() {
+void GiveUp(std::string_view what) {
   Report(ErrorSource::kExitRounds,
-         "thread exit gave up after " + std::to_string(kMaxExitRounds) +
+         std::string(what) + " gave up after " + std::to_string(kMaxExitRounds) +
              " rounds: handlers or values keep being added during exit; "
              "the rest are dropped without running or closing",
          nullptr);
@@ -76,13 +77,21 @@ void RunThreadExit(ExitCause cause) {
   // An early run leaves the thread as it found it: if the native hook has
   // already run, a later stub still needs the late hook.
   PhaseOnReturn restore(cause == ExitCause::kThreadEnd ? Phase::kExited : before);
+  // Tasks still open here were never ended (exit() called inside one, or a
+  // thread ended without unwinding): end them, innermost first, so that the
+  // thread's own stub is back and runs its exit below.
+  EndOpenTasks();
+  RunExitRounds("thread exit");
+}
+
+void RunExitRounds(std::string_view what) {
   for (int round = 0; Stub* stub = t_thread.stub; ++round) {
     if (stub->empty()) {
       DetachStub();  // nothing left that could run user code
       break;
     }
     if (round == kMaxExitRounds) {
-      GiveUp();
+      GiveUp(what);
       break;
     }
     if (!stub->handlers.empty()) {

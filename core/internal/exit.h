@@ -3,6 +3,8 @@
 #ifndef TLS_CORE_INTERNAL_EXIT_H_
 #define TLS_CORE_INTERNAL_EXIT_H_
 
+#include <string_view>
+
 #include "tls/internal/abi.h"
 
 namespace tls::inline TLS_ABI_NAMESPACE::internal {
@@ -19,6 +21,14 @@ enum class ExitCause {
 // the interrupted round's remaining callbacks are dropped, and what the stub
 // still holds is handled when the thread really ends (report.h).
 void RunThreadExit(ExitCause cause);
+
+// The rounds of the exit sequence over the calling thread's current stub (the
+// thread's, or an ending task's) until it is gone. `what` ("thread exit",
+// "task exit") names it if it gives up after kMaxExitRounds rounds.
+void RunExitRounds(std::string_view what);
+
+// Ends every task still open on the calling thread, innermost first (task.cc).
+void EndOpenTasks();
 
 // Makes sure the exit sequence runs when the calling thread ends. Called once
 // per stub creation; cheap after the first call on a thread.

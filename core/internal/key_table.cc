@@ -44,6 +44,20 @@ KeyTable& KeyTable::operator=(KeyTable&& other) noexcept {
   return *this;
 }
 
+KeyTable KeyTable::Clone() const {
+  KeyTable copy;
+  if (size_ == 0) return copy;
+  AllocateBlock(mask_ + 1, &copy.hashes_, &copy.entries_);
+  copy.mask_ = mask_;
+  for (size_t i = 0; i <= mask_; ++i) {
+    if (hashes_[i] == 0) continue;
+    copy.entries_[i] = entries_[i];  // may throw (a long key's text): `copy` frees
+    copy.hashes_[i] = hashes_[i];
+    ++copy.size_;
+  }
+  return copy;
+}
+
 size_t KeyTable::LongIndexOf(const Key& key, size_t i) const noexcept {
   const uint64_t h = key.hash();
   for (;; i = (i + 1) & mask_) {

@@ -43,6 +43,9 @@ class KeyTable {
     return i == kAbsent ? nullptr : &entries_[i].data;
   }
 
+  // A copy sharing every handle (same capacity, same layout). One allocation.
+  KeyTable Clone() const;
+
   // Stores `data` under `key`; returns the Data it replaced (empty if none).
   Data Put(const Key& key, Data data);
   // Removes `key`; returns its Data (empty if absent).

@@ -11,6 +11,7 @@
 #include "core/internal/key_table.h"
 #include "tls/internal/abi.h"
 #include "tls/internal/slot_ops.h"
+#include "tls/internal/task_frame.h"
 
 namespace tls::inline TLS_ABI_NAMESPACE::internal {
 
@@ -56,6 +57,7 @@ struct ThreadState {
   Stub* stub = nullptr;
   uint64_t id = 0;  // stub->id, mirrored so ID() is a single read (0: no stub)
   Phase phase = Phase::kLive;
+  TaskFrame* task = nullptr;  // the innermost open task (core/task.h), if any
 };
 
 extern thread_local constinit ThreadState t_thread;

@@ -1,0 +1,138 @@
+// Task-local storage (core/task.h). A task swaps the thread's stub for its own:
+//
+//   BeginTask:  frame <- {t_thread.stub, t_thread.id}; t_thread.task = &frame;
+//               the thread now has no stub, or one holding a copy of the
+//               snapshot's table (handles shared), with a new ID.
+//   EndTask:    the exit rounds (exit.cc) run over the task's stub, skipping
+//               the close of captured values (close_values.cc asks
+//               CapturedByOpenTask); then t_thread gets the frame's state back.
+//
+// So every fast path (Get/Find/Set/ID, Slot) is unchanged: it reads t_thread
+// as always. Nothing is shared between threads but the immutable snapshot.
+#include "tls/task.h"
+
+#include <cstdio>
+#include <exception>
+#include <stdexcept>
+#include <utility>
+
+#include "core/internal/captured_values.h"
+#include "core/internal/exit.h"
+#include "core/internal/stub.h"
+#include "tls/internal/abi.h"
+#include "tls/tls.h"
+
+namespace tls::inline TLS_ABI_NAMESPACE {
+namespace internal {
+namespace {
+
+// Gives the thread back the state `frame` saved, whatever the task left
+// behind: runs when the task's exit finishes, or when a forced unwind
+// (pthread_exit in a handler or close) leaves it early.
+class RestoreOnReturn {
+ public:
+  explicit RestoreOnReturn(TaskFrame& frame) noexcept : frame_(frame) {}
+  ~RestoreOnReturn() {
+    // Left over only if the exit gave up or was unwound: drop it unclosed.
+    // Destructors may make a new stub; stop after as many tries as rounds.
+    for (int i = 0; i < kMaxExitRounds && t_thread.stub != nullptr; ++i) DetachStub();
+    t_thread.stub = frame_.saved_stub;
+    t_thread.id = frame_.saved_id;
+    t_thread.task = frame_.outer;
+  }
+  RestoreOnReturn(const RestoreOnReturn&) = delete;
+  RestoreOnReturn& operator=(const RestoreOnReturn&) = delete;
+
+ private:
+  TaskFrame& frame_;
+};
+
+// Ends the innermost open task of the calling thread.
+void FinishTask(TaskFrame& frame) {
+  frame.ended = true;  // first: code run below may call End on it again
+  RestoreOnReturn restore(frame);
+  RunExitRounds("task exit");
+}
+
+// Why `frame` cannot be ended by the calling thread now, or nullptr.
+const char* WhyNotEndable(const TaskFrame& frame) noexcept {
+  if (frame.thread != &t_thread) {
+    return "tls::TaskScope ended on another thread than the one that began it";
+  }
+  if (t_thread.task != &frame) {
+    return "tls::TaskScope ended while a task scope begun inside it is still open";
+  }
+  return nullptr;
+}
+
+}  // namespace
+
+void BeginTask(TaskFrame& frame, const std::shared_ptr<const CapturedValues>& captured) {
+  frame.captured = captured;
+  frame.saved_stub = t_thread.stub;
+  frame.saved_id = t_thread.id;
+  frame.outer = t_thread.task;
+  frame.thread = &t_thread;
+  t_thread.stub = nullptr;
+  t_thread.id = 0;
+  t_thread.task = &frame;
+  if (captured == nullptr) return;  // the task's stub is made on first use
+  try {
+    KeyTable view = captured->table.Clone();
+    NewStub().values = std::move(view);
+  } catch (...) {
+    frame.ended = true;
+    RestoreOnReturn restore(frame);
+    throw;
+  }
+}
+
+void EndTask(TaskFrame& frame) {
+  if (frame.ended) return;
+  if (const char* why = WhyNotEndable(frame)) throw std::logic_error(why);
+  FinishTask(frame);
+}
+
+void EndTaskAtScopeExit(TaskFrame& frame) {
+  if (const char* why = WhyNotEndable(frame)) {
+    // The thread that began the task still runs on the task's state, and only
+    // that thread may touch it: nothing here can make that right.
+    std::fprintf(stderr, "tls: %s; terminating\n", why);
+    std::terminate();
+  }
+  FinishTask(frame);
+}
+
+void EndOpenTasks() {
+  while (TaskFrame* frame = t_thread.task) FinishTask(*frame);
+}
+
+bool CapturedByOpenTask(const Data& d) noexcept {
+  for (const TaskFrame* f = t_thread.task; f != nullptr; f = f->outer) {
+    if (f->captured != nullptr && f->captured->Holds(d)) return true;
+  }
+  return false;
+}
+
+}  // namespace internal
+
+size_t Snapshot::size() const noexcept { return values_ ? values_->table.size() : 0; }
+
+Snapshot Capture() {
+  internal::Stub* stub = internal::t_thread.stub;
+  if (stub == nullptr || stub->values.empty()) return Snapshot();
+  return Snapshot(std::make_shared<const internal::CapturedValues>(stub->values.Clone()));
+}
+
+Snapshot Capture(std::initializer_list<Key> keys) {
+  internal::Stub* stub = internal::t_thread.stub;
+  if (stub == nullptr) return Snapshot();
+  internal::KeyTable chosen;
+  for (const Key& key : keys) {
+    if (const Data* d = stub->values.Find(key)) chosen.Put(key, *d);
+  }
+  if (chosen.empty()) return Snapshot();
+  return Snapshot(std::make_shared<const internal::CapturedValues>(std::move(chosen)));
+}
+
+}  // namespace tls::inline TLS_ABI_NAMESPACE
