@@ -19,6 +19,7 @@ packages=(
   python3-mypy        # stubtest (tests/python/stubtest_test.py), on every supported CPython
   python3-tomli       # read by mypy on Python < 3.11
   libbenchmark-dev    # Google Benchmark
+  libboost-dev        # boost::asio::thread_pool in tests/reliability/task_pool_test
   libboost-thread-dev # peer in the benchmarks
   valgrind            # instruction counts in the benchmarks
   clang-format        # ./dev lint: C++ formatting (.clang-format)

@@ -1,5 +1,6 @@
 // A program whose main thread uses tls; main_exit_test runs it and checks what
-// it prints. argv[1] picks how main ends: "return", "exit" or "pthread_exit".
+// it prints. argv[1] picks how main ends: "return", "exit", "pthread_exit", or
+// "exit_in_task" (exit() called inside an open tls::TaskScope).
 #include <pthread.h>
 
 #include <cstdio>
@@ -40,6 +41,14 @@ int main(int argc, char** argv) {
   });
   std::printf("main ends by %s\n", how);
   if (std::strcmp(how, "exit") == 0) std::exit(3);
+  if (std::strcmp(how, "exit_in_task") == 0) {
+    tls::TaskScope task;  // never ends normally: exit() does not unwind
+    tls::Set("task value", tls::MakeData(Closer{"task value"}));
+    tls::AtExit([] {
+      std::printf("task handler sees main value: %s\n", tls::Get("main value") ? "yes" : "no");
+    });
+    std::exit(4);
+  }
   if (std::strcmp(how, "pthread_exit") == 0) pthread_exit(nullptr);
   return 0;
 }

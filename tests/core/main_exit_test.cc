@@ -44,6 +44,15 @@ TEST(MainThreadExit, ExitRunsHandlersAndKeepsTheExitCode) {
   EXPECT_EQ(WEXITSTATUS(r.status), 3);
 }
 
+TEST(MainThreadExit, ExitInsideATaskEndsTheTaskFirstThenTheMainThread) {
+  Result r = RunProgram("exit_in_task");
+  EXPECT_EQ(r.out, std::string("main ends by exit_in_task\n") +
+                       "task handler sees main value: no\n"
+                       "close task value\n" +
+                       kExitSequence + "atexit handler\nstatic destructor\n");
+  EXPECT_EQ(WEXITSTATUS(r.status), 4);
+}
+
 TEST(MainThreadExit, PthreadExitOnMainRunsHandlers) {
   // The main thread ends like any other thread; the process exits after it.
   Result r = RunProgram("pthread_exit");

@@ -1,5 +1,5 @@
 // Model-based randomized test: random programs of tls operations, with nested
-// programs inside values' closes and AtExit handlers, run on a fresh thread
+// programs inside values' closes, AtExit handlers and tasks, run on a fresh thread
 // against the engine and through a small reference model of the documented
 // semantics (README "Semantics" and "Exit, precisely"). Both produce a trace of
 // everything observable; the traces must be equal. On a mismatch the test
@@ -53,6 +53,8 @@ enum class OpKind {
   kSlotGet,
   kSlotDel,
   kThrow,  // only inside a body: the callback throws here
+  kTask,   // runs `body` as a task (tls::Run) in a snapshot captured now: of
+           // every key (count even) or of `key` only (count odd)
 };
 
 struct Op {
@@ -130,7 +132,7 @@ class Generator {
         {OpKind::kSet, 20},  {OpKind::kGet, 14},    {OpKind::kDel, 7},     {OpKind::kCopy, 6},
         {OpKind::kId, 8},    {OpKind::kReset, 5},   {OpKind::kUnload, 3},  {OpKind::kAtExit, 14},
         {OpKind::kChain, 2}, {OpKind::kSlotSet, 6}, {OpKind::kSlotGet, 5}, {OpKind::kSlotDel, 3},
-        {OpKind::kThrow, 3},
+        {OpKind::kThrow, 3}, {OpKind::kTask, 5},
     };
     int total = 0;
     for (auto [kind, w] : kWeights) total += (kind == OpKind::kThrow && depth == 0) ? 0 : w;
@@ -151,8 +153,8 @@ class Generator {
     op.id = next_id_++;
     // Mostly short chains; sometimes one long enough to hit kMaxExitRounds.
     op.count = Pick(rng_, 8) == 0 ? tls::kMaxExitRounds - 4 + Pick(rng_, 8) : Pick(rng_, 4);
-    const bool has_body =
-        kind == OpKind::kSet || kind == OpKind::kAtExit || kind == OpKind::kSlotSet;
+    const bool has_body = kind == OpKind::kSet || kind == OpKind::kAtExit ||
+                          kind == OpKind::kSlotSet || kind == OpKind::kTask;
     if (has_body && depth < 2 && Pick(rng_, 3) != 0) op.body = Generate(depth + 1);
     return op;
   }
@@ -184,6 +186,8 @@ std::string OpHead(const Op& op) {
     case OpKind::kSlotGet: return s + ".Get()";
     case OpKind::kSlotDel: return s + ".Del()";
     case OpKind::kThrow: return "throw";
+    case OpKind::kTask:
+      return op.count % 2 == 0 ? "Task(Capture())" : "Task(Capture({" + KeyName(op.key) + "}))";
   }
   return "?";
 }
@@ -193,7 +197,8 @@ void Print(const Program& p, int indent, std::string* out) {
     out->append(indent, ' ');
     out->append(OpHead(op));
     if (!op.body.empty()) {
-      out->append(op.kind == OpKind::kAtExit ? " runs {\n" : " closes with {\n");
+      out->append(op.kind == OpKind::kAtExit || op.kind == OpKind::kTask ? " runs {\n"
+                                                                         : " closes with {\n");
       Print(op.body, indent + 2, out);
       out->append(indent, ' ');
       out->append("}");
@@ -253,6 +258,9 @@ constexpr char kThreadEnds[] = "-- thread function returns --";
 std::string OpEvent(const Op& op) { return OpHead(op); }
 std::string ResultEvent(const Op& op, const std::string& result) {
   return OpHead(op) + " -> " + result;
+}
+std::string TaskEndEvent(const Op& op, bool threw) {
+  return OpHead(op) + (threw ? " ended by a throw" : " ended");
 }
 std::string CloseEvent(int id) { return "close v" + std::to_string(id); }
 std::string RunEvent(int id) { return "run h" + std::to_string(id); }
@@ -383,6 +391,23 @@ void RunOpOnEngine(const Op& op) {
     }
     case OpKind::kSlotDel: t.Add(ResultEvent(op, Bool(TestSlot(op.slot).Del()))); break;
     case OpKind::kThrow: t.Add(OpEvent(op)); throw ProgramThrow();
+    case OpKind::kTask: {
+      t.Add(OpEvent(op));
+      tls::Snapshot snapshot;
+      if (op.count % 2 == 0) {
+        snapshot = tls::Capture();
+      } else {
+        WithKey(op.key, [&](const tls::Key& k) { snapshot = tls::Capture({k}); });
+      }
+      bool threw = false;
+      try {
+        tls::Run(snapshot, [&] { RunOnEngine(op.body); });
+      } catch (const ProgramThrow&) {
+        threw = true;  // after the task's exit ran
+      }
+      t.Add(TaskEndEvent(op, threw));
+      break;
+    }
   }
 }
 
@@ -415,6 +440,7 @@ enum class Mutation {
   kHandlersOldestFirst,
   kUnloadKeepsTheRound,  // Unload in a handler lets the round's rest run
   kCopiesCloseTwice,     // forgets that copies of one Data share the close
+  kTaskClosesCaptured,   // a task's end closes the values it was given too
 };
 
 // The documented semantics, on plain containers.
@@ -445,7 +471,7 @@ class Model {
   void EnsureStub() {
     if (!has_stub_) {
       has_stub_ = true;
-      ++generation_;
+      generation_ = ++last_generation_;
     }
   }
   std::string CurrentId() { return trace_.IdName(has_stub_ ? generation_ : 0); }
@@ -519,8 +545,50 @@ class Model {
       }
       case OpKind::kSlotDel: trace_.Add(ResultEvent(op, Bool(slots_.erase(op.slot) > 0))); break;
       case OpKind::kThrow: trace_.Add(OpEvent(op)); return false;
+      case OpKind::kTask: RunTask(op); break;
     }
     return true;
+  }
+
+  // core/task.h: the task starts with the snapshot's values (and no slot
+  // values, no handlers, no stub unless it has values: a new ID); its end is
+  // an exit over its own state that never closes a captured value; then the
+  // state from before is back. A throw ends it early, after its exit.
+  void RunTask(const Op& op) {
+    trace_.Add(OpEvent(op));
+    std::map<std::string, Value> snapshot;
+    if (op.count % 2 == 0) {
+      snapshot = values_;
+    } else if (auto it = values_.find(kKeys[op.key].canonical); it != values_.end()) {
+      snapshot.insert(*it);
+    }
+    Frame saved{has_stub_, generation_, std::move(values_), std::move(slots_),
+                std::move(handlers_)};
+    std::set<int> captured;
+    for (const auto& [key, v] : snapshot) captured.insert(v.id);
+    captured_.push_back(std::move(captured));
+    values_ = std::move(snapshot);
+    slots_.clear();
+    handlers_.clear();
+    has_stub_ = false;
+    if (!values_.empty()) EnsureStub();
+    const bool completed = RunProgram(op.body);
+    ThreadExit();
+    captured_.pop_back();
+    has_stub_ = saved.has_stub;
+    generation_ = saved.generation;
+    values_ = std::move(saved.values);
+    slots_ = std::move(saved.slots);
+    handlers_ = std::move(saved.handlers);
+    trace_.Add(TaskEndEvent(op, !completed));
+  }
+
+  bool CapturedByOpenTask(int id) const {
+    if (mutation_ == Mutation::kTaskClosesCaptured) return false;
+    for (const std::set<int>& c : captured_) {
+      if (c.count(id) != 0) return true;
+    }
+    return false;
   }
 
   // Values and handlers go unclosed and unrun; the next use makes a new stub.
@@ -546,7 +614,9 @@ class Model {
     };
     std::sort(batch.begin(), batch.end(),
               [&](const Value& a, const Value& b) { return position(a) < position(b); });
-    for (const Value& v : batch) Close(v);
+    for (const Value& v : batch) {
+      if (!CapturedByOpenTask(v.id)) Close(v);
+    }
   }
 
   // At most once per value, however many keys held it.
@@ -611,10 +681,20 @@ class Model {
   Trace trace_;
   bool has_stub_ = false;
   uint64_t generation_ = 0;  // the model's raw ID: one per stub
+  uint64_t last_generation_ = 0;
   std::map<std::string, Value> values_;
   std::map<int, Value> slots_;
   std::vector<Handler> handlers_;
   std::set<int> closed_;
+  // What a task hides: the state from before it began.
+  struct Frame {
+    bool has_stub;
+    uint64_t generation;
+    std::map<std::string, Value> values;
+    std::map<int, Value> slots;
+    std::vector<Handler> handlers;
+  };
+  std::vector<std::set<int>> captured_;  // ids captured by each open task
 };
 
 // --- comparing and shrinking ------------------------------------------------
@@ -728,6 +808,9 @@ struct Coverage {
         ++counts["contained throws"];
       }
       if (starts("error reported: exit gave up")) ++counts["exits that gave up"];
+      if (starts("Task(") && e.ends_with(" ended")) ++counts["tasks"];
+      if (starts("Task(") && e.ends_with("ended by a throw")) ++counts["tasks ended by a throw"];
+      if (exiting && starts("Task(") && e.ends_with("ended")) ++counts["tasks during exit"];
     }
   }
   std::string ToString() const {
@@ -786,7 +869,8 @@ TEST_F(ModelTest, EngineMatchesModelOnRandomPrograms) {
     for (const char* what :
          {"closes during exit", "closes by Reset", "handler runs", "Set during exit",
           "AtExit during exit", "Reset during exit", "Unload during exit", "shared values",
-          "IDs after Unload", "contained throws", "exits that gave up"}) {
+          "IDs after Unload", "contained throws", "exits that gave up", "tasks",
+          "tasks ended by a throw", "tasks during exit"}) {
       EXPECT_GT(coverage.counts[what], 0) << what << " never happened";
     }
   }
@@ -796,11 +880,13 @@ TEST_F(ModelTest, EngineMatchesModelOnRandomPrograms) {
 // deliberate bug must be caught, and shrunk to a program a person can read.
 TEST_F(ModelTest, CatchesAndShrinksDeliberateModelBugs) {
   for (Mutation m : {Mutation::kClosesBeforeHandlers, Mutation::kHandlersOldestFirst,
-                     Mutation::kUnloadKeepsTheRound, Mutation::kCopiesCloseTwice}) {
+                     Mutation::kUnloadKeepsTheRound, Mutation::kCopiesCloseTwice,
+                     Mutation::kTaskClosesCaptured}) {
     Program shrunk;
     const std::string failure = CheckSeeds(1, 5'000, m, &shrunk);
     ASSERT_NE(failure, "") << "mutation " << static_cast<int>(m) << " went unnoticed";
-    EXPECT_LE(CountOps(shrunk), 4) << failure;
+    // Readable: a handful of ops (drop, empty-body and shorten moves only).
+    EXPECT_LE(CountOps(shrunk), 8) << failure;
   }
 }
 
