@@ -22,6 +22,9 @@
 #include <pthread.h>
 #include <sys/single_threaded.h>
 
+#include <atomic>
+#include <boost/asio/post.hpp>
+#include <boost/asio/thread_pool.hpp>
 #include <boost/thread/thread.hpp>
 #include <boost/thread/tss.hpp>
 #include <cstdint>
@@ -541,6 +544,102 @@ void BM_Thread_Boost(benchmark::State& state) {
   }
 }
 BENCHMARK(BM_Thread_Boost)->UseRealTime();
+
+// ---------------------------------------------------------------------------
+// Tasks (core/task.h): what Wrap adds to a task, with 0, 4 and 16 values
+// captured, on the calling thread and through a real pool.
+
+// The calling thread's store holds exactly `n` values (keys ctx0...).
+void EnsureTaskValues(int64_t n) {
+  static int64_t filled = -1;
+  static uint64_t filled_id = 0;
+  if (filled == n && tls::ID() == filled_id) return;
+  tls::Unload();
+  for (int64_t i = 0; i < n; ++i) tls::Set("ctx" + std::to_string(i), tls::MakeData(i));
+  filled = n;
+  filled_id = tls::ID();
+}
+
+int g_task_sink = 0;
+[[gnu::noinline]] void TaskBody() { DoNotOptimize(++g_task_sink); }
+
+// Wrap's whole cost without a pool: capture on this thread (a fan-out: the
+// values do not change between captures), then run the task here (begin, body,
+// the task's end, the thread's state back), then drop the wrapper.
+void BM_Task_WrapAndCall(benchmark::State& state) {
+  EnsureTaskValues(state.range(0));
+  for (auto _ : state) {
+    auto task = tls::Wrap(&TaskBody);
+    task();
+  }
+}
+BENCHMARK(BM_Task_WrapAndCall)->ArgName("values")->Arg(0)->Arg(4)->Arg(16);
+
+// The same when every task captures changed values (a Set between captures).
+void BM_Task_SetWrapAndCall(benchmark::State& state) {
+  EnsureTaskValues(state.range(0));
+  const tls::Data d = tls::MakeData(int64_t{0});
+  for (auto _ : state) {
+    tls::Set("ctx0", d);
+    auto task = tls::Wrap(&TaskBody);
+    task();
+  }
+}
+BENCHMARK(BM_Task_SetWrapAndCall)->ArgName("values")->Arg(4);
+
+void BM_Task_SetAndBareCall(benchmark::State& state) {
+  EnsureTaskValues(4);
+  const tls::Data d = tls::MakeData(int64_t{0});
+  for (auto _ : state) {
+    tls::Set("ctx0", d);
+    auto task = &TaskBody;
+    DoNotOptimize(task);
+    task();
+  }
+}
+BENCHMARK(BM_Task_SetAndBareCall);
+
+void BM_Task_BareCall(benchmark::State& state) {
+  for (auto _ : state) {
+    auto task = &TaskBody;
+    DoNotOptimize(task);
+    task();
+  }
+}
+BENCHMARK(BM_Task_BareCall);
+
+// One round trip through a one-thread boost::asio::thread_pool: post the task,
+// the pool thread runs it, the poster sees it done (spinning: the worker's
+// wake-up is part of the round trip, the poster's is not).
+boost::asio::thread_pool& TaskPool() {
+  static boost::asio::thread_pool pool(1);
+  return pool;
+}
+
+template <class MakeTask>
+void PoolRoundTrips(benchmark::State& state, MakeTask make_task) {
+  std::atomic<bool> done{false};
+  for (auto _ : state) {
+    done.store(false, std::memory_order_relaxed);
+    boost::asio::post(TaskPool(), make_task([&done] {
+                        TaskBody();
+                        done.store(true, std::memory_order_release);
+                      }));
+    while (!done.load(std::memory_order_acquire)) {
+    }
+  }
+}
+
+void BM_Pool_PostBare(benchmark::State& state) {
+  PoolRoundTrips(state, [](auto f) { return f; });
+}
+BENCHMARK(BM_Pool_PostBare)->UseRealTime();
+
+void BM_Pool_PostWrap(benchmark::State& state) {
+  EnsureTaskValues(state.range(0));
+  PoolRoundTrips(state, [](auto f) { return tls::Wrap(std::move(f)); });
+}
+BENCHMARK(BM_Pool_PostWrap)->ArgName("values")->Arg(0)->Arg(4)->Arg(16)->UseRealTime();
 
 }  // namespace
 

@@ -14,7 +14,9 @@ using internal::t_thread;
 void Set(const Key& key, Data data) {
   // The replaced value is released after Put returns, when the table is
   // consistent again: its destructor may call tls.
-  Data old = internal::CurrentStub().values.Put(key, std::move(data));
+  internal::Stub& stub = internal::CurrentStub();
+  Data old = stub.values.Put(key, std::move(data));
+  internal::DropCaptureCache(stub);
 }
 
 namespace {
@@ -36,7 +38,9 @@ bool Del(const Key& key) {
   internal::Stub* stub = t_thread.stub;
   if (stub == nullptr) return false;
   Data removed = stub->values.Erase(key);
-  return removed.has_value();
+  if (!removed.has_value()) return false;
+  internal::DropCaptureCache(*stub);
+  return true;
 }
 
 uint64_t ID() {

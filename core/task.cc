@@ -19,6 +19,7 @@
 #include "core/internal/captured_values.h"
 #include "core/internal/exit.h"
 #include "core/internal/stub.h"
+#include "core/internal/stub_cache.h"
 #include "tls/internal/abi.h"
 #include "tls/tls.h"
 
@@ -47,11 +48,25 @@ class RestoreOnReturn {
   TaskFrame& frame_;
 };
 
+// Keeps the ended task's emptied stub (and its table block) for this
+// thread's next task, unless there is one already or it grew big; otherwise
+// RestoreOnReturn releases it. Not during or after thread exit: nothing would
+// free it.
+void KeepAsSpare() noexcept {
+  Stub* stub = t_thread.stub;
+  if (stub == nullptr || t_thread.spare != nullptr || t_thread.phase != Phase::kLive ||
+      !CacheableStub(*stub)) {
+    return;
+  }
+  t_thread.spare = DetachStub().release();
+}
+
 // Ends the innermost open task of the calling thread.
 void FinishTask(TaskFrame& frame) {
   frame.ended = true;  // first: code run below may call End on it again
   RestoreOnReturn restore(frame);
   RunExitRounds("task exit");
+  KeepAsSpare();
 }
 
 // Why `frame` cannot be ended by the calling thread now, or nullptr.
@@ -78,8 +93,7 @@ void BeginTask(TaskFrame& frame, const std::shared_ptr<const CapturedValues>& ca
   t_thread.task = &frame;
   if (captured == nullptr) return;  // the task's stub is made on first use
   try {
-    KeyTable view = captured->table.Clone();
-    NewStub().values = std::move(view);
+    NewStub(std::exchange(t_thread.spare, nullptr)).values.AssignCopyOf(captured->table);
   } catch (...) {
     frame.ended = true;
     RestoreOnReturn restore(frame);
@@ -121,7 +135,12 @@ size_t Snapshot::size() const noexcept { return values_ ? values_->table.size() 
 Snapshot Capture() {
   internal::Stub* stub = internal::t_thread.stub;
   if (stub == nullptr || stub->values.empty()) return Snapshot();
-  return Snapshot(std::make_shared<const internal::CapturedValues>(stub->values.Clone()));
+  // A fan-out captures the same values again and again: share one snapshot
+  // until the values change (Set, Del, Reset and exit drop it).
+  if (stub->capture_cache == nullptr) {
+    stub->capture_cache = std::make_shared<const internal::CapturedValues>(stub->values.Clone());
+  }
+  return Snapshot(stub->capture_cache);
 }
 
 Snapshot Capture(std::initializer_list<Key> keys) {

@@ -75,6 +75,26 @@ RATIO_ROWS = [
     ("thread create+join (wall): boost, 4 `thread_specific_ptr` + 1 "
      "`at_thread_exit` vs bare thread",
      "BM_Thread_Boost", "BM_Thread_Bare", None),
+    ("pool round trip (wall), `boost::asio::thread_pool`: `post(Wrap(f))`, 0 values, "
+     "vs `post(f)`", "BM_Pool_PostWrap/values:0", "BM_Pool_PostBare", None),
+    ("pool round trip (wall), `boost::asio::thread_pool`: `post(Wrap(f))`, 4 values, "
+     "vs `post(f)`", "BM_Pool_PostWrap/values:4", "BM_Pool_PostBare", 1.05),
+    ("pool round trip (wall), `boost::asio::thread_pool`: `post(Wrap(f))`, 16 values, "
+     "vs `post(f)`", "BM_Pool_PostWrap/values:16", "BM_Pool_PostBare", None),
+]
+
+# Rows of an absolute cost: (measure, tls benchmark, baseline benchmark, target
+# in ns over the baseline or None).
+DELTA_ROWS = [
+    ("task through `Wrap`, 0 values captured: capture + run on the calling thread, "
+     "over a bare call", "BM_Task_WrapAndCall/values:0", "BM_Task_BareCall", None),
+    ("task through `Wrap`, 4 values captured: capture + run on the calling thread, "
+     "over a bare call", "BM_Task_WrapAndCall/values:4", "BM_Task_BareCall", 150),
+    ("task through `Wrap`, 16 values captured: capture + run on the calling thread, "
+     "over a bare call", "BM_Task_WrapAndCall/values:16", "BM_Task_BareCall", None),
+    ("task through `Wrap`, 4 values that changed since the last capture (a `Set` "
+     "before each): over `Set` + a bare call", "BM_Task_SetWrapAndCall/values:4",
+     "BM_Task_SetAndBareCall", None),
 ]
 
 # Python rows: (measure, tls key, peer key, target ratio)
@@ -160,6 +180,16 @@ def main():
         rows.append((measure, fmt_ns(a), fmt_ns(b), f"{r:.2f}×",
                      f"≤ {target:g}×" if target else "—",
                      met(r <= target) if target else ""))
+
+    for measure, mine, base, target in DELTA_ROWS:
+        a, b = times.get(mine), times.get(base)
+        if a is None or b is None:
+            rows.append((measure, fmt_ns(a), fmt_ns(b), "n/a",
+                         f"≤ +{target} ns" if target else "—", "not run"))
+            continue
+        d = a - b
+        rows.append((measure, fmt_ns(a), fmt_ns(b), f"+{d:.0f} ns",
+                     f"≤ +{target} ns" if target else "—", met(d <= target) if target else ""))
 
     ins = {k.split(".", 1)[1]: v for k, v in extra.items()
            if k.startswith("instructions_per_thread.")}

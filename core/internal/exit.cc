@@ -20,6 +20,7 @@
 #include "core/internal/close_values.h"
 #include "core/internal/report.h"
 #include "core/internal/stub.h"
+#include "core/internal/stub_cache.h"
 #include "tls/internal/abi.h"
 #include "tls/tls.h"
 
@@ -82,14 +83,13 @@ void RunThreadExit(ExitCause cause) {
   // thread's own stub is back and runs its exit below.
   EndOpenTasks();
   RunExitRounds("thread exit");
+  DetachStub();  // empty now: cached for another thread, or freed
+  if (Stub* spare = std::exchange(t_thread.spare, nullptr)) ReleaseStub(spare);
 }
 
 void RunExitRounds(std::string_view what) {
   for (int round = 0; Stub* stub = t_thread.stub; ++round) {
-    if (stub->empty()) {
-      DetachStub();  // nothing left that could run user code
-      break;
-    }
+    if (stub->empty()) break;  // nothing left that could run user code
     if (round == kMaxExitRounds) {
       GiveUp(what);
       break;

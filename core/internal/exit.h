@@ -23,8 +23,9 @@ enum class ExitCause {
 void RunThreadExit(ExitCause cause);
 
 // The rounds of the exit sequence over the calling thread's current stub (the
-// thread's, or an ending task's) until it is gone. `what` ("thread exit",
-// "task exit") names it if it gives up after kMaxExitRounds rounds.
+// thread's, or an ending task's) until it is empty (left to the caller) or
+// gone. `what` ("thread exit", "task exit") names it if it gives up after
+// kMaxExitRounds rounds.
 void RunExitRounds(std::string_view what);
 
 // Ends every task still open on the calling thread, innermost first (task.cc).

@@ -104,7 +104,7 @@ void ArmLateHook() {
 }
 
 [[gnu::destructor]] void RunFinalExit() {
-  if (t_thread.stub != nullptr) RunThreadExit(ExitCause::kThreadEnd);
+  if (t_thread.stub != nullptr || t_thread.spare != nullptr) RunThreadExit(ExitCause::kThreadEnd);
 }
 
 }  // namespace

@@ -58,6 +58,19 @@ KeyTable KeyTable::Clone() const {
   return copy;
 }
 
+void KeyTable::AssignCopyOf(const KeyTable& src) {
+  if (capacity() != src.capacity() || size_ != 0) {
+    *this = src.Clone();
+    return;
+  }
+  for (size_t i = 0; i <= mask_ && src.size_ != 0; ++i) {
+    if (src.hashes_[i] == 0) continue;
+    entries_[i] = src.entries_[i];  // may throw (a long key's text)
+    hashes_[i] = src.hashes_[i];
+    ++size_;
+  }
+}
+
 size_t KeyTable::LongIndexOf(const Key& key, size_t i) const noexcept {
   const uint64_t h = key.hash();
   for (;; i = (i + 1) & mask_) {

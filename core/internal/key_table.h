@@ -45,6 +45,10 @@ class KeyTable {
 
   // A copy sharing every handle (same capacity, same layout). One allocation.
   KeyTable Clone() const;
+  // Makes this (empty) table a copy of `src`, in its own block if the
+  // capacities match (no allocation), else in a new one. On an exception the
+  // table holds part of `src`, consistently.
+  void AssignCopyOf(const KeyTable& src);
 
   // Stores `data` under `key`; returns the Data it replaced (empty if none).
   Data Put(const Key& key, Data data);

@@ -31,8 +31,8 @@ bool Stub::HasSlotValues() const noexcept {
   return false;
 }
 
-Stub& NewStub() {
-  StubPtr stub(TakeCachedStub());
+Stub& NewStub(Stub* reuse) {
+  StubPtr stub(reuse != nullptr ? reuse : TakeCachedStub());
   if (stub == nullptr) stub.reset(new Stub());
   stub->id = g_last_id.fetch_add(1, std::memory_order_relaxed) + 1;
   ArmExitHook();

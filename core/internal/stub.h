@@ -32,6 +32,10 @@ struct Stub {
 
   uint64_t id = 0;  // set by NewStub; never changes while a thread owns it
   KeyTable values;
+  // The last full Capture() of `values`, handed out again while `values` is
+  // unchanged; every change drops it (DropCaptureCache) so it never keeps a
+  // removed value alive.
+  std::shared_ptr<const CapturedValues> capture_cache;
   std::vector<SlotCell> slots;                  // indexed by Slot<T>::index()
   std::vector<std::function<void()>> handlers;  // AtExit, oldest first
 
@@ -58,13 +62,14 @@ struct ThreadState {
   uint64_t id = 0;  // stub->id, mirrored so ID() is a single read (0: no stub)
   Phase phase = Phase::kLive;
   TaskFrame* task = nullptr;  // the innermost open task (core/task.h), if any
+  Stub* spare = nullptr;      // an emptied task stub, kept for this thread's next task
 };
 
 extern thread_local constinit ThreadState t_thread;
 
-// The calling thread's stub, created (with a fresh ID, exit hook armed) if
-// there is none.
-Stub& NewStub();
+// Makes the calling thread's stub: `reuse` (an empty stub) or a cached or new
+// one, with a fresh ID and the exit hook armed. The thread must have none.
+Stub& NewStub(Stub* reuse = nullptr);
 inline Stub& CurrentStub() {
   Stub* s = t_thread.stub;
   if (s == nullptr) [[unlikely]]
@@ -83,6 +88,14 @@ inline Stub* IfStillCurrent(const Stub& stub) noexcept {
 // the thread has no stub. Destroying the result may run user code (value and
 // handler destructors), which may create a new stub; that is fine.
 StubPtr DetachStub() noexcept;
+
+// Drops `stub.capture_cache` after a change to `stub.values`. Releasing it may
+// run value destructors (user code), so callers call it last and touch
+// `stub` no more.
+inline void DropCaptureCache(Stub& stub) noexcept {
+  if (stub.capture_cache != nullptr) [[unlikely]]
+    std::shared_ptr<const CapturedValues>(std::move(stub.capture_cache));
+}
 
 }  // namespace tls::inline TLS_ABI_NAMESPACE::internal
 

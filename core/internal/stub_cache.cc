@@ -89,6 +89,8 @@ bool Cacheable(const Stub& stub) noexcept {
 
 Stub* TakeCachedStub() noexcept { return g_cache.Take(); }
 
+bool CacheableStub(const Stub& stub) noexcept { return Cacheable(stub); }
+
 void ReleaseStub(Stub* stub) noexcept {
   if (Cacheable(*stub) && g_cache.Put(stub)) return;
   delete stub;

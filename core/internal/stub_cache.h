@@ -33,6 +33,10 @@ inline constexpr int kStubCacheCapacity = 32;
 // A cached stub (empty, id unset), or nullptr.
 Stub* TakeCachedStub() noexcept;
 
+// Whether `stub` is empty and small enough to be kept for reuse (here, or as
+// a thread's spare task stub).
+bool CacheableStub(const Stub& stub) noexcept;
+
 // Caches `stub` (not null) if it is empty and small and there is room;
 // deletes it otherwise.
 // Deleting a stub that still holds values runs their destructors.

@@ -7,6 +7,7 @@
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "core/internal/stub.h"
@@ -158,6 +159,37 @@ TEST(Task, CaptureOnAThreadWithNoValuesIsEmptyAndCreatesNothing) {
     EXPECT_EQ(tls::internal::t_thread.stub, nullptr);
     tls::Run(snap, [] { EXPECT_EQ(tls::internal::t_thread.stub, nullptr); });
     EXPECT_EQ(tls::internal::t_thread.stub, nullptr);
+  });
+}
+
+struct Tracked {
+  bool* destroyed;
+  explicit Tracked(bool* d) : destroyed(d) {}
+  Tracked(Tracked&& o) noexcept : destroyed(std::exchange(o.destroyed, nullptr)) {}
+  ~Tracked() {
+    if (destroyed) *destroyed = true;
+  }
+};
+
+TEST(Task, RepeatedCapturesShareOneSnapshotThatNeverKeepsARemovedValueAlive) {
+  RunInThread([] {
+    bool destroyed = false;
+    tls::Set("v", tls::MakeData(Tracked(&destroyed)));
+    tls::Set("w", tls::MakeData(1));
+    { tls::Snapshot a = tls::Capture(); }
+    tls::Snapshot b = tls::Capture();
+    tls::Snapshot c = tls::Capture();
+    // The table's handle, one for the snapshot b and c share, this copy.
+    EXPECT_EQ(tls::Get("w")->use_count(), 3);
+    b = tls::Snapshot();
+    c = tls::Snapshot();
+    tls::Del("v");  // a change: the cached snapshot goes, and with it the value
+    EXPECT_TRUE(destroyed);
+    EXPECT_EQ(tls::Get("w")->use_count(), 2);  // table + this copy
+    tls::Snapshot d = tls::Capture();          // taken anew
+    EXPECT_EQ(d.size(), 1u);
+    tls::Set("w", tls::MakeData(2));
+    tls::Run(tls::Capture(), [] { EXPECT_EQ(tls::Get("w")->Value<int>(), 2); });
   });
 }
 
