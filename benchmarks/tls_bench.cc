@@ -608,9 +608,14 @@ void BM_Task_BareCall(benchmark::State& state) {
 }
 BENCHMARK(BM_Task_BareCall);
 
-// One round trip through a one-thread boost::asio::thread_pool: post the task,
-// the pool thread runs it, the poster sees it done (spinning: the worker's
-// wake-up is part of the round trip, the poster's is not).
+// Tasks through a one-thread boost::asio::thread_pool, two ways:
+//   RoundTrip: post one task, wait until it has run (the pool thread wakes up
+//              for each: what one request's hop to a pool costs);
+//   Batch:     post kPoolBatch tasks, then wait for all (one wake-up per batch:
+//              the per-task cost on a busy pool, where the poster and the pool
+//              thread share the snapshot's reference count).
+constexpr int kPoolBatch = 256;
+
 boost::asio::thread_pool& TaskPool() {
   static boost::asio::thread_pool pool(1);
   return pool;
@@ -630,16 +635,46 @@ void PoolRoundTrips(benchmark::State& state, MakeTask make_task) {
   }
 }
 
-void BM_Pool_PostBare(benchmark::State& state) {
-  PoolRoundTrips(state, [](auto f) { return f; });
+template <class MakeTask>
+void PoolBatches(benchmark::State& state, MakeTask make_task) {
+  std::atomic<int> left{0};
+  for (auto _ : state) {
+    left.store(kPoolBatch, std::memory_order_relaxed);
+    for (int i = 0; i < kPoolBatch; ++i) {
+      boost::asio::post(TaskPool(), make_task([&left] {
+                          TaskBody();
+                          left.fetch_sub(1, std::memory_order_release);
+                        }));
+    }
+    while (left.load(std::memory_order_acquire) != 0) std::this_thread::yield();
+  }
+  state.SetItemsProcessed(state.iterations() * kPoolBatch);
 }
-BENCHMARK(BM_Pool_PostBare)->UseRealTime();
 
-void BM_Pool_PostWrap(benchmark::State& state) {
-  EnsureTaskValues(state.range(0));
-  PoolRoundTrips(state, [](auto f) { return tls::Wrap(std::move(f)); });
+auto Bare() {
+  return [](auto f) { return f; };
 }
-BENCHMARK(BM_Pool_PostWrap)->ArgName("values")->Arg(0)->Arg(4)->Arg(16)->UseRealTime();
+auto Wrapped() {
+  return [](auto f) { return tls::Wrap(std::move(f)); };
+}
+
+void BM_Pool_RoundTripBare(benchmark::State& state) { PoolRoundTrips(state, Bare()); }
+BENCHMARK(BM_Pool_RoundTripBare)->UseRealTime();
+
+void BM_Pool_RoundTripWrap(benchmark::State& state) {
+  EnsureTaskValues(state.range(0));
+  PoolRoundTrips(state, Wrapped());
+}
+BENCHMARK(BM_Pool_RoundTripWrap)->ArgName("values")->Arg(0)->Arg(4)->Arg(16)->UseRealTime();
+
+void BM_Pool_BatchBare(benchmark::State& state) { PoolBatches(state, Bare()); }
+BENCHMARK(BM_Pool_BatchBare)->UseRealTime();
+
+void BM_Pool_BatchWrap(benchmark::State& state) {
+  EnsureTaskValues(state.range(0));
+  PoolBatches(state, Wrapped());
+}
+BENCHMARK(BM_Pool_BatchWrap)->ArgName("values")->Arg(4)->UseRealTime();
 
 }  // namespace
 

@@ -82,7 +82,7 @@ const char* WhyNotEndable(const TaskFrame& frame) noexcept {
 
 }  // namespace
 
-void BeginTask(TaskFrame& frame, const std::shared_ptr<const CapturedValues>& captured) {
+void BeginTask(TaskFrame& frame, const CapturedValues* captured) {
   frame.captured = captured;
   frame.saved_stub = t_thread.stub;
   frame.saved_id = t_thread.id;
@@ -93,7 +93,8 @@ void BeginTask(TaskFrame& frame, const std::shared_ptr<const CapturedValues>& ca
   t_thread.task = &frame;
   if (captured == nullptr) return;  // the task's stub is made on first use
   try {
-    NewStub(std::exchange(t_thread.spare, nullptr)).values.AssignCopyOf(captured->table);
+    // The task's view reads through to the snapshot: no copy, no reference.
+    NewStub(std::exchange(t_thread.spare, nullptr)).values.SetBelow(&captured->table);
   } catch (...) {
     frame.ended = true;
     RestoreOnReturn restore(frame);

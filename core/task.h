@@ -84,7 +84,10 @@ TLS_API Snapshot Capture(std::initializer_list<Key> keys);
 // Example: { tls::TaskScope task(snap); Handle(request); }
 class TaskScope {
  public:
-  explicit TaskScope(const Snapshot& snapshot) { internal::BeginTask(frame_, snapshot.values_); }
+  explicit TaskScope(const Snapshot& snapshot) {
+    frame_.owner = snapshot.values_;
+    internal::BeginTask(frame_, frame_.owner.get());
+  }
   // A task with nothing captured: the thread's values hidden, a fresh view.
   TaskScope() : TaskScope(Snapshot()) {}
   TaskScope(const TaskScope&) = delete;
@@ -105,6 +108,15 @@ class TaskScope {
   void End() { internal::EndTask(frame_); }
 
  private:
+  // For Run, whose caller holds the snapshot for the whole task: no reference
+  // is taken (its count is shared with the submitting thread's cache line).
+  struct Borrow {};
+  TaskScope(const Snapshot& snapshot, Borrow) {
+    internal::BeginTask(frame_, snapshot.values_.get());
+  }
+  template <class F, class... A>
+  friend decltype(auto) Run(const Snapshot& snapshot, F&& f, A&&... args);
+
   internal::TaskFrame frame_;
 };
 
@@ -114,7 +126,7 @@ class TaskScope {
 // Example: int n = tls::Run(snap, [] { return Count(); });
 template <class F, class... A>
 decltype(auto) Run(const Snapshot& snapshot, F&& f, A&&... args) {
-  TaskScope task(snapshot);
+  TaskScope task(snapshot, TaskScope::Borrow{});
   return std::invoke(std::forward<F>(f), std::forward<A>(args)...);
 }
 

@@ -75,12 +75,14 @@ RATIO_ROWS = [
     ("thread create+join (wall): boost, 4 `thread_specific_ptr` + 1 "
      "`at_thread_exit` vs bare thread",
      "BM_Thread_Boost", "BM_Thread_Bare", None),
-    ("pool round trip (wall), `boost::asio::thread_pool`: `post(Wrap(f))`, 0 values, "
-     "vs `post(f)`", "BM_Pool_PostWrap/values:0", "BM_Pool_PostBare", None),
-    ("pool round trip (wall), `boost::asio::thread_pool`: `post(Wrap(f))`, 4 values, "
-     "vs `post(f)`", "BM_Pool_PostWrap/values:4", "BM_Pool_PostBare", 1.05),
-    ("pool round trip (wall), `boost::asio::thread_pool`: `post(Wrap(f))`, 16 values, "
-     "vs `post(f)`", "BM_Pool_PostWrap/values:16", "BM_Pool_PostBare", None),
+    ("pool round trip (wall), `boost::asio::thread_pool`: `post(Wrap(f))` and wait, "
+     "0 values, vs `post(f)`", "BM_Pool_RoundTripWrap/values:0", "BM_Pool_RoundTripBare", None),
+    ("pool round trip (wall), `boost::asio::thread_pool`: `post(Wrap(f))` and wait, "
+     "4 values, vs `post(f)`", "BM_Pool_RoundTripWrap/values:4", "BM_Pool_RoundTripBare", 1.05),
+    ("pool round trip (wall), `boost::asio::thread_pool`: `post(Wrap(f))` and wait, "
+     "16 values, vs `post(f)`", "BM_Pool_RoundTripWrap/values:16", "BM_Pool_RoundTripBare", None),
+    ("pool throughput (wall), 256 tasks per wait: `post(Wrap(f))`, 4 values, vs `post(f)`",
+     "BM_Pool_BatchWrap/values:4", "BM_Pool_BatchBare", None),
 ]
 
 # Rows of an absolute cost: (measure, tls benchmark, baseline benchmark, target

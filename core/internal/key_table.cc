@@ -32,6 +32,7 @@ void KeyTable::Free() noexcept {
   entries_ = nullptr;
   mask_ = 0;
   size_ = 0;
+  below_ = nullptr;
 }
 
 KeyTable& KeyTable::operator=(KeyTable&& other) noexcept {
@@ -41,34 +42,63 @@ KeyTable& KeyTable::operator=(KeyTable&& other) noexcept {
   entries_ = std::exchange(other.entries_, nullptr);
   mask_ = std::exchange(other.mask_, 0);
   size_ = std::exchange(other.size_, 0);
+  below_ = std::exchange(other.below_, nullptr);
   return *this;
 }
 
 KeyTable KeyTable::Clone() const {
   KeyTable copy;
-  if (size_ == 0) return copy;
-  AllocateBlock(mask_ + 1, &copy.hashes_, &copy.entries_);
-  copy.mask_ = mask_;
-  for (size_t i = 0; i <= mask_; ++i) {
-    if (hashes_[i] == 0) continue;
-    copy.entries_[i] = entries_[i];  // may throw (a long key's text): `copy` frees
-    copy.hashes_[i] = hashes_[i];
-    ++copy.size_;
+  if (size_ != 0) {
+    AllocateBlock(mask_ + 1, &copy.hashes_, &copy.entries_);
+    copy.mask_ = mask_;
+    for (size_t i = 0; i <= mask_; ++i) {
+      if (hashes_[i] == 0) continue;
+      copy.entries_[i] = entries_[i];  // may throw (a long key's text): `copy` frees
+      copy.hashes_[i] = hashes_[i];
+      ++copy.size_;
+    }
+  }
+  for (size_t i = 0; below_ != nullptr && i <= below_->mask_ && below_->size_ != 0; ++i) {
+    const uint64_t h = below_->hashes_[i];
+    if (h == 0 || IndexOfEntry(h, below_->entries_[i]) != kAbsent) continue;  // shadowed
+    copy.InsertCopy(h, below_->entries_[i]);
   }
   return copy;
 }
 
-void KeyTable::AssignCopyOf(const KeyTable& src) {
-  if (capacity() != src.capacity() || size_ != 0) {
-    *this = src.Clone();
-    return;
+size_t KeyTable::IndexOfEntry(uint64_t h, const Entry& e) const noexcept {
+  if (size_ == 0) return kAbsent;
+  for (size_t i = h & mask_;; i = (i + 1) & mask_) {
+    const uint64_t slot = hashes_[i];
+    if (slot == 0) return kAbsent;
+    const Entry& mine = entries_[i];
+    if (slot == h && mine.tag == e.tag && mine.bits == e.bits &&
+        (e.tag != Key::kTagString || mine.text == e.text)) {
+      return i;
+    }
   }
-  for (size_t i = 0; i <= mask_ && src.size_ != 0; ++i) {
-    if (src.hashes_[i] == 0) continue;
-    entries_[i] = src.entries_[i];  // may throw (a long key's text)
-    hashes_[i] = src.hashes_[i];
-    ++size_;
+}
+
+void KeyTable::InsertCopy(uint64_t h, const Entry& e) {
+  if (!hashes_ || (size_ + 1) * 4 > (mask_ + 1) * 3) Grow();
+  const size_t i = FreeSlotFor(h);
+  entries_[i] = e;  // may throw (a long key's text): the slot stays empty
+  hashes_[i] = h;
+  ++size_;
+}
+
+void KeyTable::Materialize() {
+  if (below_ == nullptr) return;
+  *this = Clone();  // this table's own handles move over with the copies: none is released
+}
+
+size_t KeyTable::BelowOnlyCount() const noexcept {
+  size_t n = 0;
+  for (size_t i = 0; i <= below_->mask_ && below_->size_ != 0; ++i) {
+    const uint64_t h = below_->hashes_[i];
+    if (h != 0 && IndexOfEntry(h, below_->entries_[i]) == kAbsent) ++n;
   }
+  return n;
 }
 
 size_t KeyTable::LongIndexOf(const Key& key, size_t i) const noexcept {
@@ -92,7 +122,9 @@ void KeyTable::Grow() {
   uint64_t* hashes;
   Entry* entries;
   AllocateBlock(new_cap, &hashes, &entries);  // may throw: nothing changed yet
-  KeyTable old = std::move(*this);            // frees the old block when it goes
+  const KeyTable* below = below_;
+  KeyTable old = std::move(*this);  // frees the old block when it goes
+  below_ = below;
   hashes_ = hashes;
   entries_ = entries;
   mask_ = new_cap - 1;
@@ -106,8 +138,8 @@ void KeyTable::Grow() {
 }
 
 Data KeyTable::Put(const Key& key, Data data) {
-  if (Data* existing = Find(key)) {
-    std::swap(*existing, data);
+  if (const size_t existing = IndexOf(key); existing != kAbsent) {
+    std::swap(entries_[existing].data, data);
     return data;  // the old value, for the caller to release
   }
   if (!hashes_ || (size_ + 1) * 4 > (mask_ + 1) * 3) Grow();
@@ -140,9 +172,12 @@ void KeyTable::Clear() noexcept {
     if (e.text.capacity() > 15) std::string().swap(e.text);  // a long key's heap text
     Data released = std::move(e.data);
   }
+  below_ = nullptr;
 }
 
 Data KeyTable::Erase(const Key& key) {
+  // The layer's copy would show through once this table's is gone.
+  if (below_ != nullptr && below_->IndexOf(key) != kAbsent) Materialize();
   size_t hole = IndexOf(key);
   if (hole == kAbsent) return Data();
   Data removed = std::move(entries_[hole].data);

@@ -14,6 +14,14 @@
 // No user code runs inside any member: Put and Erase hand the displaced Data back
 // to the caller, who releases it after the table is consistent again. That is
 // what makes re-entrant calls from value destructors safe.
+//
+// A task's view (core/task.h) is a table with a `below` layer: the snapshot's
+// table, immutable, shared by every task running it. Reads fall through to it
+// for keys the table does not hold itself, so beginning a task copies nothing
+// and takes no reference; writes go to the table itself (a Set shadows the
+// snapshot's key); an Erase of a key the layer holds first copies the layer in
+// (Materialize). A thread's own table has no layer: its misses pay one
+// predictable branch.
 #ifndef TLS_CORE_INTERNAL_KEY_TABLE_H_
 #define TLS_CORE_INTERNAL_KEY_TABLE_H_
 
@@ -38,33 +46,38 @@ class KeyTable {
 
   static constexpr size_t kInitialCapacity = 2;
 
-  Data* Find(const Key& key) noexcept {
+  const Data* Find(const Key& key) const noexcept {
     const size_t i = IndexOf(key);
-    return i == kAbsent ? nullptr : &entries_[i].data;
+    if (i != kAbsent) return &entries_[i].data;
+    if (below_ != nullptr) [[unlikely]]
+      return below_->Find(key);
+    return nullptr;
   }
 
-  // A copy sharing every handle (same capacity, same layout). One allocation.
+  // A copy sharing every handle, with the layer's values copied in (no layer).
   KeyTable Clone() const;
-  // Makes this (empty) table a copy of `src`, in its own block if the
-  // capacities match (no allocation), else in a new one. On an exception the
-  // table holds part of `src`, consistently.
-  void AssignCopyOf(const KeyTable& src);
+
+  // Reads of keys this table lacks go to `below` (or nowhere: nullptr), which
+  // must outlive this table's use of it and have no layer itself.
+  void SetBelow(const KeyTable* below) noexcept { below_ = below; }
 
   // Stores `data` under `key`; returns the Data it replaced (empty if none).
   Data Put(const Key& key, Data data);
   // Removes `key`; returns its Data (empty if absent).
   Data Erase(const Key& key);
   // Removes every entry and releases its Data, one at a time, keeping the
-  // block for reuse. The table is consistent whenever a Data is released, so
-  // a value's destructor may call tls (it cannot reach a detached table).
+  // block for reuse, and drops the layer. The table is consistent whenever a
+  // Data is released, so a value's destructor may call tls (it cannot reach a
+  // detached table).
   void Clear() noexcept;
 
-  size_t size() const noexcept { return size_; }
-  bool empty() const noexcept { return size_ == 0; }
+  // Counting the layer's keys that this table does not shadow.
+  size_t size() const noexcept { return below_ == nullptr ? size_ : size_ + BelowOnlyCount(); }
+  bool empty() const noexcept { return size_ == 0 && below_ == nullptr; }
   size_t capacity() const noexcept { return hashes_ ? mask_ + 1 : 0; }
 
-  // Calls f(Data&) for every stored value, in no particular order. f must not
-  // modify the table.
+  // Calls f(Data&) for every value the table holds itself (not the layer's),
+  // in no particular order. f must not modify the table.
   template <class F>
   void ForEach(F&& f) {
     for (size_t i = 0; hashes_ && i <= mask_; ++i) {
@@ -122,11 +135,19 @@ class KeyTable {
   size_t FreeSlotFor(uint64_t hash) const noexcept;
   // Destroys the entries and releases the block; leaves the table empty.
   void Free() noexcept;
+  // The index of a stored entry equal to `e` (hash `h`), or kAbsent.
+  size_t IndexOfEntry(uint64_t h, const Entry& e) const noexcept;
+  // Inserts a copy of `e` (hash `h`, not present). May throw: nothing changed.
+  void InsertCopy(uint64_t h, const Entry& e);
+  // Copies the layer's unshadowed entries in and drops the layer.
+  void Materialize();
+  size_t BelowOnlyCount() const noexcept;
 
   uint64_t* hashes_ = nullptr;  // start of the block; capacity() slots
   Entry* entries_ = nullptr;    // right after the hashes, in the same block
   size_t mask_ = 0;
   size_t size_ = 0;
+  const KeyTable* below_ = nullptr;  // a snapshot's table, read through (task views)
 };
 
 }  // namespace tls::inline TLS_ABI_NAMESPACE::internal

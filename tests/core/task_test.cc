@@ -88,6 +88,30 @@ TEST(Task, SetDelResetUnloadActOnTheTasksViewOnly) {
   EXPECT_EQ(log.events(), (std::vector<std::string>{"close new", "close kept"}));
 }
 
+TEST(Task, DelOfACapturedKeyHidesItAndASetShadowsIt) {
+  RunInThread([] {
+    tls::Set("a", tls::MakeData(std::string("captured a")));
+    tls::Set("b", tls::MakeData(std::string("captured b")));
+    tls::Set("c", tls::MakeData(std::string("captured c")));
+    tls::Snapshot snap = tls::Capture();
+    std::thread([&] {
+      tls::Run(snap, [] {
+        tls::Set("a", tls::MakeData(std::string("task a")));  // shadows
+        EXPECT_EQ(StringAt("a"), "task a");
+        EXPECT_TRUE(tls::Del("a"));  // the captured "a" must not show through
+        EXPECT_EQ(tls::Find("a"), nullptr);
+        EXPECT_TRUE(tls::Del("b"));
+        EXPECT_FALSE(tls::Del("b"));
+        EXPECT_EQ(tls::Find("b"), nullptr);
+        EXPECT_EQ(StringAt("c"), "captured c");
+        EXPECT_EQ(tls::Capture().size(), 1u);
+      });
+      tls::Run(snap, [] { EXPECT_EQ(StringAt("a"), "captured a"); });  // the snapshot is intact
+    }).join();
+    EXPECT_EQ(StringAt("b"), "captured b");
+  });
+}
+
 TEST(Task, AtExitRunsAtTaskEndNewestFirstWithValuesReadable) {
   Log log;
   RunInThread([&] {
@@ -137,6 +161,16 @@ TEST(Task, CapturedValuesNeverClosedByATask) {
     EXPECT_FALSE(tls::Get("shared")->closed());
   });
   EXPECT_EQ(log.events(), std::vector<std::string>{"close shared"});  // by its own thread
+}
+
+TEST(Task, ScopeMadeFromATemporarySnapshotKeepsItAlive) {
+  RunInThread([] {
+    tls::Set("k", tls::MakeData(std::string("kept")));
+    tls::TaskScope task(tls::Capture({"k"}));  // the only owner of that snapshot
+    EXPECT_EQ(StringAt("k"), "kept");
+    tls::Set("other", tls::MakeData(1));
+    EXPECT_EQ(StringAt("k"), "kept");
+  });
 }
 
 TEST(Task, CaptureOnlySomeKeys) {
