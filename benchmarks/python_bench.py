@@ -12,6 +12,7 @@ a venv with the shipped wheel installed)
 """
 
 import argparse
+import concurrent.futures
 import contextvars
 import json
 import statistics
@@ -50,6 +51,10 @@ def main():
         tls.set(f"key{i}", i)
     cv = contextvars.ContextVar("cv")
     cv.set(1)
+    # One worker each: submit+result is a round trip to the same thread.
+    tls_pool = tls.ThreadPoolExecutor(max_workers=1)
+    plain_pool = concurrent.futures.ThreadPoolExecutor(max_workers=1)
+    copy_context = contextvars.copy_context
 
     env = {
         "tl": tl,
@@ -63,9 +68,13 @@ def main():
         "start_join": start_join,
         "noop": noop,
         "thread_with_tls": thread_with_tls,
+        "tls_pool": tls_pool,
+        "plain_pool": plain_pool,
+        "copy_context": copy_context,
     }
     fast_n = 20_000 if args.quick else 1_000_000
     thread_n = 50 if args.quick else 2_000
+    pool_n = 200 if args.quick else 5_000
     cases = [
         ("tls.get", "get(k)", fast_n),
         ("threading.local dict lookup", "tl.d[k]", fast_n),
@@ -77,6 +86,11 @@ def main():
         ("ContextVar.get", "cv.get()", fast_n),
         ("thread bare", "start_join(noop)", thread_n),
         ("thread with tls", "start_join(thread_with_tls)", thread_n),
+        # A task to a pool and its result, from a thread holding 8 tls values.
+        ("tls.ThreadPoolExecutor submit+result", "tls_pool.submit(noop).result()", pool_n),
+        ("ThreadPoolExecutor submit(copy_context().run)+result",
+         "plain_pool.submit(copy_context().run, noop).result()", pool_n),
+        ("ThreadPoolExecutor submit+result", "plain_pool.submit(noop).result()", pool_n),
     ]
     results = {}
     # Interleave the repetitions so a burst of load on the machine hits every
@@ -86,6 +100,8 @@ def main():
         for name, stmt, n in cases:
             t = timeit.timeit(stmt, globals=env, number=n)
             samples[name].append(t / n * 1e9)
+    tls_pool.shutdown()
+    plain_pool.shutdown()
     for name, values in samples.items():
         results[name] = statistics.median(values)
         print(f"python_bench: {name}: {results[name]:.1f} ns", file=sys.stderr)

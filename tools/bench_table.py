@@ -113,6 +113,11 @@ PYTHON_ROWS = [
      "tls.get", "ContextVar.get", None),
     ("Python thread start+join with one `set` + one `at_exit` vs bare `threading.Thread`",
      "thread with tls", "thread bare", 1.15),
+    ("Python `tls.ThreadPoolExecutor` submit+result (8 values, contextvars too) vs "
+     "`submit(copy_context().run, f)`", "tls.ThreadPoolExecutor submit+result",
+     "ThreadPoolExecutor submit(copy_context().run)+result", 1.0),
+    ("Python `tls.ThreadPoolExecutor` submit+result vs a plain `ThreadPoolExecutor`",
+     "tls.ThreadPoolExecutor submit+result", "ThreadPoolExecutor submit+result", 1.10),
 ]
 
 
