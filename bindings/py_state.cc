@@ -4,6 +4,7 @@
 #include <unordered_set>
 
 #include "bindings/python_access.h"
+#include "bindings/tasks.h"
 #include "bindings/thread_end.h"
 
 namespace tls::bindings {
@@ -23,9 +24,11 @@ void PyState::Close() {
       return;
     }
     std::unordered_set<PyObject*> closed;  // `values` keeps each one alive
+    CapturedObjects captured;              // given to a task: not its to close
     for (Py_ssize_t i = 0, n = PyList_GET_SIZE(values); i < n; ++i) {
       PyObject* value = PyList_GET_ITEM(values, i);
       if (!closed.insert(value).second) continue;  // same object under two keys
+      if (captured.Contains(value)) continue;
       PyObject* close = PyObject_GetAttrString(value, "close");
       if (close == nullptr) {
         if (PyErr_ExceptionMatches(PyExc_AttributeError)) {
