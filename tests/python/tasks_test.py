@@ -547,7 +547,28 @@ threading.Thread(target=daemon, daemon=True).start(); ready.wait()
 """
 
 
-class TaskAtInterpreterExitTest(unittest.TestCase):
+class TaskAtExitTest(unittest.TestCase):
+    def test_exit_called_inside_a_task_ends_the_task_then_the_thread_closes_all_its_values(self):
+        # C exit() inside a task (GIL held: PyDLL): the engine ends the open
+        # task first, then runs the thread's exit, which must close the
+        # thread's own values although the task had been given them.
+        proc = run_python("""
+            import ctypes, tls
+            class V:
+                def __init__(self, name): self.name = name
+                def close(self): print("closed", self.name, flush=True)
+            tls.set("thread's", V("thread's"))
+            tls.at_exit(lambda: print("thread handler", flush=True))
+            def task():
+                tls.set("task's", V("task's"))
+                tls.at_exit(lambda: print("task handler", flush=True))
+                ctypes.PyDLL(None).exit(3)
+            tls.capture().run(task)
+        """)
+        self.assertEqual(proc.returncode, 3, proc.stderr)
+        self.assertEqual(proc.stdout.splitlines(),
+                         ["task handler", "closed task's", "thread handler", "closed thread's"])
+
     def test_daemon_thread_inside_a_task_at_interpreter_exit_keeps_the_exit_code(self):
         for code, where in [(5, "fn"), (6, "handler"), (7, "task's")]:
             with self.subTest(inside=where):
