@@ -502,20 +502,22 @@ class ExecutorTest(TaskTestCase):
         async def handle(name, executor):
             request_var.set(name)        # this asyncio task's own context
             tls.set("request", name)     # the loop thread's; captured at submit, just below
+            if executor == "to_thread":
+                return await asyncio.to_thread(blocking)   # the default executor
             return await asyncio.get_running_loop().run_in_executor(executor, blocking)
 
         async def main():
             asyncio.get_running_loop().set_default_executor(tls.ThreadPoolExecutor(max_workers=2))
-            explicit = await asyncio.gather(*(handle(f"r{i}", pool) for i in range(20)))
-            default = await asyncio.gather(*(handle(f"d{i}", None) for i in range(20)))
-            return explicit, default
+            return [await asyncio.gather(*(handle(f"{how}{i}", executor) for i in range(20)))
+                    for how, executor in [("pool", pool), ("default", None),
+                                          ("to_thread", "to_thread")]]
 
         try:
-            explicit, default = asyncio.run(main())
+            results = asyncio.run(main())
         finally:
             pool.shutdown()
-        self.assertEqual(explicit, [(f"r{i}", f"r{i}", True) for i in range(20)])
-        self.assertEqual(default, [(f"d{i}", f"d{i}", True) for i in range(20)])
+        self.assertEqual(results, [[(f"{how}{i}", f"{how}{i}", True) for i in range(20)]
+                                   for how in ["pool", "default", "to_thread"]])
 
 
 # A daemon thread is inside a task when the interpreter exits, woken during
