@@ -275,10 +275,10 @@ bool CapturedObjects::Contains(PyObject* value) {
       if (t->captured == nullptr || !EngineTaskOpen(t->engine)) continue;
       Py_ssize_t pos = 0;
       PyObject *key, *captured;
-      while (PyDict_Next(t->captured, &pos, &key, &captured)) objects_.insert(captured);
+      while (PyDict_Next(t->captured, &pos, &key, &captured)) objects_.Insert(captured);
     }
   }
-  return !objects_.empty() && objects_.count(value) != 0;
+  return objects_.Contains(value);
 }
 
 void RegisterTaskBindings(py::module_& m) {
