@@ -118,9 +118,11 @@ int StartTaskValues(PyObject* captured) {
   return rc;
 }
 
-// The task itself, between OpenTaskScope and End: anything that leaves it
+// The task itself, between OpenTaskScope and End. Anything else that leaves it
 // (a C++ exception, or CPython's forced unwind ending the thread) ends the task
-// through ~TaskScope, then pops the OpenTask, and touches no Python object.
+// through ~TaskScope (whose handlers and closes run Python only where
+// PythonCall allows), then pops the OpenTask; nothing here holds a reference
+// that an unwind would have to release.
 PyObject* RunAsTask(SnapshotObject* self, PyObject* const* args, Py_ssize_t nargs,
                     PyObject* kwnames) {
   OpenTaskScope open(self->values);

@@ -26,8 +26,8 @@ namespace tls::bindings {
 // (nested ones included) gave them: they belong to the thread that captured
 // them, and a task never closes them. Gathered on the first Contains, so a
 // thread with no open task pays one pointer read, and a few captured values
-// cost no allocation. Requires the GIL; use it
-// within one call (the snapshots hold the objects only while their tasks run).
+// cost no allocation. Requires the GIL; use it within one call (the snapshots
+// hold the objects only while their tasks run).
 class CapturedObjects {
  public:
   bool Contains(PyObject* value);
