@@ -13,6 +13,7 @@
 
 #include "bindings/fast_calls.h"
 #include "bindings/lifecycle.h"
+#include "bindings/tasks.h"
 #ifdef TLS_TESTING_HOOKS
 #include "bindings/testing.h"  // only in the test build (bindings/BUILD)
 #endif
@@ -48,6 +49,7 @@ void Register(py::module_& m) {
   tls::bindings::RegisterThreadEndBindings(m);
   tls::bindings::RegisterFastCalls(m);
   tls::bindings::RegisterLifecycleBindings(m);
+  tls::bindings::RegisterTaskBindings(m);
 #ifdef TLS_TESTING_HOOKS
   tls::bindings::RegisterTestingBindings(m);
 #endif

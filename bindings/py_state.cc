@@ -1,14 +1,32 @@
 #include "bindings/py_state.h"
 
 #include <new>
-#include <unordered_set>
 
+#include "bindings/pointer_set.h"
 #include "bindings/python_access.h"
+#include "bindings/tasks.h"
 #include "bindings/thread_end.h"
 
 namespace tls::bindings {
 
 tls::Slot<PyState> g_py_state;
+
+namespace {
+
+// Looks up value.close: 1 with a new reference in *close, 0 if there is none
+// (no AttributeError is raised and cleared: a task ends with this lookup on
+// each value it set, and most values are not closers), -1 on another error.
+int LookUpClose(PyObject* value, PyObject** close) {
+  static PyObject* const name = PyUnicode_InternFromString("close");  // kept for good
+  if (name == nullptr) return -1;
+#if PY_VERSION_HEX >= 0x030D0000
+  return PyObject_GetOptionalAttr(value, name, close);
+#else
+  return _PyObject_LookupAttr(value, name, close);
+#endif
+}
+
+}  // namespace
 
 PyState::~PyState() { ReleaseFromDestructor(dict_); }
 
@@ -22,19 +40,16 @@ void PyState::Close() {
       PyErr_WriteUnraisable(dict_);
       return;
     }
-    std::unordered_set<PyObject*> closed;  // `values` keeps each one alive
+    PointerSet closed;         // `values` keeps each one alive
+    CapturedObjects captured;  // given to a task: not its to close
     for (Py_ssize_t i = 0, n = PyList_GET_SIZE(values); i < n; ++i) {
       PyObject* value = PyList_GET_ITEM(values, i);
-      if (!closed.insert(value).second) continue;  // same object under two keys
-      PyObject* close = PyObject_GetAttrString(value, "close");
-      if (close == nullptr) {
-        if (PyErr_ExceptionMatches(PyExc_AttributeError)) {
-          PyErr_Clear();  // not a closer
-        } else {
-          PyErr_WriteUnraisable(value);
-        }
-        continue;
-      }
+      if (!closed.Insert(value)) continue;  // same object under two keys
+      if (captured.Contains(value)) continue;
+      PyObject* close = nullptr;
+      int found = LookUpClose(value, &close);
+      if (found < 0) PyErr_WriteUnraisable(value);
+      if (found <= 0) continue;  // not a closer, or its lookup failed
       PyObject* result = PyObject_CallNoArgs(close);
       if (result == nullptr) {
         PyErr_WriteUnraisable(close);

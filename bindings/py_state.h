@@ -4,7 +4,10 @@
 // tls::Slot<PyState>. Because the dict is an ordinary engine value, the engine's
 // rules apply to it unchanged: tls::Reset() closes it (with the C++ values),
 // tls::Unload() drops it without closing, and thread exit closes it after the
-// AtExit handlers ran. Only the calling thread touches its PyState.
+// AtExit handlers ran. Slot values are task-local, so inside a task
+// (tls::TaskScope, Snapshot.run) the thread's PyState is hidden and the task
+// has its own, closed when the task ends. Only the calling thread touches its
+// PyState.
 #ifndef TLS_BINDINGS_PY_STATE_H_
 #define TLS_BINDINGS_PY_STATE_H_
 
@@ -24,11 +27,12 @@ class PyState {
   PyState(const PyState&) = delete;
   PyState& operator=(const PyState&) = delete;
 
-  // Called by the engine at Reset and thread exit (the slot is already
-  // detached from the thread, so close() sees a fresh, empty store). Calls
-  // close() once on each distinct stored object that has one, in insertion
-  // order; errors go to sys.unraisablehook. Then drops every value. A forced
-  // unwind (CPython ending the thread) passes.
+  // Called by the engine at Reset, thread exit and task end (the slot is
+  // already detached from the thread, so close() sees a fresh, empty store).
+  // Calls close() once on each distinct stored object that has one, in
+  // insertion order, except objects a snapshot gave to a task still open on
+  // this thread (bindings/tasks.h); errors go to sys.unraisablehook. Then
+  // drops every value. A forced unwind (CPython ending the thread) passes.
   void Close();
 
   // The key -> value dict (borrowed).

@@ -20,6 +20,16 @@ Thread end, in order: ``at_exit`` handlers run newest first with every value
 still readable, then each stored value with a ``close()`` method is closed
 once. It runs on the ending thread while its Python state is valid; for the
 main thread, at interpreter exit before finalization.
+
+Tasks on thread pools: ``capture()`` takes a snapshot of the thread's values,
+``snapshot.run(fn)`` runs fn as a task in it on any thread (the thread's own
+values hidden, the task's ``at_exit`` and closes at its end), ``wrap(fn)``
+does both and carries contextvars too, and ``ThreadPoolExecutor`` does it for
+every ``submit``::
+
+    tls.set("request", "r-17")
+    with tls.ThreadPoolExecutor() as pool:
+        pool.submit(lambda: print(tls.get("request")))   # r-17, on a pool thread
 """
 
 from tls import _tls
@@ -29,11 +39,15 @@ from tls import _tls
 _tls._require_main_interpreter()
 
 from tls._data import Data, make_data  # noqa: E402
-from tls._tls import at_exit, delete, get, id, reset, set, unload  # noqa: E402
+from tls._tasks import ThreadPoolExecutor, wrap  # noqa: E402
+from tls._tls import Snapshot, at_exit, capture, delete, get, id, reset, set, unload  # noqa: E402
 
 __all__ = [
     "Data",
+    "Snapshot",
+    "ThreadPoolExecutor",
     "at_exit",
+    "capture",
     "delete",
     "get",
     "id",
@@ -41,4 +55,5 @@ __all__ = [
     "reset",
     "set",
     "unload",
+    "wrap",
 ]

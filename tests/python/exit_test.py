@@ -4,7 +4,7 @@ not crash or hang it, and the exit code is kept. Each case runs in a child."""
 
 import unittest
 
-from support import run_python
+from support import SLOW_FINALIZATION, run_python
 
 
 class MainThreadExitTest(unittest.TestCase):
@@ -155,14 +155,7 @@ class DaemonThreadsAtExitTest(unittest.TestCase):
 # The main thread exits while a daemon thread is inside a tls callback that
 # runs Python code: CPython ends the daemon with pthread_exit when it next asks
 # for the GIL, a forced unwind through the engine, which must let it pass.
-# `SLOW_FINALIZATION` keeps finalization busy long enough for that to happen.
-SLOW_FINALIZATION = """
-import sys, time, types
-class Slow:
-    def __del__(self, sleep=time.sleep):
-        sleep(0.5)
-m = types.ModuleType("slow"); m.keep = Slow(); sys.modules["slow"] = m; del m
-"""
+# `SLOW_FINALIZATION` (support.py) keeps finalization busy long enough for that.
 
 
 class DaemonThreadInsideCallbackAtExitTest(unittest.TestCase):

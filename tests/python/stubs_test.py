@@ -23,7 +23,11 @@ def stub_params(fn):
     a = fn.args
     params = [(p.arg, inspect.Parameter.POSITIONAL_ONLY) for p in a.posonlyargs]
     params += [(p.arg, inspect.Parameter.POSITIONAL_OR_KEYWORD) for p in a.args]
+    if a.vararg:
+        params.append((a.vararg.arg, inspect.Parameter.VAR_POSITIONAL))
     params += [(p.arg, inspect.Parameter.KEYWORD_ONLY) for p in a.kwonlyargs]
+    if a.kwarg:
+        params.append((a.kwarg.arg, inspect.Parameter.VAR_KEYWORD))
     return [(n, k) for n, k in params if n != "self"]
 
 
@@ -62,17 +66,25 @@ class StubsTest(unittest.TestCase):
                 with self.subTest(function=node.name):
                     self.assertEqual(stub_params(node), runtime_params(getattr(tls, node.name)))
 
-    def test_data_class_members_match(self):
-        cls = next(n for n in stub_tree().body if isinstance(n, ast.ClassDef) and n.name == "Data")
-        for node in cls.body:
-            with self.subTest(member=node.name):
-                runtime = getattr(tls.Data, node.name)
-                is_property = any(getattr(d, "id", None) == "property" for d in node.decorator_list)
-                self.assertEqual(is_property, isinstance(runtime, property))
-                if not is_property:
-                    self.assertEqual(stub_params(node), runtime_params(runtime))
-        public = {n for n in vars(tls.Data) if not n.startswith("_")} | {"__init__"}
-        self.assertEqual(public, {n.name for n in cls.body})
+    def test_every_class_member_matches(self):
+        # Each class declares exactly its own public members (plus __init__ when
+        # it has a signature of its own), with the runtime's signatures.
+        for cls in (n for n in stub_tree().body if isinstance(n, ast.ClassDef)):
+            runtime_cls = getattr(tls, cls.name)
+            for node in cls.body:
+                with self.subTest(cls=cls.name, member=node.name):
+                    if node.name == "__init__":
+                        self.assertEqual(stub_params(node), runtime_params(runtime_cls))
+                        continue
+                    runtime = getattr(runtime_cls, node.name)
+                    is_property = any(getattr(d, "id", None) == "property"
+                                      for d in node.decorator_list)
+                    self.assertEqual(is_property, isinstance(runtime, property))
+                    if not is_property:
+                        self.assertEqual(stub_params(node), runtime_params(runtime))
+            with self.subTest(cls=cls.name):
+                public = {n for n in vars(runtime_cls) if not n.startswith("_")}
+                self.assertEqual(public, {n.name for n in cls.body} - {"__init__"})
 
 
 if __name__ == "__main__":

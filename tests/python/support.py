@@ -107,3 +107,16 @@ def run_python(code, timeout=120):
         text=True,
         timeout=timeout,
     )
+
+
+# Appended to a child program (run_python) before it exits: keeps finalization
+# busy for 0.5 s, so a daemon thread that wakes meanwhile asks for the GIL
+# while the interpreter finalizes, and CPython ends it with pthread_exit (a
+# forced unwind through whatever tls frames it is in).
+SLOW_FINALIZATION = """
+import sys, time, types
+class Slow:
+    def __del__(self, sleep=time.sleep):
+        sleep(0.5)
+m = types.ModuleType("slow"); m.keep = Slow(); sys.modules["slow"] = m; del m
+"""

@@ -1,0 +1,297 @@
+#include "bindings/tasks.h"
+
+#include <exception>
+#include <new>
+
+#include "bindings/py_state.h"
+#include "bindings/python_access.h"
+#include "core/internal/stub.h"
+#include "tls/tls.h"
+
+namespace py = pybind11;
+
+namespace tls::bindings {
+namespace {
+
+// ---- Open tasks --------------------------------------------------------------
+//
+// Each Snapshot.run on the stack of a thread has an OpenTask there, innermost
+// in t_open_tasks. One whose engine task has ended no longer counts: the
+// engine ends the tasks still open when the thread exits (exit() called inside
+// a task), and this thread's own values must be closed then.
+
+struct OpenTask {
+  PyObject* captured;                 // the snapshot's dict (borrowed), or nullptr
+  const internal::TaskFrame* engine;  // its tls::TaskScope's frame, once begun
+  OpenTask* outer;
+};
+
+// A plain pointer (constant-initialized, nothing to destroy): PyState::Close
+// may run from the engine's native exit hook, after C++ thread_locals are gone.
+thread_local constinit OpenTask* t_open_tasks = nullptr;
+
+// Pushes an OpenTask for its lifetime. Touches no Python object, so a forced
+// unwind may pass it.
+class OpenTaskScope {
+ public:
+  explicit OpenTaskScope(PyObject* captured) noexcept : task_{captured, nullptr, t_open_tasks} {
+    t_open_tasks = &task_;
+  }
+  ~OpenTaskScope() { t_open_tasks = task_.outer; }
+  OpenTaskScope(const OpenTaskScope&) = delete;
+  OpenTaskScope& operator=(const OpenTaskScope&) = delete;
+
+  // Called right after the engine task began: it is the innermost one.
+  void Began() noexcept { task_.engine = internal::t_thread.task; }
+
+ private:
+  OpenTask task_;
+};
+
+bool EngineTaskOpen(const internal::TaskFrame* frame) noexcept {
+  for (const internal::TaskFrame* f = internal::t_thread.task; f != nullptr; f = f->outer) {
+    if (f == frame) return true;
+  }
+  return false;
+}
+
+// ---- Snapshot ----------------------------------------------------------------
+
+struct SnapshotObject {
+  PyObject_HEAD tls::Snapshot engine;  // the thread's C++ values
+  PyObject* values;                    // a copy of its Python dict, or nullptr if it had none
+};
+
+PyTypeObject* g_snapshot_type = nullptr;
+
+// A new Snapshot holding `values` (a new reference, or nullptr; stolen) and
+// `engine`. Returns nullptr with a Python error set on failure.
+PyObject* NewSnapshot(PyTypeObject* type, PyObject* values, tls::Snapshot engine) {
+  auto* self = PyObject_GC_New(SnapshotObject, type);
+  if (self == nullptr) {
+    Py_XDECREF(values);
+    return nullptr;
+  }
+  new (&self->engine) tls::Snapshot(std::move(engine));
+  self->values = values;
+  PyObject_GC_Track(self);
+  return reinterpret_cast<PyObject*>(self);
+}
+
+PyObject* SnapshotNew(PyTypeObject* type, PyObject* args, PyObject* kwargs) {
+  if (PyTuple_GET_SIZE(args) != 0 || (kwargs != nullptr && PyDict_GET_SIZE(kwargs) != 0)) {
+    PyErr_SetString(PyExc_TypeError, "Snapshot() takes no arguments");
+    return nullptr;
+  }
+  return NewSnapshot(type, nullptr, tls::Snapshot());
+}
+
+int SnapshotTraverse(PyObject* self, visitproc visit, void* arg) {
+  Py_VISIT(reinterpret_cast<SnapshotObject*>(self)->values);
+  Py_VISIT(Py_TYPE(self));
+  return 0;
+}
+
+int SnapshotClear(PyObject* self) {
+  Py_CLEAR(reinterpret_cast<SnapshotObject*>(self)->values);
+  return 0;
+}
+
+void SnapshotDealloc(PyObject* self) {
+  PyTypeObject* type = Py_TYPE(self);
+  PyObject_GC_UnTrack(self);
+  SnapshotClear(self);
+  // May destroy C++ values no other handle holds (not closed: Unload semantics).
+  reinterpret_cast<SnapshotObject*>(self)->engine.~Snapshot();
+  PyObject_GC_Del(self);
+  Py_DECREF(type);
+}
+
+// Gives the task begun just now its own PyState, a copy of `captured`.
+int StartTaskValues(PyObject* captured) {
+  PyState* state = NewPyState();
+  if (state == nullptr) return -1;
+  PyObject* dict = state->dict();
+  Py_INCREF(dict);  // held: the collector, run by the copy, may run tls code
+  int rc = PyDict_Update(dict, captured);
+  Py_DECREF(dict);
+  return rc;
+}
+
+// The task itself, between OpenTaskScope and End. Anything else that leaves it
+// (a C++ exception, or CPython's forced unwind ending the thread) ends the task
+// through ~TaskScope (whose handlers and closes run Python only where
+// PythonCall allows), then pops the OpenTask; nothing here holds a reference
+// that an unwind would have to release.
+PyObject* RunAsTask(SnapshotObject* self, PyObject* const* args, Py_ssize_t nargs,
+                    PyObject* kwnames) {
+  OpenTaskScope open(self->values);
+  tls::TaskScope task(self->engine);
+  open.Began();
+  PyObject* result = nullptr;
+  if (self->values == nullptr || StartTaskValues(self->values) == 0) {
+    // The keyword values follow the positional ones in `args`.
+    result = PyObject_Vectorcall(args[0], args + 1, static_cast<size_t>(nargs - 1), kwnames);
+  }
+  // The task's exit: its handlers and closes save and restore the pending
+  // exception, if fn raised (PythonCall).
+  task.End();
+  return result;
+}
+
+// run(fn, /, *args, **kwargs)
+PyObject* SnapshotRun(PyObject* self, PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames) {
+  if (nargs < 1) {
+    PyErr_SetString(PyExc_TypeError, "run() missing required argument 'fn' (pos 1)");
+    return nullptr;
+  }
+  if (!PyCallable_Check(args[0])) {
+    PyErr_Format(PyExc_TypeError, "run() argument 'fn' must be callable, not %s",
+                 Py_TYPE(args[0])->tp_name);
+    return nullptr;
+  }
+  PyObject* result = nullptr;
+  Py_INCREF(self);  // its dict must outlive the task (leaked if the thread is ended inside)
+  try {
+    result = RunAsTask(reinterpret_cast<SnapshotObject*>(self), args, nargs, kwnames);
+  } catch (const std::bad_alloc&) {
+    PyErr_NoMemory();
+  } catch (const std::exception& e) {
+    PyErr_Format(PyExc_RuntimeError, "tls: %s", e.what());
+  }
+  Py_DECREF(self);
+  // What the task's exit released (its dict, handlers), with fn's exception
+  // kept aside: deallocators may run any code.
+  PyObject *type, *value, *traceback;
+  PyErr_Fetch(&type, &value, &traceback);
+  DrainReleases();
+  PyErr_Restore(type, value, traceback);
+  return result;
+}
+
+template <class F>
+PyCFunction Fast(F* f) {
+  return reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(f));
+}
+
+PyMethodDef g_snapshot_methods[] = {
+    {"run", Fast(&SnapshotRun), METH_FASTCALL | METH_KEYWORDS,
+     "run($self, fn, /, *args, **kwargs)\n--\n\n"
+     "run calls fn(*args, **kwargs) as a task in this snapshot; returns what fn\n"
+     "returns, or raises what it raised, after the task ended.\n\n"
+     "Inside, get() sees the captured values and the thread's own are hidden;\n"
+     "set/delete/reset/unload act on the task's view only; id() is the task's\n"
+     "own. At the end: the task's at_exit handlers run (newest first, values\n"
+     "readable), then the values it set are closed, once; captured values are\n"
+     "never closed by a task. Then the thread's values are back, unchanged.\n"
+     "Any thread may run a snapshot, many at once."},
+    {nullptr, nullptr, 0, nullptr},
+};
+
+PyType_Slot g_snapshot_slots[] = {
+    {Py_tp_new, reinterpret_cast<void*>(&SnapshotNew)},
+    {Py_tp_dealloc, reinterpret_cast<void*>(&SnapshotDealloc)},
+    {Py_tp_traverse, reinterpret_cast<void*>(&SnapshotTraverse)},
+    {Py_tp_clear, reinterpret_cast<void*>(&SnapshotClear)},
+    {Py_tp_methods, g_snapshot_methods},
+    {Py_tp_doc,
+     const_cast<char*>("Snapshot()\n--\n\n"
+                       "Snapshot: a thread's values, taken by capture(), to run tasks in.\n\n"
+                       "Immutable; the values are shared with the thread that captured them,\n"
+                       "not copied. Snapshot() is an empty one: a task run in it starts with\n"
+                       "nothing.")},
+    {0, nullptr},
+};
+
+constexpr unsigned kSnapshotFlags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC;  // final: no BASETYPE
+
+PyType_Spec g_snapshot_spec = {
+    "tls.Snapshot", sizeof(SnapshotObject), 0, kSnapshotFlags, g_snapshot_slots,
+};
+
+// ---- capture -----------------------------------------------------------------
+
+// The thread's Python values under `keys` (all of them if there are none), as
+// a new dict; nullptr with no error set if there are none.
+PyObject* CopyValues(PyObject* const* keys, Py_ssize_t nkeys) {
+  PyState* state = g_py_state.Get();
+  if (state == nullptr || PyDict_GET_SIZE(state->dict()) == 0) {
+    // Same TypeError as get() for an unhashable key, store or not.
+    for (Py_ssize_t i = 0; i < nkeys; ++i) {
+      if (PyObject_Hash(keys[i]) == -1) return nullptr;
+    }
+    return nullptr;
+  }
+  PyObject* source = state->dict();
+  Py_INCREF(source);  // a key's __eq__ or the collector may reset the store
+  PyObject* values = nullptr;
+  if (nkeys == 0) {
+    values = PyDict_Copy(source);
+  } else if ((values = PyDict_New()) != nullptr) {
+    for (Py_ssize_t i = 0; i < nkeys; ++i) {
+      PyObject* value = PyDict_GetItemWithError(source, keys[i]);  // borrowed
+      if (value == nullptr ? PyErr_Occurred() != nullptr
+                           : PyDict_SetItem(values, keys[i], value) < 0) {
+        Py_CLEAR(values);
+        break;
+      }
+    }
+    if (values != nullptr && PyDict_GET_SIZE(values) == 0) Py_CLEAR(values);
+  }
+  Py_DECREF(source);
+  return values;
+}
+
+// capture(*keys)
+PyObject* Capture(PyObject*, PyObject* const* keys, Py_ssize_t nkeys) {
+  PyObject* values = CopyValues(keys, nkeys);
+  if (values == nullptr && PyErr_Occurred()) return nullptr;
+  try {
+    // C++ keys are strings and integers, Python keys any hashable: only a
+    // capture of everything takes the C++ values.
+    return NewSnapshot(g_snapshot_type, values, nkeys == 0 ? tls::Capture() : tls::Snapshot());
+  } catch (const std::bad_alloc&) {
+    Py_XDECREF(values);
+    return PyErr_NoMemory();
+  }
+}
+
+PyMethodDef g_task_methods[] = {
+    {"capture", Fast(&Capture), METH_FASTCALL,
+     "capture($module, /, *keys)\n--\n\n"
+     "capture returns a Snapshot of the calling thread's values (inside a task:\n"
+     "of the task's), to run tasks in on any thread.\n\n"
+     "The values are shared, not copied; later set/delete on this thread do not\n"
+     "change the snapshot. With keys, only the Python values under them (missing\n"
+     "ones left out) and no C++ values; without, every Python and C++ value.\n"
+     "An unhashable key raises TypeError."},
+    {nullptr, nullptr, 0, nullptr},
+};
+
+}  // namespace
+
+bool CapturedObjects::Contains(PyObject* value) {
+  if (!gathered_) {
+    gathered_ = true;
+    for (const OpenTask* t = t_open_tasks; t != nullptr; t = t->outer) {
+      if (t->captured == nullptr || !EngineTaskOpen(t->engine)) continue;
+      Py_ssize_t pos = 0;
+      PyObject *key, *captured;
+      while (PyDict_Next(t->captured, &pos, &key, &captured)) objects_.Insert(captured);
+    }
+  }
+  return objects_.Contains(value);
+}
+
+void RegisterTaskBindings(py::module_& m) {
+  g_snapshot_type = reinterpret_cast<PyTypeObject*>(PyType_FromSpec(&g_snapshot_spec));
+  if (g_snapshot_type == nullptr) throw py::error_already_set();
+  Py_INCREF(g_snapshot_type);  // one for the module, one for g_snapshot_type
+  if (PyModule_AddObject(m.ptr(), "Snapshot", reinterpret_cast<PyObject*>(g_snapshot_type)) < 0) {
+    Py_DECREF(g_snapshot_type);
+    throw py::error_already_set();
+  }
+  if (PyModule_AddFunctions(m.ptr(), g_task_methods) < 0) throw py::error_already_set();
+}
+
+}  // namespace tls::bindings

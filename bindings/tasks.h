@@ -1,0 +1,45 @@
+// File: bindings/tasks.h
+//
+// Task-local storage from Python: tls.capture(), tls.Snapshot and
+// Snapshot.run (the model is the engine's, core/task.h).
+//
+// A Python snapshot is the engine's tls::Snapshot (the thread's C++ values)
+// plus a copy of the thread's Python dict (the values shared, not copied; a
+// thread with no values captures nothing). Snapshot.run calls fn inside a
+// tls::TaskScope. The engine swaps the thread's stub for the task's, so the
+// thread's PyState (a Slot value) is hidden with everything else, and the task
+// gets its own PyState, a copy of the captured dict. When the task ends, the
+// engine runs its at_exit handlers and closes its values, PyState included:
+// PyState::Close skips what CapturedObjects reports, the objects given to a
+// task still open on this thread, as the engine skips its own captured values.
+#ifndef TLS_BINDINGS_TASKS_H_
+#define TLS_BINDINGS_TASKS_H_
+
+#include <Python.h>
+#include <pybind11/pybind11.h>
+
+#include "bindings/pointer_set.h"
+
+namespace tls::bindings {
+
+// The objects that the snapshots of the calling thread's open Python tasks
+// (nested ones included) gave them: they belong to the thread that captured
+// them, and a task never closes them. Gathered on the first Contains, so a
+// thread with no open task pays one pointer read, and a few captured values
+// cost no allocation. Requires the GIL; use it within one call (the snapshots
+// hold the objects only while their tasks run).
+class CapturedObjects {
+ public:
+  bool Contains(PyObject* value);
+
+ private:
+  bool gathered_ = false;
+  PointerSet objects_;
+};
+
+// Adds capture() and the Snapshot type to the module.
+void RegisterTaskBindings(pybind11::module_& m);
+
+}  // namespace tls::bindings
+
+#endif  // TLS_BINDINGS_TASKS_H_

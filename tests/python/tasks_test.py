@@ -1,0 +1,588 @@
+"""Task-local storage (issue 10): tls.capture() and Snapshot.run, tls.wrap,
+tls.ThreadPoolExecutor. A task behaves like a thread of its own: it sees the
+captured values and never the running thread's; what it sets, its at_exit
+handlers and its ID are its own and end with it; the thread gets its values
+back unchanged. One test per rule, named after it."""
+
+import asyncio
+import concurrent.futures
+import contextvars
+import gc
+import sys
+import threading
+import unittest
+import weakref
+
+import tls
+from support import (HOOKS, SLOW_FINALIZATION, Closer, Unraisables, needs_hooks, run_in_thread,
+                     run_python)
+
+request_var = contextvars.ContextVar("request_var", default="unset")
+
+
+class TaskTestCase(unittest.TestCase):
+    """Each test starts and ends with an empty store on the main thread."""
+
+    def setUp(self):
+        tls.unload()
+
+    def tearDown(self):
+        tls.unload()
+
+
+class CaptureAndRunTest(TaskTestCase):
+    def test_task_sees_captured_values(self):
+        log = []
+        a, b = object(), Closer(log, "b")
+        tls.set("a", a)
+        tls.set("b", b)
+        snap = tls.capture()
+
+        def seen():
+            return tls.get("a"), tls.get("b")
+
+        for where, (got_a, got_b) in [("this thread", snap.run(seen)),
+                                      ("another thread", run_in_thread(snap.run, seen))]:
+            with self.subTest(where):
+                self.assertIs(got_a, a)   # the very objects: shared, not copied
+                self.assertIs(got_b, b)
+        self.assertEqual(log, [])
+
+    def test_snapshot_is_taken_at_capture(self):
+        first = object()
+        tls.set("a", first)
+        tls.set("b", "b")
+        snap = tls.capture()
+        tls.set("a", "replaced")
+        tls.delete("b")
+        tls.set("c", "added later")
+        self.assertEqual(snap.run(lambda: (tls.get("a"), tls.get("b"), tls.get("c"))),
+                         (first, "b", None))
+
+    def test_task_changes_never_reach_the_snapshot_or_the_next_task(self):
+        tls.set("a", "captured")
+        snap = tls.capture()
+
+        def change():
+            tls.set("a", "task")
+            tls.set("new", "task")
+            tls.delete("a")
+
+        snap.run(change)
+        self.assertEqual(snap.run(lambda: (tls.get("a"), tls.get("new"))), ("captured", None))
+        self.assertEqual((tls.get("a"), tls.get("new")), ("captured", None))
+
+    def test_run_passes_arguments_and_returns_the_result(self):
+        snap = tls.capture()
+        self.assertEqual(snap.run(lambda *a, **k: (a, k), 1, 2, fn=3, key=4),
+                         ((1, 2), {"fn": 3, "key": 4}))
+        self.assertEqual(snap.run(divmod, 7, 2), (3, 1))
+        with self.assertRaises(TypeError):
+            snap.run()
+        with self.assertRaisesRegex(TypeError, "must be callable, not int"):
+            snap.run(3)
+
+    def test_capture_with_keys_takes_only_those_keys(self):
+        a = object()
+        tls.set("a", a)
+        tls.set(2, "two")
+        tls.set("other", "not taken")
+        snap = tls.capture("a", 2, "missing")
+        self.assertEqual(snap.run(lambda: (tls.get("a"), tls.get(2), tls.get("other"),
+                                           tls.get("missing", "left out"))),
+                         (a, "two", None, "left out"))
+        with self.assertRaises(TypeError):
+            tls.capture([])        # unhashable, as for get()
+        tls.unload()
+        with self.assertRaises(TypeError):
+            tls.capture({})        # also with no store
+
+    def test_empty_thread_captures_nothing_and_an_idle_task_takes_no_id(self):
+        # Creating a store takes the next ID (api_test); none is taken here.
+        def capture_and_run_idle_tasks():
+            snap = tls.capture()
+            snap.run(lambda: None)
+            tls.Snapshot().run(lambda: None)
+            return snap.run(lambda: tls.get("a"))
+
+        before = tls.id()
+        self.assertIsNone(run_in_thread(capture_and_run_idle_tasks))
+        tls.unload()
+        self.assertEqual(tls.id(), before + 1)
+
+    def test_empty_snapshot_hides_every_value(self):
+        tls.set("a", 1)
+        self.assertIsNone(tls.Snapshot().run(tls.get, "a"))
+        with self.assertRaises(TypeError):
+            tls.Snapshot(1)
+
+    def test_thread_values_hidden_inside_and_restored_after(self):
+        log = []
+        tls.set("request", "submitter's")
+        snap = tls.capture()
+
+        def on_worker():
+            mine = Closer(log, "worker's own")
+            tls.set("mine", mine)
+            tls.set("request", "worker's")
+            thread_id = tls.id()
+
+            def task():
+                seen = (tls.get("mine"), tls.get("request"))
+                tls.set("mine", "task's")       # the task's view only
+                tls.delete("request")
+                return seen
+
+            seen = snap.run(task)
+            back = (tls.get("mine") is mine, tls.get("request"), tls.id() == thread_id, list(log))
+            return seen, back
+
+        seen, back = run_in_thread(on_worker)
+        self.assertEqual(seen, (None, "submitter's"))
+        self.assertEqual(back, (True, "worker's", True, []))   # unchanged, not closed
+        self.assertEqual(log, [("worker's own", "close")])     # at the worker's own end
+
+    def test_task_set_values_closed_at_task_end_once(self):
+        log = []
+
+        def task():
+            value = Closer(log, "twice stored")
+            tls.set("x", value)
+            tls.set("y", value)                       # one object, two keys
+            tls.set("data", tls.make_data(Closer(log, "data")))
+            tls.set("plain", 1)                       # no close(): left alone
+            log.append("fn returns")
+
+        tls.capture().run(task)
+        log.append("run returned")
+        self.assertEqual(log, ["fn returns", ("twice stored", "close"), ("data", "close"),
+                               "run returned"])
+        self.assertIsNone(tls.get("x"))
+        tls.reset()
+        self.assertEqual(len(log), 4)                 # nothing closed twice
+
+    def test_captured_values_never_closed_by_task(self):
+        log = []
+        captured = Closer(log, "captured")
+        tls.set("c", captured)
+        snap = tls.capture()
+
+        def restore_it():
+            tls.set("again", tls.get("c"))   # the same object under a key of the task's
+            tls.set("own", Closer(log, "own"))
+
+        def reset_it():
+            tls.reset()                      # closes the task's view: not what it was given
+
+        snap.run(restore_it)
+        snap.run(reset_it)
+        run_in_thread(snap.run, restore_it)
+        self.assertEqual(log, [("own", "close"), ("own", "close")])
+        tls.reset()                          # its owner closes it
+        self.assertEqual(log[-1], ("captured", "close"))
+        self.assertEqual(len(log), 3)
+
+    def test_at_exit_in_task_runs_at_task_end_newest_first_with_values_readable(self):
+        log = []
+
+        def task():
+            tls.set("v", Closer(log, "v"))
+            tls.at_exit(lambda: log.append(("older", type(tls.get("v")).__name__)))
+            tls.at_exit(lambda: log.append(("newer", type(tls.get("v")).__name__)))
+            log.append("fn returns")
+
+        def on_worker():
+            tls.at_exit(lambda: log.append("worker's own handler"))
+            tls.capture().run(task)
+            log.append("run returned")
+
+        run_in_thread(on_worker)
+        self.assertEqual(log, ["fn returns", ("newer", "Closer"), ("older", "Closer"),
+                               ("v", "close"), "run returned", "worker's own handler"])
+
+    def test_exception_in_task_still_restores_and_runs_task_exit(self):
+        log = []
+        mine = object()
+        tls.set("mine", mine)
+        thread_id = tls.id()
+
+        def task():
+            tls.set("mine", "task's")
+            tls.set("v", Closer(log, "v"))
+            tls.at_exit(lambda: log.append(("handler", tls.get("mine"))))
+            raise ValueError("from the task")
+
+        with self.assertRaisesRegex(ValueError, "from the task"):
+            tls.Snapshot().run(task)
+        self.assertEqual(log, [("handler", "task's"), ("v", "close")])
+        self.assertIs(tls.get("mine"), mine)
+        self.assertEqual(tls.id(), thread_id)
+
+    def test_error_in_task_handler_goes_to_unraisablehook_and_fn_error_still_propagates(self):
+        log = []
+
+        def task():
+            tls.at_exit(lambda: log.append("older ran"))
+            tls.at_exit(lambda: 1 / 0)
+            raise KeyError("fn")
+
+        with Unraisables() as u, self.assertRaises(KeyError):
+            tls.Snapshot().run(task)
+        self.assertEqual([e[0] for e in u.seen], [ZeroDivisionError])
+        self.assertEqual(log, ["older ran"])
+
+    def test_nested_tasks(self):
+        log = []
+        seen = {}
+        tls.set("k", Closer(log, "thread's, captured by outer"))
+        outer_snap = tls.capture()
+        thread_id = tls.id()
+
+        def inner():
+            seen["inner sees"] = (type(tls.get("k")).__name__, type(tls.get("o")).__name__)
+            seen["inner id"] = tls.id()
+            tls.set("k2", tls.get("k"))          # captured two levels up: never closed here
+            tls.set("o2", tls.get("o"))          # captured from outer: not inner's to close
+            tls.set("i", Closer(log, "inner's"))
+            tls.at_exit(lambda: log.append("inner exit"))
+
+        def outer():
+            tls.set("o", Closer(log, "outer's"))
+            seen["outer id"] = tls.id()
+            tls.capture().run(inner)
+            log.append("back in outer")
+            seen["outer after"] = (tls.get("i"), tls.get("k2"), type(tls.get("o")).__name__,
+                                   tls.id())
+            tls.at_exit(lambda: log.append("outer exit"))
+
+        outer_snap.run(outer)
+        self.assertEqual(seen["inner sees"], ("Closer", "Closer"))
+        self.assertEqual(seen["outer after"], (None, None, "Closer", seen["outer id"]))
+        self.assertEqual(len({thread_id, seen["outer id"], seen["inner id"]}), 3)
+        self.assertEqual(log, ["inner exit", ("inner's", "close"), "back in outer",
+                               "outer exit", ("outer's", "close")])
+        self.assertEqual(tls.id(), thread_id)
+        tls.reset()
+        self.assertEqual(log[-1], ("thread's, captured by outer", "close"))
+
+    def test_id_inside_task_is_the_tasks_own(self):
+        thread_id = tls.id()
+        snap = tls.capture()
+        ids = [snap.run(tls.id) for _ in range(3)] + [run_in_thread(snap.run, tls.id)]
+        self.assertEqual(len(set(ids)), 4)             # a new one per task
+        self.assertNotIn(thread_id, ids)
+        self.assertTrue(all(i > thread_id for i in ids))   # never reused: each one newer
+        self.assertEqual(tls.id(), thread_id)
+        self.assertEqual(snap.run(lambda: tls.id() == tls.id()), True)   # stable inside
+        if HOOKS:
+            self.assertTrue(snap.run(lambda: tls.id() == HOOKS.cpp_id()))
+
+    def test_reset_and_unload_inside_task_act_on_task_view(self):
+        log = []
+        mine = Closer(log, "thread's")
+        tls.set("mine", mine)
+        tls.at_exit(lambda: log.append("thread's handler"))
+        thread_id = tls.id()
+        snap = tls.capture()
+
+        def reset_task():
+            tls.set("t", Closer(log, "task's"))
+            tls.at_exit(lambda: log.append("task handler, kept by reset"))
+            task_id = tls.id()
+            tls.reset()
+            log.append(("after reset", tls.get("mine"), tls.get("t"), tls.id() == task_id))
+
+        def unload_task():
+            tls.set("t", Closer(log, "unloaded"))
+            tls.at_exit(lambda: log.append("dropped by unload"))
+            task_id = tls.id()
+            tls.unload()
+            log.append(("after unload", tls.get("mine"), tls.id() != task_id))
+
+        snap.run(reset_task)
+        self.assertEqual(log, [("task's", "close"), ("after reset", None, None, True),
+                               "task handler, kept by reset"])
+        del log[:]
+        snap.run(unload_task)
+        self.assertEqual(log, [("after unload", None, True)])
+        self.assertIs(tls.get("mine"), mine)          # the thread's: untouched
+        self.assertEqual(tls.id(), thread_id)
+        tls.reset()
+        self.assertEqual(log[-1], ("thread's", "close"))
+        self.assertNotIn("thread's handler", log)     # reset keeps handlers; not run
+
+    def test_same_snapshot_run_by_many_threads_at_once(self):
+        shared = object()
+        tls.set("shared", shared)
+        snap = tls.capture()
+        inside = threading.Barrier(8)
+
+        def task(i):
+            tls.set("mine", i)
+            inside.wait(timeout=30)                   # all 8 inside at once
+            return tls.get("shared") is shared, tls.get("mine"), tls.id()
+
+        results = [None] * 8
+
+        def thread(i):
+            results[i] = snap.run(task, i)
+
+        threads = [threading.Thread(target=thread, args=(i,)) for i in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        self.assertEqual([r[:2] for r in results], [(True, i) for i in range(8)])
+        self.assertEqual(len({r[2] for r in results}), 8)
+        self.assertIsNone(snap.run(tls.get, "mine"))
+
+    def test_task_releases_what_it_held(self):
+        class Value:
+            pass
+
+        captured = Value()
+        tls.set("c", captured)
+        snap = tls.capture()
+        refs_before = sys.getrefcount(captured)
+        made = []
+
+        def task():
+            value = Value()
+            made.append(weakref.ref(value))
+            tls.set("v", value)
+            tls.at_exit(lambda: value)
+
+        for _ in range(100):
+            snap.run(task)
+        gc.collect()
+        self.assertTrue(all(r() is None for r in made))
+        self.assertEqual(sys.getrefcount(captured), refs_before)
+        gone = weakref.ref(captured)
+        del captured, snap
+        tls.unload()
+        gc.collect()
+        self.assertIsNone(gone())
+
+    @needs_hooks
+    def test_cpp_values_captured_too_and_never_closed_by_task(self):
+        HOOKS.cpp_set_closer("cpp")
+        snap = tls.capture()
+        closes = HOOKS.cpp_closes()
+        self.assertTrue(snap.run(HOOKS.cpp_has, "cpp"))
+        self.assertTrue(run_in_thread(snap.run, HOOKS.cpp_has, "cpp"))
+        self.assertFalse(tls.capture("cpp").run(HOOKS.cpp_has, "cpp"))   # keys: Python only
+        self.assertFalse(tls.Snapshot().run(HOOKS.cpp_has, "cpp"))       # the thread's: hidden
+        self.assertEqual(HOOKS.cpp_closes(), closes)
+        snap.run(HOOKS.cpp_set_closer, "task's")     # the task's own C++ value
+        self.assertEqual(HOOKS.cpp_closes(), closes + 1)
+        self.assertTrue(HOOKS.cpp_has("cpp"))
+        tls.reset()
+        self.assertEqual(HOOKS.cpp_closes(), closes + 2)
+
+
+class WrapTest(TaskTestCase):
+    def test_wrap_carries_tls_values_and_contextvars(self):
+        token = request_var.set("submitter")
+        try:
+            tls.set("request", "r-42")
+            wrapped = tls.wrap(lambda: (request_var.get(), tls.get("request")))
+            request_var.set("changed later")
+            tls.set("request", "changed later")
+            self.assertEqual(run_in_thread(wrapped), ("submitter", "r-42"))
+            self.assertEqual(wrapped(), ("submitter", "r-42"))
+        finally:
+            request_var.reset(token)
+
+    def test_wrap_carries_contextvars(self):
+        token = request_var.set("submitter")
+        try:
+            def task():
+                seen = request_var.get()
+                request_var.set("set by a call")
+                return seen
+
+            wrapped = tls.wrap(task)
+            # Each call runs in its own copy of the captured context.
+            self.assertEqual([run_in_thread(wrapped), wrapped(), wrapped()], ["submitter"] * 3)
+            self.assertEqual(request_var.get(), "submitter")
+        finally:
+            request_var.reset(token)
+
+    def test_wrapper_may_run_on_many_threads_at_once(self):
+        tls.set("k", "v")
+        inside = threading.Barrier(4)
+
+        def task():
+            inside.wait(timeout=30)
+            return tls.get("k"), request_var.get()
+
+        wrapped = tls.wrap(task)
+        with concurrent.futures.ThreadPoolExecutor(max_workers=4) as pool:   # a plain one
+            futures = [pool.submit(wrapped) for _ in range(4)]
+            self.assertEqual([f.result(timeout=60) for f in futures], [("v", "unset")] * 4)
+
+    def test_wrap_keeps_function_metadata(self):
+        def handle(request, *, verbose=False):
+            """Handles a request."""
+            return request, verbose
+
+        wrapped = tls.wrap(handle)
+        self.assertEqual(wrapped.__name__, "handle")
+        self.assertEqual(wrapped.__doc__, "Handles a request.")
+        self.assertIs(wrapped.__wrapped__, handle)
+        self.assertEqual(wrapped("r", verbose=True), ("r", True))
+        with self.assertRaisesRegex(TypeError, "must be callable, not int"):
+            tls.wrap(1)
+
+
+class ExecutorTest(TaskTestCase):
+    def test_executor_no_leak_between_consecutive_tasks_on_one_thread(self):
+        log = []
+
+        def worker_init():
+            tls.set("worker's own", Closer(log, "worker's own"))
+
+        def first():
+            tls.set("leak?", Closer(log, "first's"))
+            tls.at_exit(lambda: log.append("first's handler"))
+            return threading.get_ident(), tls.id(), tls.get("worker's own")
+
+        def second():
+            return threading.get_ident(), tls.id(), tls.get("leak?"), tls.get("worker's own")
+
+        with tls.ThreadPoolExecutor(max_workers=1, initializer=worker_init) as pool:
+            ident1, id1, worker_value = pool.submit(first).result()
+            self.assertEqual(log, ["first's handler", ("first's", "close")])   # before result()
+            ident2, id2, leaked, worker_value2 = pool.submit(second).result()
+        self.assertEqual(ident1, ident2)               # the same pool thread
+        self.assertNotEqual(id1, id2)
+        self.assertIsNone(leaked)
+        self.assertEqual((worker_value, worker_value2), (None, None))
+        # The worker's own value: untouched by the tasks, closed at its thread's end.
+        self.assertEqual(log, ["first's handler", ("first's", "close"), ("worker's own", "close")])
+
+    def test_executor_10000_tasks_on_8_threads_see_submitter_values(self):
+        request = object()
+        tls.set("request", request)
+        token = request_var.set("ctx-request")
+        all_threads_busy = threading.Barrier(8)
+
+        def task(i):
+            if i < 8:
+                all_threads_busy.wait(timeout=60)     # the first 8 hold 8 threads at once
+            leaked = tls.get("scratch")
+            tls.set("scratch", i)
+            return (tls.get("request") is request, request_var.get(), leaked,
+                    threading.get_ident(), tls.id())
+
+        try:
+            with tls.ThreadPoolExecutor(max_workers=8) as pool:
+                futures = [pool.submit(task, i) for i in range(10_000)]
+                results = [f.result(timeout=600) for f in futures]
+        finally:
+            request_var.reset(token)
+        self.assertEqual({r[:3] for r in results}, {(True, "ctx-request", None)})
+        self.assertEqual(len({r[3] for r in results}), 8)
+        self.assertEqual(len({r[4] for r in results}), 10_000)   # each task its own ID
+
+    def test_executor_map_propagates(self):
+        tls.set("base", 100)
+        with tls.ThreadPoolExecutor(max_workers=2) as pool:
+            self.assertEqual(list(pool.map(lambda x: tls.get("base") + x, range(50))),
+                             [100 + x for x in range(50)])
+
+    def test_run_in_executor_with_asyncio(self):
+        pool = tls.ThreadPoolExecutor(max_workers=3)
+        loop_thread = threading.get_ident()
+
+        def blocking():
+            return (request_var.get(), tls.get("request"),
+                    threading.get_ident() != loop_thread)
+
+        async def handle(name, executor):
+            request_var.set(name)        # this asyncio task's own context
+            tls.set("request", name)     # the loop thread's; captured at submit, just below
+            if executor == "to_thread":
+                return await asyncio.to_thread(blocking)   # the default executor
+            return await asyncio.get_running_loop().run_in_executor(executor, blocking)
+
+        async def main():
+            asyncio.get_running_loop().set_default_executor(tls.ThreadPoolExecutor(max_workers=2))
+            return [await asyncio.gather(*(handle(f"{how}{i}", executor) for i in range(20)))
+                    for how, executor in [("pool", pool), ("default", None),
+                                          ("to_thread", "to_thread")]]
+
+        try:
+            results = asyncio.run(main())
+        finally:
+            pool.shutdown()
+        self.assertEqual(results, [[(f"{how}{i}", f"{how}{i}", True) for i in range(20)]
+                                   for how in ["pool", "default", "to_thread"]])
+
+
+# A daemon thread is inside a task when the interpreter exits, woken during
+# finalization (SLOW_FINALIZATION): CPython ends it with pthread_exit, a forced
+# unwind through Snapshot.run and the task's end. Nothing may run Python then,
+# and the process must keep its exit code.
+DAEMON_IN_TASK = """
+import threading, time, tls
+ready = threading.Event()
+class V:
+    def __init__(self, name): self.name = name
+    def close(self):
+        if self.name == WHERE: ready.set(); time.sleep(0.2)
+        print("closed", self.name, flush=True)
+def handler():
+    if WHERE == "handler": ready.set(); time.sleep(0.2)
+    print("task handler ran", flush=True)
+def task():
+    tls.set("task's", V("task's"))
+    tls.at_exit(handler)
+    if WHERE == "fn":
+        ready.set()
+        while True: time.sleep(0.01)
+def daemon():
+    tls.set("thread's", V("thread's"))
+    tls.capture().run(task)
+    while True: time.sleep(0.01)
+threading.Thread(target=daemon, daemon=True).start(); ready.wait()
+"""
+
+
+class TaskAtExitTest(unittest.TestCase):
+    def test_exit_called_inside_a_task_ends_the_task_then_the_thread_closes_all_its_values(self):
+        # C exit() inside a task (GIL held: PyDLL): the engine ends the open
+        # task first, then runs the thread's exit, which must close the
+        # thread's own values although the task had been given them.
+        proc = run_python("""
+            import ctypes, tls
+            class V:
+                def __init__(self, name): self.name = name
+                def close(self): print("closed", self.name, flush=True)
+            tls.set("thread's", V("thread's"))
+            tls.at_exit(lambda: print("thread handler", flush=True))
+            def task():
+                tls.set("task's", V("task's"))
+                tls.at_exit(lambda: print("task handler", flush=True))
+                ctypes.PyDLL(None).exit(3)
+            tls.capture().run(task)
+        """)
+        self.assertEqual(proc.returncode, 3, proc.stderr)
+        self.assertEqual(proc.stdout.splitlines(),
+                         ["task handler", "closed task's", "thread handler", "closed thread's"])
+
+    def test_daemon_thread_inside_a_task_at_interpreter_exit_keeps_the_exit_code(self):
+        for code, where in [(5, "fn"), (6, "handler"), (7, "task's")]:
+            with self.subTest(inside=where):
+                body = DAEMON_IN_TASK.replace("WHERE", repr(where))
+                proc = run_python(body + SLOW_FINALIZATION + f"sys.exit({code})\n")
+                self.assertEqual(proc.returncode, code, proc.stderr)
+                self.assertNotIn("terminate", proc.stderr)
+                self.assertNotIn("Fatal", proc.stderr)
+                # Before exit: only what ran before the daemon was caught inside.
+                expected = {"fn": "", "handler": "", "task's": "task handler ran\n"}[where]
+                self.assertEqual(proc.stdout, expected)
+
+
+if __name__ == "__main__":
+    unittest.main()
