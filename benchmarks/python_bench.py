@@ -71,6 +71,8 @@ def main():
         "tls_pool": tls_pool,
         "plain_pool": plain_pool,
         "copy_context": copy_context,
+        "wrap": tls.wrap,
+        "snapshot": tls.capture(),
     }
     fast_n = 20_000 if args.quick else 1_000_000
     thread_n = 50 if args.quick else 2_000
@@ -91,6 +93,11 @@ def main():
         ("ThreadPoolExecutor submit(copy_context().run)+result",
          "plain_pool.submit(copy_context().run, noop).result()", pool_n),
         ("ThreadPoolExecutor submit+result", "plain_pool.submit(noop).result()", pool_n),
+        # The same tasks without the pool's thread hop (CPU only, no wake-up).
+        ("tls.wrap(f)()", "wrap(noop)()", fast_n // 10),
+        ("copy_context().run(f)", "copy_context().run(noop)", fast_n // 10),
+        ("snapshot.run(f)", "snapshot.run(noop)", fast_n // 10),
+        ("f()", "noop()", fast_n // 10),
     ]
     results = {}
     # Interleave the repetitions so a burst of load on the machine hits every
@@ -104,6 +111,8 @@ def main():
     plain_pool.shutdown()
     for name, values in samples.items():
         results[name] = statistics.median(values)
+        if len(values) > 1:  # spread between repetitions, as Google Benchmark's cv
+            results[name + " cv"] = statistics.stdev(values) / statistics.mean(values)
         print(f"python_bench: {name}: {results[name]:.1f} ns", file=sys.stderr)
     json.dump(results, sys.stdout, indent=1)
     print()

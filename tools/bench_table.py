@@ -118,6 +118,10 @@ PYTHON_ROWS = [
      "ThreadPoolExecutor submit(copy_context().run)+result", 1.0),
     ("Python `tls.ThreadPoolExecutor` submit+result vs a plain `ThreadPoolExecutor`",
      "tls.ThreadPoolExecutor submit+result", "ThreadPoolExecutor submit+result", 1.10),
+    ("Python task cost without the pool: `tls.wrap(f)` + call (8 values, contextvars) vs "
+     "`copy_context()` + `.run(f)`", "tls.wrap(f)()", "copy_context().run(f)", None),
+    ("Python task cost without the pool: `snapshot.run(f)` (8 values) vs `f()`",
+     "snapshot.run(f)", "f()", None),
 ]
 
 
@@ -126,7 +130,7 @@ def load_benchmarks(path):
     with open(path) as f:
         data = json.load(f)
     scale = {"ns": 1.0, "us": 1e3, "ms": 1e6, "s": 1e9}
-    single, median = {}, {}
+    single, median, cv = {}, {}, {}
     for b in data["benchmarks"]:
         name = b.get("run_name", b["name"])
         real = name.endswith("/real_time")
@@ -135,11 +139,14 @@ def load_benchmarks(path):
         if b.get("run_type") == "aggregate":
             if b.get("aggregate_name") == "median":
                 median[name] = t
+            elif b.get("aggregate_name") == "cv":
+                cv[name] = b["real_time"] if real else b["cpu_time"]  # a fraction
         else:
             single.setdefault(name, t)
     context = dict(data.get("context", {}))
     # Google Benchmark records repetitions per benchmark, not in the context.
     context["repetitions"] = max((b.get("repetitions", 1) for b in data["benchmarks"]), default=1)
+    context["cv"] = cv
     return {**single, **median}, context
 
 
@@ -166,6 +173,16 @@ def met(ok):
     return "yes" if ok else "**no**"
 
 
+# Above this coefficient of variation (between repetitions) a ratio is noise:
+# the row says so instead of met or not.
+NOISY_CV = 0.10
+
+
+def noisy(*cvs):
+    worst = max((c for c in cvs if c is not None), default=None)
+    return worst if worst is not None and worst > NOISY_CV else None
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("benchmark_json")
@@ -184,9 +201,12 @@ def main():
                          f"≤ {target}×" if target else "—", "not run"))
             continue
         r = a / b
+        verdict = met(r <= target) if target else ""
+        worst = noisy(context["cv"].get(mine), context["cv"].get(peer))
+        if worst is not None:
+            verdict = f"noise (cv {worst:.0%})"
         rows.append((measure, fmt_ns(a), fmt_ns(b), f"{r:.2f}×",
-                     f"≤ {target:g}×" if target else "—",
-                     met(r <= target) if target else ""))
+                     f"≤ {target:g}×" if target else "—", verdict))
 
     for measure, mine, base, target in DELTA_ROWS:
         a, b = times.get(mine), times.get(base)
@@ -235,10 +255,13 @@ def main():
             a, b = py.get(mine), py.get(peer)
             if a is None or b is None:
                 continue
+            worst = noisy(py.get(mine + " cv"), py.get(peer + " cv"))
             r = a / b
+            verdict = met(r <= target) if target else ""
+            if worst is not None:
+                verdict = f"noise (cv {worst:.0%})"
             rows.append((measure, fmt_ns(a), fmt_ns(b), f"{r:.2f}×",
-                         f"≤ {target:g}×" if target else "—",
-                         met(r <= target) if target else ""))
+                         f"≤ {target:g}×" if target else "—", verdict))
 
     print("| measure | tls | peer | ratio | target | met? |")
     print("|---|---|---|---|---|---|")
