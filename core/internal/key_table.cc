@@ -92,6 +92,11 @@ void KeyTable::Materialize() {
   *this = Clone();  // this table's own handles move over with the copies: none is released
 }
 
+const Data* KeyTable::FindBelow(const Key& key) const noexcept {
+  const size_t i = below_->IndexOf(key);
+  return i == kAbsent ? nullptr : &below_->entries_[i].data;
+}
+
 size_t KeyTable::BelowOnlyCount() const noexcept {
   size_t n = 0;
   for (size_t i = 0; i <= below_->mask_ && below_->size_ != 0; ++i) {

@@ -50,7 +50,7 @@ class KeyTable {
     const size_t i = IndexOf(key);
     if (i != kAbsent) return &entries_[i].data;
     if (below_ != nullptr) [[unlikely]]
-      return below_->Find(key);
+      return FindBelow(key);
     return nullptr;
   }
 
@@ -142,6 +142,8 @@ class KeyTable {
   // Copies the layer's unshadowed entries in and drops the layer.
   void Materialize();
   size_t BelowOnlyCount() const noexcept;
+  // Find in the layer: out of line, so Find stays small enough to inline.
+  [[gnu::noinline]] const Data* FindBelow(const Key& key) const noexcept;
 
   uint64_t* hashes_ = nullptr;  // start of the block; capacity() slots
   Entry* entries_ = nullptr;    // right after the hashes, in the same block
