@@ -75,12 +75,9 @@ RATIO_ROWS = [
     ("thread create+join (wall): boost, 4 `thread_specific_ptr` + 1 "
      "`at_thread_exit` vs bare thread",
      "BM_Thread_Boost", "BM_Thread_Bare", None),
-    ("pool round trip (wall), `boost::asio::thread_pool`: `post(Wrap(f))` and wait, "
-     "0 values, vs `post(f)`", "BM_Pool_RoundTripWrap/values:0", "BM_Pool_RoundTripBare", None),
-    ("pool round trip (wall), `boost::asio::thread_pool`: `post(Wrap(f))` and wait, "
-     "4 values, vs `post(f)`", "BM_Pool_RoundTripWrap/values:4", "BM_Pool_RoundTripBare", 1.05),
-    ("pool round trip (wall), `boost::asio::thread_pool`: `post(Wrap(f))` and wait, "
-     "16 values, vs `post(f)`", "BM_Pool_RoundTripWrap/values:16", "BM_Pool_RoundTripBare", None),
+    *[("pool round trip (wall), `boost::asio::thread_pool`: `post(Wrap(f))` and wait, "
+       f"{n} values, vs `post(f)`", f"BM_Pool_RoundTripWrap/values:{n}",
+       "BM_Pool_RoundTripBare", target) for n, target in ((0, None), (4, 1.05), (16, None))],
     ("pool throughput (wall), 256 tasks per wait: `post(Wrap(f))`, 4 values, vs `post(f)`",
      "BM_Pool_BatchWrap/values:4", "BM_Pool_BatchBare", None),
 ]
@@ -88,12 +85,9 @@ RATIO_ROWS = [
 # Rows of an absolute cost: (measure, tls benchmark, baseline benchmark, target
 # in ns over the baseline or None).
 DELTA_ROWS = [
-    ("task through `Wrap`, 0 values captured: capture + run on the calling thread, "
-     "over a bare call", "BM_Task_WrapAndCall/values:0", "BM_Task_BareCall", None),
-    ("task through `Wrap`, 4 values captured: capture + run on the calling thread, "
-     "over a bare call", "BM_Task_WrapAndCall/values:4", "BM_Task_BareCall", 150),
-    ("task through `Wrap`, 16 values captured: capture + run on the calling thread, "
-     "over a bare call", "BM_Task_WrapAndCall/values:16", "BM_Task_BareCall", None),
+    *[(f"task through `Wrap`, {n} values captured: capture + run on the calling thread, "
+       "over a bare call", f"BM_Task_WrapAndCall/values:{n}", "BM_Task_BareCall", target)
+      for n, target in ((0, None), (4, 150), (16, None))],
     ("task through `Wrap`, 4 values that changed since the last capture (a `Set` "
      "before each): over `Set` + a bare call", "BM_Task_SetWrapAndCall/values:4",
      "BM_Task_SetAndBareCall", None),
