@@ -399,9 +399,20 @@ void RunOpOnEngine(const Op& op) {
       } else {
         WithKey(op.key, [&](const tls::Key& k) { snapshot = tls::Capture({k}); });
       }
+      // The ways to run a task, which must behave the same: Run (borrowing the
+      // snapshot), a TaskScope (owning it), and, for a capture of every key,
+      // Wrap (capturing itself, as the snapshot above did).
+      const int way = op.id % (op.count % 2 == 0 ? 3 : 2);
       bool threw = false;
       try {
-        tls::Run(snapshot, [&] { RunOnEngine(op.body); });
+        if (way == 0) {
+          tls::Run(snapshot, [&] { RunOnEngine(op.body); });
+        } else if (way == 1) {
+          tls::TaskScope scope(std::move(snapshot));
+          RunOnEngine(op.body);
+        } else {
+          tls::Wrap([&] { RunOnEngine(op.body); })();
+        }
       } catch (const ProgramThrow&) {
         threw = true;  // after the task's exit ran
       }
