@@ -144,7 +144,7 @@ Snapshot Capture() {
   return Snapshot(stub->capture_cache);
 }
 
-Snapshot Capture(std::initializer_list<Key> keys) {
+Snapshot Capture(std::span<const Key> keys) {
   internal::Stub* stub = internal::t_thread.stub;
   if (stub == nullptr) return Snapshot();
   internal::KeyTable chosen;

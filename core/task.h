@@ -41,6 +41,7 @@
 #include <functional>
 #include <initializer_list>
 #include <memory>
+#include <span>
 #include <utility>
 
 #include "tls/internal/abi.h"
@@ -63,7 +64,7 @@ class Snapshot {
  private:
   friend class TaskScope;
   TLS_API friend Snapshot Capture();
-  TLS_API friend Snapshot Capture(std::initializer_list<Key> keys);
+  TLS_API friend Snapshot Capture(std::span<const Key> keys);
   explicit Snapshot(std::shared_ptr<const internal::CapturedValues> values) noexcept
       : values_(std::move(values)) {}
 
@@ -74,9 +75,13 @@ class Snapshot {
 // task: of the task's view). Allocates only if there is something to capture.
 // Example: tls::Snapshot snap = tls::Capture();
 TLS_API Snapshot Capture();
-// Only `keys`; keys that are not set are left out.
+// Only `keys`; keys that are not set are left out. Keys known only at run
+// time come as a span (of a std::vector<tls::Key>, say).
 // Example: tls::Snapshot snap = tls::Capture({"request_id", "user"});
-TLS_API Snapshot Capture(std::initializer_list<Key> keys);
+TLS_API Snapshot Capture(std::span<const Key> keys);
+inline Snapshot Capture(std::initializer_list<Key> keys) {
+  return Capture(std::span<const Key>(keys.begin(), keys.size()));
+}
 
 // TaskScope runs the code in its lifetime as a task in `snapshot` (see the top
 // of this file). It must end on the thread that began it, innermost first

@@ -186,6 +186,24 @@ TEST(Task, CaptureOnlySomeKeys) {
   });
 }
 
+TEST(Task, CaptureOfKeysKnownOnlyAtRunTime) {
+  RunInThread([] {
+    tls::Set("user", tls::MakeData(std::string("ada")));
+    tls::Set(7, tls::MakeData(std::string("seven")));
+    tls::Set("other", tls::MakeData(1));
+    const std::vector<std::string> names = {"user", "missing"};
+    std::vector<tls::Key> keys(names.begin(), names.end());
+    keys.emplace_back(7);
+    tls::Snapshot snap = tls::Capture(keys);
+    EXPECT_EQ(snap.size(), 2u);
+    tls::Run(snap, [] {
+      EXPECT_EQ(StringAt("user"), "ada");
+      EXPECT_EQ(StringAt(7), "seven");
+      EXPECT_EQ(tls::Find("other"), nullptr);
+    });
+  });
+}
+
 TEST(Task, CaptureOnAThreadWithNoValuesIsEmptyAndCreatesNothing) {
   RunInThread([] {
     tls::Snapshot snap = tls::Capture();
