@@ -100,5 +100,27 @@ class ManyThreadsTest(unittest.TestCase):
         self.assertLess(sys.getallocatedblocks() - blocks_before, 1000)
 
 
+    def test_thousands_of_tasks_leak_no_objects(self):
+        # Tasks on a pool: each sees the submitter's values, stores its own,
+        # registers a handler, and ends; the snapshots go with their futures.
+        tls.set("submitter", Counted())
+        try:
+            with tls.ThreadPoolExecutor(max_workers=4) as pool:
+                for _ in range(200):
+                    pool.submit(use_tls).result()
+                gc.collect()
+                objects_before = len(gc.get_objects())
+                blocks_before = sys.getallocatedblocks()
+                for future in [pool.submit(use_tls) for _ in range(3000)]:
+                    future.result()
+                gc.collect()
+                self.assertLess(len(gc.get_objects()) - objects_before, 300)
+                self.assertLess(sys.getallocatedblocks() - blocks_before, 1500)
+        finally:
+            tls.unload()
+        gc.collect()
+        self.assertEqual(Counted.live, 0)
+
+
 if __name__ == "__main__":
     unittest.main()
