@@ -1,11 +1,15 @@
 // Task-local storage (core/task.h). A task swaps the thread's stub for its own:
 //
 //   BeginTask:  frame <- {t_thread.stub, t_thread.id}; t_thread.task = &frame;
-//               the thread now has no stub, or one holding a copy of the
-//               snapshot's table (handles shared), with a new ID.
-//   EndTask:    the exit rounds (exit.cc) run over the task's stub, skipping
-//               the close of captured values (close_values.cc asks
-//               CapturedByOpenTask); then t_thread gets the frame's state back.
+//               the thread now has no stub, or one (the thread's spare, if
+//               any) whose table reads through to the snapshot's (no copy),
+//               with a new ID.
+//   EndTask:    the exit rounds (exit.cc) run over the task's stub; the layer
+//               is never closed, and close_values.cc skips a captured value
+//               the task stored itself (CapturedByOpenTask); then t_thread
+//               gets the frame's state back and the emptied stub is kept as
+//               the spare.
+// See core/README.md "Tasks".
 //
 // So every fast path (Get/Find/Set/ID, Slot) is unchanged: it reads t_thread
 // as always. Nothing is shared between threads but the immutable snapshot.
@@ -34,9 +38,7 @@ class RestoreOnReturn {
  public:
   explicit RestoreOnReturn(TaskFrame& frame) noexcept : frame_(frame) {}
   ~RestoreOnReturn() {
-    // Left over only if the exit gave up or was unwound: drop it unclosed.
-    // Destructors may make a new stub; stop after as many tries as rounds.
-    for (int i = 0; i < kMaxExitRounds && t_thread.stub != nullptr; ++i) DetachStub();
+    DropStubs();  // left over only if the task's exit gave up or was unwound
     t_thread.stub = frame_.saved_stub;
     t_thread.id = frame_.saved_id;
     t_thread.task = frame_.outer;

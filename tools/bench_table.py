@@ -177,6 +177,16 @@ def noisy(*cvs):
     return worst if worst is not None and worst > NOISY_CV else None
 
 
+def ratio_row(measure, a, b, target, cvs):
+    """One row of a ratio a/b against `target`, or "noise" if the cvs say so."""
+    r = a / b
+    worst = noisy(*cvs)
+    verdict = f"noise (cv {worst:.0%})" if worst is not None else (
+        met(r <= target) if target else "")
+    return (measure, fmt_ns(a), fmt_ns(b), f"{r:.2f}×", f"≤ {target:g}×" if target else "—",
+            verdict)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("benchmark_json")
@@ -194,13 +204,8 @@ def main():
             rows.append((measure, fmt_ns(a), fmt_ns(b), "n/a",
                          f"≤ {target}×" if target else "—", "not run"))
             continue
-        r = a / b
-        verdict = met(r <= target) if target else ""
-        worst = noisy(context["cv"].get(mine), context["cv"].get(peer))
-        if worst is not None:
-            verdict = f"noise (cv {worst:.0%})"
-        rows.append((measure, fmt_ns(a), fmt_ns(b), f"{r:.2f}×",
-                     f"≤ {target:g}×" if target else "—", verdict))
+        rows.append(ratio_row(measure, a, b, target,
+                              (context["cv"].get(mine), context["cv"].get(peer))))
 
     for measure, mine, base, target in DELTA_ROWS:
         a, b = times.get(mine), times.get(base)
@@ -249,13 +254,8 @@ def main():
             a, b = py.get(mine), py.get(peer)
             if a is None or b is None:
                 continue
-            worst = noisy(py.get(mine + " cv"), py.get(peer + " cv"))
-            r = a / b
-            verdict = met(r <= target) if target else ""
-            if worst is not None:
-                verdict = f"noise (cv {worst:.0%})"
-            rows.append((measure, fmt_ns(a), fmt_ns(b), f"{r:.2f}×",
-                         f"≤ {target:g}×" if target else "—", verdict))
+            rows.append(ratio_row(measure, a, b, target,
+                                  (py.get(mine + " cv"), py.get(peer + " cv"))))
 
     print("| measure | tls | peer | ratio | target | met? |")
     print("|---|---|---|---|---|---|")

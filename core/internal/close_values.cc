@@ -33,7 +33,8 @@ class SlotDestroyer {
 
 void CloseAllValues(Stub& stub) {
   KeyTable values = std::move(stub.values);
-  std::shared_ptr<const CapturedValues> captured = std::move(stub.capture_cache);
+  // The reused snapshot holds the same values: it goes with them, released last.
+  std::shared_ptr<const CapturedValues> cached_snapshot = std::move(stub.capture_cache);
   std::vector<SlotCell> slots = std::move(stub.slots);
   stub.slots.clear();
   // From here on `stub` is not touched: user code below may free it (Unload).

@@ -49,8 +49,7 @@ void GiveUp(std::string_view what) {
              " rounds: handlers or values keep being added during exit; "
              "the rest are dropped without running or closing",
          nullptr);
-  // Dropping may run destructors that add yet more; stop after as many tries.
-  for (int i = 0; i < kMaxExitRounds && t_thread.stub != nullptr; ++i) DetachStub();
+  DropStubs();
 }
 
 // Sets the thread's phase when the sequence ends, normally or by a forced
@@ -68,6 +67,12 @@ class PhaseOnReturn {
 };
 
 }  // namespace
+
+void DropStubs() noexcept {
+  // Dropping may run destructors that make a new stub; stop after as many
+  // tries as exit has rounds.
+  for (int i = 0; i < kMaxExitRounds && t_thread.stub != nullptr; ++i) DetachStub();
+}
 
 void RunThreadExit(ExitCause cause) {
   // A nested call (e.g. from a close during this very sequence) has nothing to

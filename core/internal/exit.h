@@ -28,6 +28,10 @@ void RunThreadExit(ExitCause cause);
 // kMaxExitRounds rounds.
 void RunExitRounds(std::string_view what);
 
+// Drops the calling thread's stub unclosed and unrun (what exit gave up on,
+// or what an unwound task left), and any stub destructors make meanwhile.
+void DropStubs() noexcept;
+
 // Ends every task still open on the calling thread, innermost first (task.cc).
 void EndOpenTasks();
 

@@ -58,11 +58,7 @@ KeyTable KeyTable::Clone() const {
       ++copy.size_;
     }
   }
-  for (size_t i = 0; below_ != nullptr && i <= below_->mask_ && below_->size_ != 0; ++i) {
-    const uint64_t h = below_->hashes_[i];
-    if (h == 0 || IndexOfEntry(h, below_->entries_[i]) != kAbsent) continue;  // shadowed
-    copy.InsertCopy(h, below_->entries_[i]);
-  }
+  ForEachBelowOnly([&](uint64_t h, const Entry& e) { copy.InsertCopy(h, e); });
   return copy;
 }
 
@@ -99,10 +95,7 @@ const Data* KeyTable::FindBelow(const Key& key) const noexcept {
 
 size_t KeyTable::BelowOnlyCount() const noexcept {
   size_t n = 0;
-  for (size_t i = 0; i <= below_->mask_ && below_->size_ != 0; ++i) {
-    const uint64_t h = below_->hashes_[i];
-    if (h != 0 && IndexOfEntry(h, below_->entries_[i]) == kAbsent) ++n;
-  }
+  ForEachBelowOnly([&](uint64_t, const Entry&) { ++n; });
   return n;
 }
 

@@ -142,6 +142,15 @@ class KeyTable {
   // Copies the layer's unshadowed entries in and drops the layer.
   void Materialize();
   size_t BelowOnlyCount() const noexcept;
+  // Calls f(hash, entry) for each of the layer's entries this table does not
+  // shadow.
+  template <class F>
+  void ForEachBelowOnly(F&& f) const {
+    for (size_t i = 0; below_ != nullptr && i <= below_->mask_ && below_->size_ != 0; ++i) {
+      const uint64_t h = below_->hashes_[i];
+      if (h != 0 && IndexOfEntry(h, below_->entries_[i]) == kAbsent) f(h, below_->entries_[i]);
+    }
+  }
   // Find in the layer: out of line, so Find stays small enough to inline.
   [[gnu::noinline]] const Data* FindBelow(const Key& key) const noexcept;
 
