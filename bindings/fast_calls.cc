@@ -131,11 +131,6 @@ PyObject* Id(PyObject*, PyObject* const*, Py_ssize_t nargs) {
   }
 }
 
-template <class F>
-PyCFunction Fast(F* f) {
-  return reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(f));
-}
-
 // The "name(...)\n--\n\n" prefix gives each function a __text_signature__,
 // so inspect.signature() works (tests/python/stubs_test.py relies on it).
 PyMethodDef g_fast_methods[] = {

@@ -12,6 +12,13 @@ namespace tls::bindings {
 
 void RegisterFastCalls(pybind11::module_& m);
 
+// A METH_FASTCALL function (with or without METH_KEYWORDS) as the PyCFunction
+// a PyMethodDef holds; CPython calls it back with its real signature.
+template <class F>
+PyCFunction Fast(F* f) {
+  return reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(f));
+}
+
 }  // namespace tls::bindings
 
 #endif  // TLS_BINDINGS_FAST_CALLS_H_

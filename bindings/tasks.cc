@@ -3,6 +3,7 @@
 #include <exception>
 #include <new>
 
+#include "bindings/fast_calls.h"
 #include "bindings/py_state.h"
 #include "bindings/python_access.h"
 #include "core/internal/stub.h"
@@ -167,11 +168,6 @@ PyObject* SnapshotRun(PyObject* self, PyObject* const* args, Py_ssize_t nargs, P
   DrainReleases();
   PyErr_Restore(type, value, traceback);
   return result;
-}
-
-template <class F>
-PyCFunction Fast(F* f) {
-  return reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(f));
 }
 
 PyMethodDef g_snapshot_methods[] = {
