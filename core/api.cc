@@ -3,6 +3,7 @@
 #include <utility>
 
 #include "core/internal/close_values.h"
+#include "core/internal/registry.h"
 #include "core/internal/stub.h"
 #include "tls/internal/abi.h"
 #include "tls/tls.h"
@@ -12,10 +13,16 @@ namespace tls::inline TLS_ABI_NAMESPACE {
 using internal::t_thread;
 
 void Set(const Key& key, Data data) {
-  // The replaced value is released after Put returns, when the table is
-  // consistent again: its destructor may call tls.
+  // The replaced value is released at the end, when the table is consistent
+  // again: its destructor may call tls.
   internal::Stub& stub = internal::CurrentStub();
-  Data old = stub.values.Put(key, std::move(data));
+  Data old;
+  if (Data* held = stub.values.FindOwn(key)) {
+    old = std::exchange(*held, std::move(data));  // walkers never read handles
+  } else {
+    internal::OwnerWriteSection write(stub);
+    old = stub.values.Put(key, std::move(data));
+  }
   internal::DropCaptureCache(stub);
 }
 
@@ -37,7 +44,11 @@ std::optional<Data> Get(const Key& key) {
 bool Del(const Key& key) {
   internal::Stub* stub = t_thread.stub;
   if (stub == nullptr) return false;
-  Data removed = stub->values.Erase(key);
+  Data removed;
+  {
+    internal::OwnerWriteSection write(*stub);
+    removed = stub->values.Erase(key);
+  }
   if (!removed.has_value()) return false;
   internal::DropCaptureCache(*stub);
   return true;
@@ -46,7 +57,7 @@ bool Del(const Key& key) {
 uint64_t ID() {
   if (uint64_t id = t_thread.id; id != 0) [[likely]]
     return id;
-  return internal::NewStub().id;
+  return internal::NewStub().id.load(std::memory_order_relaxed);
 }
 
 void Reset() {
@@ -61,7 +72,9 @@ void Unload() {
 
 void AtExit(std::function<void()> f) {
   if (!f) throw std::invalid_argument("tls::AtExit: empty function");
-  internal::CurrentStub().handlers.push_back(std::move(f));
+  internal::Stub& stub = internal::CurrentStub();
+  internal::OwnerWriteSection write(stub);
+  stub.handlers.push_back(std::move(f));
 }
 
 }  // namespace tls::inline TLS_ABI_NAMESPACE

@@ -25,6 +25,7 @@ enum class ErrorSource {
   kAtExitHandler,  // an AtExit handler threw
   kClose,          // a value's close threw (at Reset or thread exit)
   kExitRounds,     // thread exit gave up after kMaxExitRounds rounds
+  kRetire,         // a Slot's retire function threw (slot.h)
 };
 
 struct ErrorInfo {

@@ -18,17 +18,39 @@
 //   buffer.GetOrEmplace().text += "x";   // creates this thread's Buffer once
 //   if (Buffer* b = buffer.Get()) ...     // nullptr if this thread has none
 //   buffer.Emplace("seed");              // replaces (old one destroyed, not closed)
+//
+// All threads at once: ForEachThread visits every live thread's value, from
+// any thread (per-thread shards read by an exporter, buffers flushed at
+// shutdown). A Slot made with a retire function hands each value to it when
+// the engine closes the value (its thread's or task's end, Reset), so a
+// total kept by the retire function never loses an ended thread's share;
+// tls::Counter ("tls/counter.h") is built this way.
+//
+//   struct Hits { std::atomic<int64_t> n{0}; };   // read by other threads: atomic
+//   std::atomic<int64_t> ended{0};
+//   tls::Slot<Hits> hits([](Hits& h) { ended += h.n.load(); });   // retire
+//   hits.GetOrEmplace().n.fetch_add(1, std::memory_order_relaxed);
+//   int64_t total = hits.Serialized([&] {          // live + retired, each once
+//     int64_t sum = ended.load();
+//     hits.ForEachThread([&](const Hits& h) { sum += h.n.load(); });
+//     return sum;
+//   });
 #include "tls/internal/require_cxx20.h"  // one clear #error before C++20
 #if !defined(TLS_CORE_SLOT_H_) && !defined(TLS_INTERNAL_CXX_TOO_OLD)
 #define TLS_CORE_SLOT_H_
 
 #include <cstddef>
+#include <functional>
 #include <memory>
+#include <mutex>
+#include <stdexcept>
+#include <type_traits>
 #include <utility>
 
 #include "tls/internal/abi.h"
 #include "tls/internal/data_box.h"
 #include "tls/internal/slot_ops.h"
+#include "tls/thread_info.h"
 
 namespace tls::inline TLS_ABI_NAMESPACE {
 
@@ -36,6 +58,24 @@ template <class T>
 class Slot {
  public:
   Slot() : index_(internal::NewSlotIndex()) {}
+  // A Slot whose values are handed to `retire` when the engine closes them
+  // (at the end of their thread or task, and at Reset), just before their
+  // close, on the owning thread. Not for Del, Emplace over a value, or
+  // Unload, which drop a value without closing it. retire calls and
+  // ForEachThread walks of this Slot never overlap (one lock), so a walk
+  // sees each value live or retired, never both and never neither. A retire
+  // that throws is reported (ErrorSource::kRetire); the value is still closed.
+  // retire must not walk another Slot made with a retire function (the two
+  // locks could deadlock); it may call tls on its thread.
+  explicit Slot(std::function<void(T&)> retire) : Slot() {
+    if (!retire) throw std::invalid_argument("tls::Slot: empty retire function");
+    retirement_ = internal::NewSlotRetirement(
+        kOps, [retire = std::move(retire)](void* p) { retire(*static_cast<T*>(p)); });
+    ops_ = &retirement_->ops;
+  }
+  ~Slot() {
+    if (retirement_ != nullptr) internal::EndSlotRetirement(retirement_);
+  }
   Slot(const Slot&) = delete;
   Slot& operator=(const Slot&) = delete;
 
@@ -48,7 +88,7 @@ class Slot {
   T& Emplace(A&&... args) {
     auto value = std::make_unique<T>(std::forward<A>(args)...);
     T& ref = *value;
-    internal::SlotStore(index_, value.get(), &kOps);
+    internal::SlotStore(index_, value.get(), ops_);
     value.release();
     return ref;
   }
@@ -65,6 +105,48 @@ class Slot {
 
   size_t index() const noexcept { return index_; }
 
+  // Calls visit(T&), or visit(const tls::ThreadInfo&, T&), once for the value
+  // of every live thread (and open task) that has one, from any thread.
+  // Guarantees:
+  //   - a value is visited whole or not at all, and is never destroyed or
+  //     replaced while visit runs: its owner's Emplace, Del, Reset and exit
+  //     wait until visit returns (keep visit short);
+  //   - threads that start or end during the walk are visited or not, each
+  //     at most once; with a retire function, see Slot(retire);
+  //   - visit may call any tls function on the calling thread, including on
+  //     its own value (which it then handles as any code of its thread would).
+  // The owner keeps running while visit reads: T must be safe to read while
+  // its owner writes it (atomics, or a lock of T's own). visit must not wait
+  // for a visited thread, nor walk a Slot made with a retire function (other
+  // than this one). Costs one system call (a process-wide barrier) per 128
+  // threads, and a read of each thread's stub; the owners' Get/Emplace pay
+  // nothing for it unless they write while being visited.
+  template <class F>
+  void ForEachThread(F&& visit) const {
+    using Visit = std::remove_reference_t<F>;
+    internal::SlotForEachThread(
+        index_, retirement_,
+        [](void* f, const ThreadInfo& who, void* value) {
+          Visit& fn = *static_cast<Visit*>(f);
+          if constexpr (std::is_invocable_v<Visit&, const ThreadInfo&, T&>) {
+            fn(who, *static_cast<T*>(value));
+          } else {
+            fn(*static_cast<T*>(value));
+          }
+        },
+        const_cast<void*>(static_cast<const void*>(std::addressof(visit))));
+  }
+
+  // Runs f() with this Slot's retire calls held off (walks inside f are
+  // allowed), and returns what it returns: reading what retire accumulates
+  // together with a walk gives every thread's share exactly once.
+  template <class F>
+  decltype(auto) Serialized(F&& f) const {
+    if (retirement_ == nullptr) return std::forward<F>(f)();
+    std::lock_guard<std::recursive_mutex> hold(retirement_->lock);
+    return std::forward<F>(f)();
+  }
+
  private:
   static void CloseThunk(void* p) { internal::CloseValue(*static_cast<T*>(p)); }
   static void DestroyThunk(void* p) noexcept { delete static_cast<T*>(p); }
@@ -72,6 +154,8 @@ class Slot {
                                           &DestroyThunk};
 
   size_t index_;
+  const internal::SlotOps* ops_ = &kOps;
+  internal::SlotRetirement* retirement_ = nullptr;
 };
 
 }  // namespace tls::inline TLS_ABI_NAMESPACE

@@ -1,8 +1,10 @@
 // The untyped half of tls::Slot<T> (core/slot.h).
 #include <algorithm>
 #include <atomic>
+#include <mutex>
 #include <utility>
 
+#include "core/internal/registry.h"
 #include "core/internal/stub.h"
 #include "tls/internal/abi.h"
 #include "tls/internal/slot_ops.h"
@@ -10,6 +12,8 @@
 namespace tls::inline TLS_ABI_NAMESPACE::internal {
 namespace {
 std::atomic<size_t> g_next_slot{0};
+// Every SlotRetirement made, so that they stay reachable (they are never freed).
+constinit std::atomic<SlotRetirement*> g_retirements{nullptr};
 }  // namespace
 
 size_t NewSlotIndex() noexcept { return g_next_slot.fetch_add(1, std::memory_order_relaxed); }
@@ -26,14 +30,53 @@ bool SlotStore(size_t index, void* value, const SlotOps* ops) {
     if (stub == nullptr || index >= stub->slots.size()) return false;
   } else {
     stub = &CurrentStub();
+  }
+  SlotCell old;
+  {
+    OwnerWriteSection write(*stub);
     if (index >= stub->slots.size()) {
       stub->slots.resize(std::max(index + 1, stub->slots.size() * 2));
     }
+    old = std::exchange(stub->slots[index], SlotCell{value, ops});
   }
-  SlotCell old = std::exchange(stub->slots[index], SlotCell{value, ops});
   if (old.value == nullptr) return false;
   old.ops->destroy(old.value);  // after the store: the destructor may call tls
   return true;
+}
+
+SlotRetirement* NewSlotRetirement(const SlotOps& ops, std::function<void(void*)> retire) {
+  auto* retirement = new SlotRetirement();  // never freed: see slot_ops.h
+  retirement->ops = ops;
+  retirement->ops.retirement = retirement;
+  retirement->retire = std::move(retire);
+  retirement->next = g_retirements.load(std::memory_order_relaxed);
+  while (!g_retirements.compare_exchange_weak(retirement->next, retirement,
+                                              std::memory_order_release)) {
+  }
+  return retirement;
+}
+
+void EndSlotRetirement(SlotRetirement* retirement) noexcept {
+  std::function<void(void*)> retire;
+  {
+    std::lock_guard<std::recursive_mutex> hold(retirement->lock);
+    retire.swap(retirement->retire);
+  }
+  // `retire` (and what it captured) is destroyed here, outside the lock.
+}
+
+void SlotForEachThread(size_t index, SlotRetirement* retirement, SlotVisit visit, void* context) {
+  std::unique_lock<std::recursive_mutex> hold;
+  if (retirement != nullptr) hold = std::unique_lock<std::recursive_mutex>(retirement->lock);
+  ForEachLiveStub([&](Stub& stub) {
+    if (index >= stub.slots.size()) return;
+    void* value = stub.slots[index].value;
+    if (value == nullptr) return;
+    const ThreadInfo who{stub.id.load(std::memory_order_relaxed),
+                         stub.native.load(std::memory_order_relaxed),
+                         stub.role.load(std::memory_order_relaxed) == StubRole::kTask};
+    visit(context, who, value);
+  });
 }
 
 }  // namespace tls::inline TLS_ABI_NAMESPACE::internal

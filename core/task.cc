@@ -61,6 +61,7 @@ void KeepAsSpare() noexcept {
     return;
   }
   t_thread.spare = DetachStub().release();
+  t_thread.spare->role.store(StubRole::kSpare, std::memory_order_release);  // empty: no section
 }
 
 // Ends the innermost open task of the calling thread.

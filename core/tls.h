@@ -39,12 +39,14 @@
 #include <functional>
 #include <optional>
 
+#include "tls/counter.h"
 #include "tls/data.h"
 #include "tls/error.h"
 #include "tls/internal/abi.h"
 #include "tls/key.h"
 #include "tls/slot.h"
 #include "tls/task.h"
+#include "tls/threads.h"
 
 namespace tls::inline TLS_ABI_NAMESPACE {
 

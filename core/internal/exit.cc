@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "core/internal/close_values.h"
+#include "core/internal/registry.h"
 #include "core/internal/report.h"
 #include "core/internal/stub.h"
 #include "core/internal/stub_cache.h"
@@ -28,9 +29,12 @@ namespace tls::inline TLS_ABI_NAMESPACE::internal {
 namespace {
 
 void RunHandlerRound(Stub& stub) {
-  const uint64_t id = stub.id;
+  const uint64_t id = stub.id.load(std::memory_order_relaxed);
   std::vector<std::function<void()>> round;
-  round.swap(stub.handlers);
+  {
+    OwnerWriteSection write(stub);
+    round.swap(stub.handlers);
+  }
   for (auto it = round.rbegin(); it != round.rend(); ++it) {
     // Unload in a handler drops the handlers still waiting in this round.
     if (t_thread.id != id) break;
@@ -40,7 +44,10 @@ void RunHandlerRound(Stub& stub) {
   // Hand the capacity back (as CloseAllValues does with the table), so a
   // reused stub's first AtExit does not allocate.
   Stub* current = IfStillCurrent(stub);
-  if (current != nullptr && current->handlers.capacity() == 0) current->handlers.swap(round);
+  if (current != nullptr && current->handlers.capacity() == 0) {
+    OwnerWriteSection write(*current);
+    current->handlers.swap(round);
+  }
 }
 
 void GiveUp(std::string_view what) {

@@ -159,6 +159,28 @@ Data KeyTable::Put(const Key& key, Data data) {
   return Data();
 }
 
+void KeyTable::AppendKeyNames(std::vector<std::string>& out) const {
+  for (size_t i = 0; hashes_ != nullptr && i <= mask_; ++i) {
+    if (hashes_[i] == 0) continue;
+    const Entry& e = entries_[i];
+    if (e.tag == Key::kTagString) {
+      out.push_back(Key(std::string_view(e.text.data(), e.bits)).ToString());
+    } else if (e.tag == Key::kTagNegative) {
+      out.push_back(Key(static_cast<int64_t>(e.bits)).ToString());
+    } else {
+      out.push_back(Key(e.bits).ToString());
+    }
+  }
+}
+
+size_t KeyTable::block_bytes() const noexcept {
+  size_t bytes = capacity() * (sizeof(uint64_t) + sizeof(Entry));
+  for (size_t i = 0; hashes_ != nullptr && i <= mask_; ++i) {
+    if (entries_[i].text.capacity() > 15) bytes += entries_[i].text.capacity() + 1;
+  }
+  return bytes;
+}
+
 void KeyTable::Clear() noexcept {
   for (size_t i = 0; hashes_ != nullptr && i <= mask_; ++i) {
     if (hashes_[i] == 0) continue;

@@ -30,6 +30,7 @@
 #include <cstring>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "tls/data.h"
 #include "tls/internal/abi.h"
@@ -54,6 +55,13 @@ class KeyTable {
     return nullptr;
   }
 
+  // The handle this table itself holds under `key` (not the layer's), or
+  // nullptr. Swapping it is not a structural change (registry.h).
+  Data* FindOwn(const Key& key) noexcept {
+    const size_t i = IndexOf(key);
+    return i == kAbsent ? nullptr : &entries_[i].data;
+  }
+
   // A copy sharing every handle, with the layer's values copied in (no layer).
   KeyTable Clone() const;
 
@@ -75,6 +83,12 @@ class KeyTable {
   size_t size() const noexcept { return below_ == nullptr ? size_ : size_ + BelowOnlyCount(); }
   bool empty() const noexcept { return size_ == 0 && below_ == nullptr; }
   size_t capacity() const noexcept { return hashes_ ? mask_ + 1 : 0; }
+
+  // What a walker reads (core/threads.h): the entries this table holds itself,
+  // their keys as Key::ToString writes them, and the heap block's size.
+  size_t own_size() const noexcept { return size_; }
+  void AppendKeyNames(std::vector<std::string>& out) const;
+  size_t block_bytes() const noexcept;
 
   // Calls f(Data&) for every value the table holds itself (not the layer's),
   // in no particular order. f must not modify the table.

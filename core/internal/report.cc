@@ -23,6 +23,7 @@ const char* Prefix(ErrorSource source) {
   switch (source) {
     case ErrorSource::kAtExitHandler: return "AtExit handler threw: ";
     case ErrorSource::kClose: return "close threw: ";
+    case ErrorSource::kRetire: return "Slot retire function threw: ";
     case ErrorSource::kExitRounds: break;
   }
   return "";

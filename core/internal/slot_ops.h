@@ -3,16 +3,42 @@
 #define TLS_CORE_INTERNAL_SLOT_OPS_H_
 
 #include <cstddef>
+#include <functional>
+#include <mutex>
 
 #include "tls/internal/abi.h"
+#include "tls/thread_info.h"
 
 namespace tls::inline TLS_ABI_NAMESPACE::internal {
 
+struct SlotRetirement;
+
 // How to close and destroy the T behind a slot's void*.
 struct SlotOps {
-  void (*close)(void*);             // nullptr: T has no close
-  void (*destroy)(void*) noexcept;  // delete static_cast<T*>(p)
+  void (*close)(void*);                  // nullptr: T has no close
+  void (*destroy)(void*) noexcept;       // delete static_cast<T*>(p)
+  SlotRetirement* retirement = nullptr;  // set for a Slot made with a retire function
 };
+
+// What a Slot made with a retire function shares with the engine. Allocated
+// once per such Slot and never freed: the cells of threads that outlive the
+// Slot still point at `ops`. ~Slot empties `retire` under `lock`.
+struct SlotRetirement {
+  SlotOps ops;
+  std::recursive_mutex lock;          // held by each retire call and each walk of the slot
+  std::function<void(void*)> retire;  // empty once the Slot is gone
+  SlotRetirement* next = nullptr;     // the one made before (slots.cc keeps them all)
+};
+
+TLS_API SlotRetirement* NewSlotRetirement(const SlotOps& ops, std::function<void(void*)> retire);
+TLS_API void EndSlotRetirement(SlotRetirement* retirement) noexcept;
+
+// Calls visit(context, who, value) for each live thread's (and open task's)
+// value at `index`, under `retirement`'s lock if not null. See
+// Slot<T>::ForEachThread for the guarantees.
+using SlotVisit = void (*)(void* context, const ThreadInfo& who, void* value);
+TLS_API void SlotForEachThread(size_t index, SlotRetirement* retirement, SlotVisit visit,
+                               void* context);
 
 // A fresh slot index; indexes are never reused. Lock-free.
 TLS_API size_t NewSlotIndex() noexcept;

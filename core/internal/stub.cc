@@ -3,6 +3,7 @@
 #include <atomic>
 
 #include "core/internal/exit.h"
+#include "core/internal/registry.h"
 #include "core/internal/stub_cache.h"
 #include "tls/internal/abi.h"
 
@@ -33,11 +34,17 @@ bool Stub::HasSlotValues() const noexcept {
 
 Stub& NewStub(Stub* reuse) {
   StubPtr stub(reuse != nullptr ? reuse : TakeCachedStub());
-  if (stub == nullptr) stub.reset(new Stub());
-  stub->id = g_last_id.fetch_add(1, std::memory_order_relaxed) + 1;
+  if (stub == nullptr) stub.reset(ClaimOrAllocateStub());
+  // The stub is empty: a walker reads no more than these three fields of it,
+  // so they need no write section. `role` goes last, releasing the others.
+  const uint64_t id = g_last_id.fetch_add(1, std::memory_order_relaxed) + 1;
+  stub->id.store(id, std::memory_order_relaxed);
+  stub->native.store(pthread_self(), std::memory_order_relaxed);
+  stub->role.store(t_thread.task != nullptr ? StubRole::kTask : StubRole::kThread,
+                   std::memory_order_release);
   ArmExitHook();
   t_thread.stub = stub.release();
-  t_thread.id = t_thread.stub->id;
+  t_thread.id = id;
   return *t_thread.stub;
 }
 

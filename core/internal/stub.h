@@ -3,6 +3,9 @@
 #ifndef TLS_CORE_INTERNAL_STUB_H_
 #define TLS_CORE_INTERNAL_STUB_H_
 
+#include <pthread.h>
+
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -20,6 +23,17 @@ struct SlotCell {
   const SlotOps* ops = nullptr;
 };
 
+// What a stub is for, as the registry (registry.h) sees it.
+enum class StubRole : uint8_t {
+  kFree,     // an empty shell on the registry, for the next NewStub to claim
+  kClaimed,  // being made into a thread's or task's stub
+  kThread,   // a thread's own stub (current, or hidden by an open task)
+  kTask,     // an open task's stub
+  kSpare,    // an ended task's emptied stub, kept by its thread
+  kCached,   // empty, in the stub cache (stub_cache.h)
+  kLost,     // another thread's stub in a fork child: abandoned
+};
+
 // Everything one thread stores. Created lazily by the first Set/ID/AtExit (or
 // Slot store); freed at thread exit or by Unload. Only its own thread touches
 // it, so nothing in it is locked. A stub that ends empty may be cached and
@@ -30,7 +44,9 @@ struct Stub {
   Stub& operator=(const Stub&) = delete;
   ~Stub();  // destroys values WITHOUT closing them (Unload semantics)
 
-  uint64_t id = 0;  // set by NewStub; never changes while a thread owns it
+  // Set by NewStub; never changes while a thread owns it. Atomic (relaxed)
+  // only because a walker may read it while NewStub reuses the stub.
+  std::atomic<uint64_t> id{0};
   KeyTable values;
   // The last full Capture() of `values`, handed out again while `values` is
   // unchanged; every change drops it (DropCaptureCache) so it never keeps a
@@ -38,6 +54,14 @@ struct Stub {
   std::shared_ptr<const CapturedValues> capture_cache;
   std::vector<SlotCell> slots;                  // indexed by Slot<T>::index()
   std::vector<std::function<void()>> handlers;  // AtExit, oldest first
+
+  // The registry's fields (registry.h). `writing` and `native` are written
+  // by the owner, `visitors` by walkers; `role` by whoever holds the stub.
+  std::atomic<uint32_t> writing{0};   // depth of the owner's write sections
+  std::atomic<uint32_t> visitors{0};  // walkers that may be reading this stub
+  std::atomic<StubRole> role{StubRole::kClaimed};
+  std::atomic<pthread_t> native{};  // the owning thread (pthread_self)
+  Stub* next_registered = nullptr;  // immutable once on the registry
 
   bool HasSlotValues() const noexcept;
   bool empty() const noexcept { return values.empty() && handlers.empty() && !HasSlotValues(); }

@@ -5,6 +5,7 @@
 
 #include <atomic>
 
+#include "core/internal/registry.h"
 #include "tls/internal/abi.h"
 
 namespace tls::inline TLS_ABI_NAMESPACE::internal {
@@ -16,8 +17,9 @@ class StubCache {
   StubCache(const StubCache&) = delete;
   StubCache& operator=(const StubCache&) = delete;
 
-  // At process exit or library unload: free what is cached, and delete
-  // whatever is released later. Waits a bounded time for a holder (critical
+  // At process exit or library unload: give back what is cached, and turn
+  // whatever is released later into shells; then free the registry if no
+  // thread holds a stub any more. Waits a bounded time for a holder (critical
   // sections are a few instructions); if it cannot get in, leaves the stubs.
   ~StubCache() {
     for (int spins = 0; busy_.test_and_set(std::memory_order_acquire); ++spins) {
@@ -30,7 +32,8 @@ class StubCache {
     Stub* items[kStubCacheCapacity];
     for (int i = 0; i < n; ++i) items[i] = items_[i];
     busy_.clear(std::memory_order_release);
-    for (int i = 0; i < n; ++i) delete items[i];
+    for (int i = 0; i < n; ++i) RetireStubToShell(items[i]);
+    FreeRegistryIfUnused();
   }
 
   Stub* Take() noexcept {
@@ -87,13 +90,17 @@ bool Cacheable(const Stub& stub) noexcept {
 
 }  // namespace
 
-Stub* TakeCachedStub() noexcept { return g_cache.Take(); }
+Stub* TakeCachedStub() noexcept { return WalkingOnThisThread() ? nullptr : g_cache.Take(); }
 
 bool CacheableStub(const Stub& stub) noexcept { return Cacheable(stub); }
 
 void ReleaseStub(Stub* stub) noexcept {
-  if (Cacheable(*stub) && g_cache.Put(stub)) return;
-  delete stub;
+  if (Cacheable(*stub)) {
+    // Empty: nothing a walker reads changes, so no write section.
+    stub->role.store(StubRole::kCached, std::memory_order_release);
+    if (g_cache.Put(stub)) return;
+  }
+  RetireStubToShell(stub);
 }
 
 }  // namespace tls::inline TLS_ABI_NAMESPACE::internal

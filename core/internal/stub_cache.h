@@ -10,16 +10,17 @@
 //
 // Rules:
 //   - Only empty, small stubs are cached (see Cacheable), at most
-//     kStubCacheCapacity of them; anything else is deleted as before.
+//     kStubCacheCapacity of them; anything else becomes a free shell on the
+//     registry (registry.h: stubs are never freed while the process runs).
 //   - The cache never blocks: a try-lock, and on contention the caller just
-//     allocates or deletes. So no thread waits on another, none can deadlock
+//     allocates or retires. So no thread waits on another, none can deadlock
 //     on it, and no user code ever runs under it.
 //   - fork: the child resets the cache (a lock held by a thread that does not
 //     exist in the child must not disable or hang it); the stubs it held are
 //     abandoned in the child.
 //   - Unload of the library (dlclose) or process exit: a static destructor
-//     frees the cached stubs and closes the cache; stubs released after that
-//     are deleted.
+//     gives the cached stubs back and closes the cache; stubs released after
+//     that become shells.
 #ifndef TLS_CORE_INTERNAL_STUB_CACHE_H_
 #define TLS_CORE_INTERNAL_STUB_CACHE_H_
 
@@ -38,8 +39,8 @@ Stub* TakeCachedStub() noexcept;
 bool CacheableStub(const Stub& stub) noexcept;
 
 // Caches `stub` (not null) if it is empty and small and there is room;
-// deletes it otherwise.
-// Deleting a stub that still holds values runs their destructors.
+// otherwise retires it to a shell (RetireStubToShell), which destroys the
+// values it still holds, unclosed.
 void ReleaseStub(Stub* stub) noexcept;
 
 }  // namespace tls::inline TLS_ABI_NAMESPACE::internal

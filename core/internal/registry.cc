@@ -1,0 +1,235 @@
+// The registry of stubs and the walker's side of the write-section protocol
+// (registry.h).
+#include "core/internal/registry.h"
+
+#include <linux/membarrier.h>
+#include <pthread.h>
+#include <sched.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdint>
+#include <mutex>
+#include <utility>
+
+#include "core/internal/stub_cache.h"
+#include "tls/internal/abi.h"
+
+namespace tls::inline TLS_ABI_NAMESPACE::internal {
+namespace {
+
+constinit std::atomic<Stub*> g_head{nullptr};  // newest first; push-only
+constinit std::atomic<size_t> g_free_shells{0};
+constinit std::atomic<Stub*> g_free_hint{nullptr};  // a shell freed lately
+// Bumped in a fork child: a walk begun before the fork (by the forking thread,
+// from a visitor) must not decrement counts the child has reset.
+constinit std::atomic<uint64_t> g_fork_generation{0};
+thread_local constinit int t_walk_depth = 0;
+
+// A walk's visitor count on one stub, handed out in batches per barrier.
+constexpr int kWalkBatch = 128;
+
+// The stub's owner is the calling thread. Only ever true or false for good:
+// a stub becomes or stops being this thread's only by this thread's doing.
+bool OwnedHere(const Stub& stub) noexcept {
+  return pthread_equal(stub.native.load(std::memory_order_relaxed), pthread_self()) != 0;
+}
+
+bool IsLive(StubRole role) noexcept { return role == StubRole::kThread || role == StubRole::kTask; }
+
+// Makes every running thread of the process execute a full memory fence.
+// membarrier(PRIVATE_EXPEDITED) (Linux 4.14+) does it with an IPI to the CPUs
+// running this process's threads. Without it, changing the protection of a
+// page this process has touched does the same (the kernel's TLB shootdown
+// interrupts every CPU that may cache the mapping), as folly and .NET do.
+void HeavyBarrier() noexcept {
+  static const bool registered =
+      syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) == 0;
+  if (registered && syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) == 0) return;
+  static std::mutex lock;
+  static void* page = [] {
+    void* p = mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    return p == MAP_FAILED ? nullptr : p;
+  }();
+  std::lock_guard<std::mutex> hold(lock);
+  if (page == nullptr) {  // nothing left to try: make this side sequentially consistent at least
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    return;
+  }
+  static_cast<volatile char*>(page)[0] = 1;  // resident, so the shootdown is real
+  mprotect(page, 4096, PROT_READ);
+  mprotect(page, 4096, PROT_READ | PROT_WRITE);
+}
+
+bool TryClaim(Stub* stub) noexcept {
+  StubRole expected = StubRole::kFree;
+  if (!stub->role.compare_exchange_strong(expected, StubRole::kClaimed,
+                                          std::memory_order_acquire)) {
+    return false;
+  }
+  g_free_shells.fetch_sub(1, std::memory_order_relaxed);
+  return true;
+}
+
+Stub* ClaimShell() noexcept {
+  // While this thread walks, a shell could still carry its visitor count,
+  // and its first write section would wait for this very thread.
+  if (t_walk_depth != 0 || g_free_shells.load(std::memory_order_relaxed) == 0) return nullptr;
+  if (Stub* hint = g_free_hint.exchange(nullptr, std::memory_order_relaxed)) {
+    if (TryClaim(hint)) return hint;
+  }
+  for (Stub* s = g_head.load(std::memory_order_acquire); s != nullptr; s = s->next_registered) {
+    if (s->role.load(std::memory_order_relaxed) == StubRole::kFree && TryClaim(s)) return s;
+  }
+  return nullptr;
+}
+
+// The fork child has only the forking thread: every stub another thread held
+// (or the stub cache, reset in the child too) is abandoned, and no walk or
+// write section of another thread is in progress.
+void ResetInForkChild() noexcept {
+  g_fork_generation.fetch_add(1, std::memory_order_relaxed);
+  size_t free = 0;
+  for (Stub* s = g_head.load(std::memory_order_relaxed); s != nullptr; s = s->next_registered) {
+    s->writing.store(0, std::memory_order_relaxed);
+    s->visitors.store(0, std::memory_order_relaxed);
+    const StubRole role = s->role.load(std::memory_order_relaxed);
+    if (role == StubRole::kFree) {
+      ++free;
+    } else if (role == StubRole::kCached || role == StubRole::kClaimed || !OwnedHere(*s)) {
+      s->role.store(StubRole::kLost, std::memory_order_relaxed);
+    }
+  }
+  g_free_shells.store(free, std::memory_order_relaxed);
+  g_free_hint.store(nullptr, std::memory_order_relaxed);
+}
+
+void RegisterForkReset() noexcept {
+  static const bool registered = pthread_atfork(nullptr, nullptr, &ResetInForkChild) == 0;
+  (void)registered;
+}
+
+void Push(Stub* stub) noexcept {
+  Stub* head = g_head.load(std::memory_order_relaxed);
+  do {
+    stub->next_registered = head;
+  } while (!g_head.compare_exchange_weak(head, stub, std::memory_order_release,
+                                         std::memory_order_relaxed));
+}
+
+}  // namespace
+
+void OwnerWriteSection::WaitForVisitors(Stub& stub) noexcept {
+  for (;;) {
+    stub.writing.store(0, std::memory_order_release);
+    while (stub.visitors.load(std::memory_order_acquire) != 0) sched_yield();
+    stub.writing.store(1, std::memory_order_relaxed);
+    std::atomic_signal_fence(std::memory_order_seq_cst);
+    if (stub.visitors.load(std::memory_order_acquire) == 0) return;
+  }
+}
+
+bool WalkingOnThisThread() noexcept { return t_walk_depth != 0; }
+
+Stub* ClaimOrAllocateStub() {
+  if (Stub* shell = ClaimShell()) return shell;
+  RegisterForkReset();
+  auto* stub = new Stub();  // role kClaimed
+  Push(stub);
+  return stub;
+}
+
+void RetireStubToShell(Stub* stub) noexcept {
+  Stub contents;  // not registered: takes what the stub held, and destroys it last
+  {
+    OwnerWriteSection write(*stub);
+    contents.values = std::move(stub->values);
+    contents.capture_cache = std::move(stub->capture_cache);
+    contents.slots.swap(stub->slots);
+    contents.handlers.swap(stub->handlers);
+  }
+  stub->role.store(StubRole::kFree, std::memory_order_release);
+  g_free_shells.fetch_add(1, std::memory_order_relaxed);
+  g_free_hint.store(stub, std::memory_order_relaxed);
+  // `contents` goes now: value and handler destructors (user code) may call
+  // tls, and may claim this very shell again.
+}
+
+void WalkLiveStubs(StubVisitor visit, void* context) {
+  struct Depth {
+    Depth() noexcept { ++t_walk_depth; }
+    ~Depth() { --t_walk_depth; }
+  } depth;
+  Stub* batch[kWalkBatch];
+  bool gated[kWalkBatch];
+  Stub* next = g_head.load(std::memory_order_acquire);
+  while (next != nullptr) {
+    int n = 0;
+    for (; next != nullptr && n < kWalkBatch; next = next->next_registered, ++n) {
+      batch[n] = next;
+      gated[n] = !OwnedHere(*next);
+      if (gated[n]) next->visitors.fetch_add(1, std::memory_order_relaxed);
+    }
+    const uint64_t generation = g_fork_generation.load(std::memory_order_relaxed);
+    HeavyBarrier();
+    // A visitor that throws (or a forced unwind) must not leave the batch's
+    // later stubs gated: their owners would wait for ever.
+    int i = 0;
+    struct Ungate {
+      Stub** batch;
+      bool* gated;
+      int& i;
+      int n;
+      uint64_t generation;
+      ~Ungate() {
+        if (g_fork_generation.load(std::memory_order_relaxed) != generation) return;
+        for (; i < n; ++i) {
+          if (gated[i]) batch[i]->visitors.fetch_sub(1, std::memory_order_release);
+        }
+      }
+    } ungate{batch, gated, i, n, generation};
+    for (; i < n; ++i) {
+      Stub& stub = *batch[i];
+      if (gated[i]) {
+        while (stub.writing.load(std::memory_order_acquire) != 0) sched_yield();
+      } else if (!OwnedHere(stub)) {
+        continue;  // someone else's now; ungated, so not ours to read
+      }
+      if (IsLive(stub.role.load(std::memory_order_acquire))) visit(context, stub);
+      if (gated[i]) {
+        gated[i] = false;
+        if (g_fork_generation.load(std::memory_order_relaxed) == generation) {
+          stub.visitors.fetch_sub(1, std::memory_order_release);
+        }
+      }
+    }
+  }
+}
+
+RoleCounts CountRoles() noexcept {
+  RoleCounts counts;
+  for (Stub* s = g_head.load(std::memory_order_acquire); s != nullptr; s = s->next_registered) {
+    switch (s->role.load(std::memory_order_relaxed)) {
+      case StubRole::kCached: ++counts.cached; break;
+      case StubRole::kSpare: ++counts.spare; break;
+      case StubRole::kFree: ++counts.free; break;
+      case StubRole::kLost: ++counts.lost; break;
+      default: break;
+    }
+  }
+  return counts;
+}
+
+void FreeRegistryIfUnused() noexcept {
+  for (Stub* s = g_head.load(std::memory_order_acquire); s != nullptr; s = s->next_registered) {
+    if (s->role.load(std::memory_order_relaxed) != StubRole::kFree) return;
+  }
+  Stub* s = g_head.exchange(nullptr, std::memory_order_acq_rel);
+  g_free_shells.store(0, std::memory_order_relaxed);
+  g_free_hint.store(nullptr, std::memory_order_relaxed);
+  while (s != nullptr) delete std::exchange(s, s->next_registered);
+}
+
+}  // namespace tls::inline TLS_ABI_NAMESPACE::internal

@@ -1,0 +1,114 @@
+// Internal: the registry of stubs, so that one thread can read what every
+// other thread holds (Slot<T>::ForEachThread, tls::Counter, ListThreads)
+// without putting a lock or an atomic read-modify-write on any fast path.
+// Not part of the API; see core/README.md "All threads at once".
+//
+// Shape. Every Stub ever allocated is on one push-only list (`next_registered`,
+// immutable once pushed) and is never freed while the process runs: a stub
+// its thread is done with, if the stub cache does not keep it, gives back
+// everything it holds and stays on the list as an empty shell (role kFree),
+// which the next NewStub claims before allocating. So a walker can always
+// read a Stub's registry fields; it never meets freed memory.
+//
+// Who may write what. A stub is written only by the thread that owns it (role
+// kThread/kTask/kSpare: that thread; kCached/kFree: whoever holds or claims
+// it). Every owner write that changes what a walker reads (the key table's
+// structure, the slot cells, the handler list, the id and role) happens inside
+// an OwnerWriteSection. Writes a walker never reads (a Set over an existing
+// key swaps only the handle) need none.
+//
+// The protocol is an asymmetric Dekker (the owner pays plain stores, a walker
+// pays a process-wide barrier):
+//   owner:  writing = 1; compiler fence; if (visitors != 0) back off and wait;
+//           ...write...; writing = 0 (release)
+//   walker: visitors += 1 on each stub of a batch; HeavyBarrier();
+//           per stub: wait until writing == 0; read; visitors -= 1 (release)
+// HeavyBarrier (membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED)) makes every
+// running thread of the process execute a full fence, which is the fence the
+// owner's side leaves out: after it, an owner either shows writing == 1 or
+// will see visitors != 0. So an owner section costs two plain stores and one
+// load of a line the owner already holds, and never waits unless a walker is
+// reading that very stub; a walker pays one system call per batch of stubs.
+// A walker never gates stubs its own thread owns (a visitor that writes its
+// own thread's stub would otherwise wait for itself), and claims no shell
+// while walking.
+#ifndef TLS_CORE_INTERNAL_REGISTRY_H_
+#define TLS_CORE_INTERNAL_REGISTRY_H_
+
+#include <atomic>
+#include <cstdint>
+
+#include "core/internal/stub.h"
+#include "tls/internal/abi.h"
+
+namespace tls::inline TLS_ABI_NAMESPACE::internal {
+
+// The owner side: brackets a write to `stub` that a walker could be reading.
+// Sections on one stub may nest (the depth is kept in `writing`).
+class OwnerWriteSection {
+ public:
+  explicit OwnerWriteSection(Stub& stub) noexcept : stub_(stub) {
+    depth_ = stub.writing.load(std::memory_order_relaxed);
+    stub.writing.store(depth_ + 1, std::memory_order_relaxed);
+    std::atomic_signal_fence(std::memory_order_seq_cst);  // the walker's barrier does the rest
+    if (depth_ == 0 && stub.visitors.load(std::memory_order_acquire) != 0) [[unlikely]]
+      WaitForVisitors(stub);
+  }
+  ~OwnerWriteSection() { stub_.writing.store(depth_, std::memory_order_release); }
+  OwnerWriteSection(const OwnerWriteSection&) = delete;
+  OwnerWriteSection& operator=(const OwnerWriteSection&) = delete;
+
+ private:
+  // Steps back (writing = 0) while walkers read the stub, then enters again.
+  static void WaitForVisitors(Stub& stub) noexcept;
+
+  Stub& stub_;
+  uint32_t depth_;
+};
+
+// A stub to make the calling thread's: a free shell from the registry (empty,
+// role kClaimed), or a new registered stub. Throws std::bad_alloc.
+Stub* ClaimOrAllocateStub();
+
+// Gives back everything `stub` holds (destroying values and handlers unclosed
+// and unrun: Unload semantics; that may run user code, after the stub is
+// consistent) and leaves it as a free shell for the next ClaimOrAllocateStub.
+void RetireStubToShell(Stub* stub) noexcept;
+
+// Calls visit(stub) for every registered stub with a live role (kThread or
+// kTask) at the time it is reached, under the protocol above: the stub's owner
+// writes nothing a walker reads until visit returns. Stubs registered after
+// the walk began may be missed. visit may call tls on the calling thread.
+template <class F>
+void ForEachLiveStub(F&& visit);
+
+// Whether the calling thread is inside a walk (it must then take no stub
+// that may carry its own visitor count: no shell, no cached stub).
+bool WalkingOnThisThread() noexcept;
+
+// Non-template part of ForEachLiveStub.
+using StubVisitor = void (*)(void* context, Stub& stub);
+void WalkLiveStubs(StubVisitor visit, void* context);
+
+template <class F>
+void ForEachLiveStub(F&& visit) {
+  WalkLiveStubs([](void* f, Stub& stub) { (*static_cast<F*>(f))(stub); }, &visit);
+}
+
+// Registry-wide counts of stubs by role (racy snapshots, for tls::GetStats).
+struct RoleCounts {
+  size_t cached = 0;
+  size_t spare = 0;
+  size_t free = 0;
+  size_t lost = 0;  // other threads' stubs in a fork child, abandoned
+};
+RoleCounts CountRoles() noexcept;
+
+// At process exit or library unload (the stub cache's destructor, after it
+// gave its stubs back): frees every stub if all are free shells; otherwise
+// (threads still hold stubs) leaves them.
+void FreeRegistryIfUnused() noexcept;
+
+}  // namespace tls::inline TLS_ABI_NAMESPACE::internal
+
+#endif  // TLS_CORE_INTERNAL_REGISTRY_H_

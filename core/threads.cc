@@ -1,0 +1,74 @@
+// Introspection (core/threads.h): walks the registry of stubs (registry.h).
+#include "tls/threads.h"
+
+#include <atomic>
+#include <functional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "core/internal/registry.h"
+#include "core/internal/stub.h"
+#include "tls/internal/abi.h"
+
+namespace tls::inline TLS_ABI_NAMESPACE {
+namespace {
+
+using internal::Stub;
+
+// Heap bytes a stub owns itself: the Stub, its table block and long key
+// texts, its slot cells and its handler list (not what values or handlers
+// point to).
+size_t StubBytes(const Stub& stub) noexcept {
+  return sizeof(Stub) + stub.values.block_bytes() +
+         stub.slots.capacity() * sizeof(internal::SlotCell) +
+         stub.handlers.capacity() * sizeof(std::function<void()>);
+}
+
+size_t SlotValues(const Stub& stub) noexcept {
+  size_t n = 0;
+  for (const internal::SlotCell& cell : stub.slots) n += cell.value != nullptr;
+  return n;
+}
+
+ThreadInfo InfoOf(const Stub& stub) noexcept {
+  return ThreadInfo{stub.id.load(std::memory_order_relaxed),
+                    stub.native.load(std::memory_order_relaxed),
+                    stub.role.load(std::memory_order_relaxed) == internal::StubRole::kTask};
+}
+
+}  // namespace
+
+std::vector<ThreadReport> ListThreads() {
+  std::vector<ThreadReport> reports;
+  internal::ForEachLiveStub([&](Stub& stub) {
+    ThreadReport report;
+    static_cast<ThreadInfo&>(report) = InfoOf(stub);
+    stub.values.AppendKeyNames(report.keys);
+    report.slot_values = SlotValues(stub);
+    report.handlers = stub.handlers.size();
+    report.bytes = StubBytes(stub);
+    reports.push_back(std::move(report));
+  });
+  return reports;
+}
+
+Stats GetStats() {
+  Stats stats;
+  internal::ForEachLiveStub([&](Stub& stub) {
+    (stub.role.load(std::memory_order_relaxed) == internal::StubRole::kTask ? stats.tasks
+                                                                              : stats.threads)++;
+    stats.values += stub.values.own_size();
+    stats.slot_values += SlotValues(stub);
+    stats.handlers += stub.handlers.size();
+    stats.bytes += StubBytes(stub);
+  });
+  const internal::RoleCounts kept = internal::CountRoles();
+  stats.kept_stubs = kept.cached + kept.spare + kept.free;
+  // Kept stubs hold no values: counted by the Stub alone (a cached or spare
+  // one may also keep a small table block, not counted).
+  stats.bytes += (kept.cached + kept.spare + kept.free) * sizeof(Stub);
+  return stats;
+}
+
+}  // namespace tls::inline TLS_ABI_NAMESPACE
