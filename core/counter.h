@@ -48,8 +48,7 @@ class Counter {
     Shard& shard = shards_.GetOrEmplace();
     // Only this thread writes its shard: a load and a store, no RMW. Relaxed:
     // Read needs each shard's value, not an order between shards.
-    shard.value.store(shard.value.load(std::memory_order_relaxed) + n,
-                      std::memory_order_relaxed);
+    shard.value.store(shard.value.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
   }
 
   // The sum of every Add so far, on all threads, live or ended.
@@ -78,8 +77,7 @@ class Counter {
 
   // Called under the Slot's lock as the shard leaves its thread.
   void Retire(Shard& s) noexcept {
-    retired_.fetch_add(s.value.exchange(0, std::memory_order_relaxed),
-                       std::memory_order_relaxed);
+    retired_.fetch_add(s.value.exchange(0, std::memory_order_relaxed), std::memory_order_relaxed);
   }
 
   std::atomic<int64_t> retired_{0};

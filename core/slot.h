@@ -89,7 +89,7 @@ class Slot {
     auto value = std::make_unique<T>(std::forward<A>(args)...);
     T& ref = *value;
     internal::SlotStore(index_, value.get(), ops_);
-    value.release();
+    (void)value.release();  // the slot owns it now
     return ref;
   }
   T& Set(T value) { return Emplace(std::move(value)); }

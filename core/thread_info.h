@@ -16,10 +16,10 @@
 namespace tls::inline TLS_ABI_NAMESPACE {
 
 struct ThreadInfo {
-  uint64_t id = 0;      // what tls::ID() returns on that thread (or in that task)
-  pthread_t native{};   // the thread running it: pthread_self() there; for a
-                        // std::thread, its native_handle(); in Python, threading.get_ident()
-  bool task = false;    // a task's view (tls::TaskScope, Run, Wrap), not a thread's own
+  uint64_t id = 0;     // what tls::ID() returns on that thread (or in that task)
+  pthread_t native{};  // the thread running it: pthread_self() there; for a
+                       // std::thread, its native_handle(); in Python, threading.get_ident()
+  bool task = false;   // a task's view (tls::TaskScope, Run, Wrap), not a thread's own
 };
 
 }  // namespace tls::inline TLS_ABI_NAMESPACE

@@ -57,7 +57,7 @@ Stats GetStats() {
   Stats stats;
   internal::ForEachLiveStub([&](Stub& stub) {
     (stub.role.load(std::memory_order_relaxed) == internal::StubRole::kTask ? stats.tasks
-                                                                              : stats.threads)++;
+                                                                            : stats.threads)++;
     stats.values += stub.values.own_size();
     stats.slot_values += SlotValues(stub);
     stats.handlers += stub.handlers.size();

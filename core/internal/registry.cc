@@ -18,6 +18,14 @@
 #include "tls/internal/abi.h"
 
 namespace tls::inline TLS_ABI_NAMESPACE::internal {
+#ifdef TLS_WITHOUT_REGISTRY
+bool WalkingOnThisThread() noexcept { return false; }
+Stub* ClaimOrAllocateStub() { return new Stub(); }
+void RetireStubToShell(Stub* stub) noexcept { delete stub; }
+void WalkLiveStubs(StubVisitor, void*) {}
+RoleCounts CountRoles() noexcept { return RoleCounts(); }
+void FreeRegistryIfUnused() noexcept {}
+#else
 namespace {
 
 constinit std::atomic<Stub*> g_head{nullptr};  // newest first; push-only
@@ -231,5 +239,6 @@ void FreeRegistryIfUnused() noexcept {
   g_free_hint.store(nullptr, std::memory_order_relaxed);
   while (s != nullptr) delete std::exchange(s, s->next_registered);
 }
+#endif  // TLS_WITHOUT_REGISTRY
 
 }  // namespace tls::inline TLS_ABI_NAMESPACE::internal

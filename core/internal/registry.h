@@ -43,6 +43,18 @@
 
 namespace tls::inline TLS_ABI_NAMESPACE::internal {
 
+// TLS_WITHOUT_REGISTRY (benchmarks only: //core:core_without_registry)
+// builds the engine as it was before the registry, so that thread churn can
+// be measured with and without it in one run: stubs are deleted, sections do
+// nothing, walks visit nothing. Never for real use.
+#ifdef TLS_WITHOUT_REGISTRY
+class OwnerWriteSection {
+ public:
+  explicit OwnerWriteSection(Stub&) noexcept {}
+  OwnerWriteSection(const OwnerWriteSection&) = delete;
+  OwnerWriteSection& operator=(const OwnerWriteSection&) = delete;
+};
+#else
 // The owner side: brackets a write to `stub` that a walker could be reading.
 // Sections on one stub may nest (the depth is kept in `writing`).
 class OwnerWriteSection {
@@ -65,6 +77,7 @@ class OwnerWriteSection {
   Stub& stub_;
   uint32_t depth_;
 };
+#endif  // TLS_WITHOUT_REGISTRY
 
 // A stub to make the calling thread's: a free shell from the registry (empty,
 // role kClaimed), or a new registered stub. Throws std::bad_alloc.
