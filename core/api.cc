@@ -21,7 +21,7 @@ void Set(const Key& key, Data data) {
     old = std::exchange(*held, std::move(data));  // walkers never read handles
   } else {
     internal::OwnerWriteSection write(stub);
-    old = stub.values.Put(key, std::move(data));
+    stub.values.Insert(key, std::move(data));
   }
   internal::DropCaptureCache(stub);
 }

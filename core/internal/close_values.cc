@@ -31,27 +31,33 @@ class SlotDestroyer {
   std::vector<SlotCell>& cells_;
 };
 
-// Takes each value of a Slot made with a retire function out of the stub and
-// hands it to the function, holding that Slot's lock across both, so a walk
-// of the Slot sees the value live or retired, never both (slot.h). The
-// values go to `retired`, to be closed and destroyed with the others. A
-// retire function may call tls, Unload included: the stub is looked up again
-// for every cell.
-void RetireSlotValues(const Stub& stub, std::vector<SlotCell>& retired) {
+// Retires, closes and destroys, in that order, each value of a Slot made with
+// a retire function, taking it out of the stub and handing it to the
+// function while holding that Slot's lock, so a walk of the Slot sees the
+// value live or retired, never both (slot.h). Before the other values: a
+// retire function may call tls, Unload included, so the stub is looked up
+// again for every cell.
+void RetireSlotValues(const Stub& stub) {
   for (size_t i = 0;; ++i) {
     Stub* current = IfStillCurrent(stub);
     if (current == nullptr || i >= current->slots.size()) return;
-    const SlotCell cell = current->slots[i];
+    SlotCell cell = current->slots[i];
     if (cell.value == nullptr || cell.ops->retirement == nullptr) continue;
-    SlotRetirement& retirement = *cell.ops->retirement;
-    retired.push_back(cell);  // may throw: then nothing has moved
-    std::lock_guard<std::recursive_mutex> hold(retirement.lock);
+    std::vector<SlotCell> taken(1, cell);  // destroys it, even on a forced unwind
+    SlotDestroyer destroy(taken);
     {
-      OwnerWriteSection write(*current);
-      current->slots[i] = SlotCell{};
+      SlotRetirement& retirement = *cell.ops->retirement;
+      std::lock_guard<std::recursive_mutex> hold(retirement.lock);
+      {
+        OwnerWriteSection write(*current);
+        current->slots[i] = SlotCell{};
+      }
+      if (retirement.retire) {
+        RunContained(ErrorSource::kRetire, [&] { retirement.retire(cell.value); });
+      }
     }
-    if (retirement.retire) {
-      RunContained(ErrorSource::kRetire, [&] { retirement.retire(cell.value); });
+    if (cell.ops->close != nullptr) {
+      RunContained(ErrorSource::kClose, [&] { cell.ops->close(cell.value); });
     }
   }
 }
@@ -59,20 +65,20 @@ void RetireSlotValues(const Stub& stub, std::vector<SlotCell>& retired) {
 }  // namespace
 
 void CloseAllValues(Stub& stub) {
-  std::vector<SlotCell> retired;
-  SlotDestroyer retired_values(retired);
-  if (!stub.slots.empty()) RetireSlotValues(stub, retired);
-
+  if (!stub.slots.empty()) [[unlikely]] {
+    RetireSlotValues(stub);
+    if (IfStillCurrent(stub) == nullptr) return;  // a retire function unloaded it
+  }
   KeyTable values;
-  // The reused snapshot holds the same values: it goes with them, released last.
   std::shared_ptr<const CapturedValues> cached_snapshot;
   std::vector<SlotCell> slots;
-  if (Stub* current = IfStillCurrent(stub)) {
-    OwnerWriteSection write(*current);
-    values = std::move(current->values);
-    cached_snapshot = std::move(current->capture_cache);
-    slots = std::move(current->slots);
-    current->slots.clear();
+  {
+    OwnerWriteSection write(stub);
+    values = std::move(stub.values);
+    // The reused snapshot holds the same values: it goes with them, released last.
+    cached_snapshot = std::move(stub.capture_cache);
+    slots = std::move(stub.slots);
+    stub.slots.clear();
   }
   // From here on `stub` is not touched: user code below may free it (Unload).
   // If a close ends the thread (a forced unwind passes RunContained), the
@@ -83,15 +89,12 @@ void CloseAllValues(Stub& stub) {
   values.ForEach([](Data& d) {
     if (!CapturedByOpenTask(d)) RunContained(ErrorSource::kClose, [&] { d.Close(); });
   });
-  for (std::vector<SlotCell>* cells : {&retired, &slots}) {
-    for (SlotCell& cell : *cells) {
-      if (cell.value != nullptr && cell.ops->close != nullptr) {
-        RunContained(ErrorSource::kClose, [&] { cell.ops->close(cell.value); });
-      }
+  for (SlotCell& cell : slots) {
+    if (cell.value != nullptr && cell.ops->close != nullptr) {
+      RunContained(ErrorSource::kClose, [&] { cell.ops->close(cell.value); });
     }
   }
   slot_values.DestroyAll();
-  retired_values.DestroyAll();
   values.Clear();  // releases the handles; destructors may call tls
   // Give the emptied block back, so the next Set (after Reset, or the next
   // thread to reuse this stub) does not allocate; unless the stub has grown a

@@ -25,35 +25,29 @@ void AllocateBlock(size_t cap, uint64_t** hashes, Entry** entries) {
 }  // namespace
 
 void KeyTable::Free() noexcept {
+  below_ = nullptr;
   if (hashes_ == nullptr) return;
-  for (size_t i = 0; i <= mask_; ++i) entries_[i].~Entry();
+  for (size_t i = 0; i <= mask_; ++i) entries()[i].~Entry();
   ::operator delete(hashes_);
   hashes_ = nullptr;
-  entries_ = nullptr;
   mask_ = 0;
   size_ = 0;
-  below_ = nullptr;
 }
 
-KeyTable& KeyTable::operator=(KeyTable&& other) noexcept {
-  if (this == &other) return *this;
+KeyTable& KeyTable::MoveFrom(KeyTable&& other) noexcept {
   Free();
-  hashes_ = std::exchange(other.hashes_, nullptr);
-  entries_ = std::exchange(other.entries_, nullptr);
-  mask_ = std::exchange(other.mask_, 0);
-  size_ = std::exchange(other.size_, 0);
-  below_ = std::exchange(other.below_, nullptr);
-  return *this;
+  return *this = std::move(other);  // now empty: the inline move
 }
 
 KeyTable KeyTable::Clone() const {
   KeyTable copy;
   if (size_ != 0) {
-    AllocateBlock(mask_ + 1, &copy.hashes_, &copy.entries_);
+    Entry* unused;
+    AllocateBlock(size_t{mask_} + 1, &copy.hashes_, &unused);
     copy.mask_ = mask_;
     for (size_t i = 0; i <= mask_; ++i) {
       if (hashes_[i] == 0) continue;
-      copy.entries_[i] = entries_[i];  // may throw (a long key's text): `copy` frees
+      copy.entries()[i] = entries()[i];  // may throw (a long key's text): `copy` frees
       copy.hashes_[i] = hashes_[i];
       ++copy.size_;
     }
@@ -67,7 +61,7 @@ size_t KeyTable::IndexOfEntry(uint64_t h, const Entry& e) const noexcept {
   for (size_t i = h & mask_;; i = (i + 1) & mask_) {
     const uint64_t slot = hashes_[i];
     if (slot == 0) return kAbsent;
-    const Entry& mine = entries_[i];
+    const Entry& mine = entries()[i];
     if (slot == h && mine.tag == e.tag && mine.bits == e.bits &&
         (e.tag != Key::kTagString || mine.text == e.text)) {
       return i;
@@ -76,9 +70,9 @@ size_t KeyTable::IndexOfEntry(uint64_t h, const Entry& e) const noexcept {
 }
 
 void KeyTable::InsertCopy(uint64_t h, const Entry& e) {
-  if (!hashes_ || (size_ + 1) * 4 > (mask_ + 1) * 3) Grow();
+  if (!hashes_ || (size_ + 1) * 4 > (size_t{mask_} + 1) * 3) Grow();
   const size_t i = FreeSlotFor(h);
-  entries_[i] = e;  // may throw (a long key's text): the slot stays empty
+  entries()[i] = e;  // may throw (a long key's text): the slot stays empty
   hashes_[i] = h;
   ++size_;
 }
@@ -90,7 +84,7 @@ void KeyTable::Materialize() {
 
 const Data* KeyTable::FindBelow(const Key& key) const noexcept {
   const size_t i = below_->IndexOf(key);
-  return i == kAbsent ? nullptr : &below_->entries_[i].data;
+  return i == kAbsent ? nullptr : &below_->entries()[i].data;
 }
 
 size_t KeyTable::BelowOnlyCount() const noexcept {
@@ -103,7 +97,7 @@ size_t KeyTable::LongIndexOf(const Key& key, size_t i) const noexcept {
   const uint64_t h = key.hash();
   for (;; i = (i + 1) & mask_) {
     const uint64_t slot = hashes_[i];
-    if (slot == h && entries_[i].Matches(key)) return i;
+    if (slot == h && entries()[i].Matches(key)) return i;
     if (slot == 0) return kAbsent;
   }
 }
@@ -118,51 +112,55 @@ void KeyTable::Grow() {
   const size_t old_cap = capacity();
   const size_t new_cap = old_cap == 0 ? kInitialCapacity : old_cap * 2;
   uint64_t* hashes;
-  Entry* entries;
-  AllocateBlock(new_cap, &hashes, &entries);  // may throw: nothing changed yet
+  Entry* unused;
+  AllocateBlock(new_cap, &hashes, &unused);  // may throw: nothing changed yet
   const KeyTable* below = below_;
   KeyTable old = std::move(*this);  // frees the old block when it goes
   below_ = below;
   hashes_ = hashes;
-  entries_ = entries;
-  mask_ = new_cap - 1;
+  mask_ = static_cast<uint32_t>(new_cap - 1);
   size_ = old.size_;
   for (size_t i = 0; i < old_cap; ++i) {
     if (old.hashes_[i] == 0) continue;
     const size_t j = FreeSlotFor(old.hashes_[i]);
     hashes_[j] = old.hashes_[i];
-    entries_[j] = std::move(old.entries_[i]);
+    entries()[j] = std::move(old.entries()[i]);
   }
 }
 
 Data KeyTable::Put(const Key& key, Data data) {
   if (const size_t existing = IndexOf(key); existing != kAbsent) {
-    std::swap(entries_[existing].data, data);
+    std::swap(entries()[existing].data, data);
     return data;  // the old value, for the caller to release
   }
-  if (!hashes_ || (size_ + 1) * 4 > (mask_ + 1) * 3) Grow();
+  Insert(key, std::move(data));
+  return Data();
+}
+
+void KeyTable::Insert(const Key& key, Data&& data) {
+  if (!hashes_ || (size_ + 1) * 4 > (size_t{mask_} + 1) * 3) Grow();
   const size_t i = FreeSlotFor(key.hash());
-  Entry& e = entries_[i];
+  Entry& e = entries()[i];
   if (key.tag() == Key::kTagString) {
     // A reused table often gets the same keys in the same slots (threads of
     // one program set the same keys): keep the text if it is already right.
     const size_t n = key.bits();
-    if (e.text.size() != n || std::memcmp(e.text.data(), key.data(), n) != 0) {
-      e.text.assign(key.data(), n);  // may throw: nothing changed yet
-    }
+    const bool kept =
+        e.text.size() == n && (n <= 16 ? ShortBytesEqual(e.text.data(), key.data(), n)
+                                       : std::memcmp(e.text.data(), key.data(), n) == 0);
+    if (!kept) e.text.assign(key.data(), n);  // may throw: nothing changed yet
   }
   e.tag = key.tag();
   e.bits = key.bits();
   e.data = std::move(data);
   hashes_[i] = key.hash();
   ++size_;
-  return Data();
 }
 
 void KeyTable::AppendKeyNames(std::vector<std::string>& out) const {
   for (size_t i = 0; hashes_ != nullptr && i <= mask_; ++i) {
     if (hashes_[i] == 0) continue;
-    const Entry& e = entries_[i];
+    const Entry& e = entries()[i];
     if (e.tag == Key::kTagString) {
       out.push_back(Key(std::string_view(e.text.data(), e.bits)).ToString());
     } else if (e.tag == Key::kTagNegative) {
@@ -176,7 +174,7 @@ void KeyTable::AppendKeyNames(std::vector<std::string>& out) const {
 size_t KeyTable::block_bytes() const noexcept {
   size_t bytes = capacity() * (sizeof(uint64_t) + sizeof(Entry));
   for (size_t i = 0; hashes_ != nullptr && i <= mask_; ++i) {
-    if (entries_[i].text.capacity() > 15) bytes += entries_[i].text.capacity() + 1;
+    if (entries()[i].text.capacity() > 15) bytes += entries()[i].text.capacity() + 1;
   }
   return bytes;
 }
@@ -186,7 +184,7 @@ void KeyTable::Clear() noexcept {
     if (hashes_[i] == 0) continue;
     hashes_[i] = 0;
     --size_;
-    Entry& e = entries_[i];
+    Entry& e = entries()[i];
     // Only the text and the handle need resetting: a slot whose hash is 0
     // is empty, whatever its tag and bits say.
     if (e.text.capacity() > 15) std::string().swap(e.text);  // a long key's heap text
@@ -200,7 +198,7 @@ Data KeyTable::Erase(const Key& key) {
   if (below_ != nullptr && below_->IndexOf(key) != kAbsent) Materialize();
   size_t hole = IndexOf(key);
   if (hole == kAbsent) return Data();
-  Data removed = std::move(entries_[hole].data);
+  Data removed = std::move(entries()[hole].data);
   // Backward-shift deletion: move each later entry of the probe run into the
   // hole unless its home slot lies cyclically in (hole, j].
   for (size_t j = (hole + 1) & mask_; hashes_[j] != 0; j = (j + 1) & mask_) {
@@ -208,11 +206,11 @@ Data KeyTable::Erase(const Key& key) {
     const bool stays = hole <= j ? (hole < home && home <= j) : (hole < home || home <= j);
     if (stays) continue;
     hashes_[hole] = hashes_[j];
-    entries_[hole] = std::move(entries_[j]);
+    entries()[hole] = std::move(entries()[j]);
     hole = j;
   }
   hashes_[hole] = 0;
-  entries_[hole] = Entry();
+  entries()[hole] = Entry();
   --size_;
   return removed;
 }

@@ -2,7 +2,7 @@
 //
 // Open addressing with linear probing over two parallel arrays: `hashes_` (8
 // bytes a slot, 0 = empty; every key hash has its top bit set so it is never 0)
-// and `entries_`, both in one heap block (one malloc per table, not two: a
+// and the entries right after them, in one heap block (one malloc per table, not two: a
 // thread's first allocations and their frees dominate its start/exit cost). A
 // probe scans the dense hash array and touches an entry only on a full 64-bit
 // hash match, so a hit costs one hash compare and one key compare, and a miss
@@ -30,6 +30,7 @@
 #include <cstring>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "tls/data.h"
@@ -42,14 +43,24 @@ class KeyTable {
  public:
   KeyTable() noexcept = default;
   KeyTable(KeyTable&& other) noexcept { *this = std::move(other); }
-  KeyTable& operator=(KeyTable&& other) noexcept;
+  // Inline for the common case, a move into an empty table (a close round's
+  // detach and give-back).
+  KeyTable& operator=(KeyTable&& other) noexcept {
+    if (this == &other) return *this;
+    if (hashes_ != nullptr || below_ != nullptr) return MoveFrom(std::move(other));
+    hashes_ = std::exchange(other.hashes_, nullptr);
+    mask_ = std::exchange(other.mask_, 0);
+    size_ = std::exchange(other.size_, 0);
+    below_ = std::exchange(other.below_, nullptr);
+    return *this;
+  }
   ~KeyTable() { Free(); }
 
   static constexpr size_t kInitialCapacity = 2;
 
   const Data* Find(const Key& key) const noexcept {
     const size_t i = IndexOf(key);
-    if (i != kAbsent) return &entries_[i].data;
+    if (i != kAbsent) return &entries()[i].data;
     if (below_ != nullptr) [[unlikely]]
       return FindBelow(key);
     return nullptr;
@@ -59,7 +70,7 @@ class KeyTable {
   // nullptr. Swapping it is not a structural change (registry.h).
   Data* FindOwn(const Key& key) noexcept {
     const size_t i = IndexOf(key);
-    return i == kAbsent ? nullptr : &entries_[i].data;
+    return i == kAbsent ? nullptr : &entries()[i].data;
   }
 
   // A copy sharing every handle, with the layer's values copied in (no layer).
@@ -71,6 +82,9 @@ class KeyTable {
 
   // Stores `data` under `key`; returns the Data it replaced (empty if none).
   Data Put(const Key& key, Data data);
+  // Put for a key this table does not hold itself (FindOwn returned nullptr):
+  // skips the lookup.
+  void Insert(const Key& key, Data&& data);
   // Removes `key`; returns its Data (empty if absent).
   Data Erase(const Key& key);
   // Removes every entry and releases its Data, one at a time, keeping the
@@ -82,7 +96,7 @@ class KeyTable {
   // Counting the layer's keys that this table does not shadow.
   size_t size() const noexcept { return below_ == nullptr ? size_ : size_ + BelowOnlyCount(); }
   bool empty() const noexcept { return size_ == 0 && below_ == nullptr; }
-  size_t capacity() const noexcept { return hashes_ ? mask_ + 1 : 0; }
+  size_t capacity() const noexcept { return hashes_ ? size_t{mask_} + 1 : 0; }
 
   // What a walker reads (core/threads.h): the entries this table holds itself,
   // their keys as Key::ToString writes them, and the heap block's size.
@@ -95,7 +109,7 @@ class KeyTable {
   template <class F>
   void ForEach(F&& f) {
     for (size_t i = 0; hashes_ && i <= mask_; ++i) {
-      if (hashes_[i] != 0) f(entries_[i].data);
+      if (hashes_[i] != 0) f(entries()[i].data);
     }
   }
 
@@ -124,13 +138,13 @@ class KeyTable {
     return n == 0 || (a[0] == b[0] && a[n >> 1] == b[n >> 1] && a[n - 1] == b[n - 1]);
   }
 
-  size_t IndexOf(const Key& key) const noexcept {
+  [[gnu::always_inline]] size_t IndexOf(const Key& key) const noexcept {
     if (size_ == 0) return kAbsent;
     const uint64_t h = key.hash();
     for (size_t i = h & mask_;; i = (i + 1) & mask_) {
       const uint64_t slot = hashes_[i];
       if (slot == h) {
-        const Entry& e = entries_[i];
+        const Entry& e = entries()[i];
         if (e.tag == key.tag() && e.bits == key.bits()) {
           if (e.tag != Key::kTagString) return i;
           if (e.bits > 16) [[unlikely]]
@@ -145,6 +159,7 @@ class KeyTable {
   // IndexOf for string keys over 16 bytes, going on with the probe at `i`.
   // Out of line (a tail call), so the common path calls nothing.
   [[gnu::noinline]] size_t LongIndexOf(const Key& key, size_t i) const noexcept;
+  KeyTable& MoveFrom(KeyTable&& other) noexcept;  // frees this table's block first
   void Grow();
   size_t FreeSlotFor(uint64_t hash) const noexcept;
   // Destroys the entries and releases the block; leaves the table empty.
@@ -162,16 +177,19 @@ class KeyTable {
   void ForEachBelowOnly(F&& f) const {
     for (size_t i = 0; below_ != nullptr && i <= below_->mask_ && below_->size_ != 0; ++i) {
       const uint64_t h = below_->hashes_[i];
-      if (h != 0 && IndexOfEntry(h, below_->entries_[i]) == kAbsent) f(h, below_->entries_[i]);
+      if (h != 0 && IndexOfEntry(h, below_->entries()[i]) == kAbsent) f(h, below_->entries()[i]);
     }
   }
   // Find in the layer: out of line, so Find stays small enough to inline.
   [[gnu::noinline]] const Data* FindBelow(const Key& key) const noexcept;
 
+  // The block: capacity() hashes, then as many entries (derived, not stored:
+  // every byte of a stub is paid once per live thread).
+  Entry* entries() const noexcept { return reinterpret_cast<Entry*>(hashes_ + size_t{mask_} + 1); }
+
   uint64_t* hashes_ = nullptr;  // start of the block; capacity() slots
-  Entry* entries_ = nullptr;    // right after the hashes, in the same block
-  size_t mask_ = 0;
-  size_t size_ = 0;
+  uint32_t mask_ = 0;           // capacity() - 1 (tables never reach 2^32 entries)
+  uint32_t size_ = 0;
   const KeyTable* below_ = nullptr;  // a snapshot's table, read through (task views)
 };
 

@@ -56,17 +56,16 @@ class OwnerWriteSection {
 };
 #else
 // The owner side: brackets a write to `stub` that a walker could be reading.
-// Sections on one stub may nest (the depth is kept in `writing`).
+// Sections do not nest, and run no user code.
 class OwnerWriteSection {
  public:
   explicit OwnerWriteSection(Stub& stub) noexcept : stub_(stub) {
-    depth_ = stub.writing.load(std::memory_order_relaxed);
-    stub.writing.store(depth_ + 1, std::memory_order_relaxed);
+    stub.writing.store(1, std::memory_order_relaxed);
     std::atomic_signal_fence(std::memory_order_seq_cst);  // the walker's barrier does the rest
-    if (depth_ == 0 && stub.visitors.load(std::memory_order_acquire) != 0) [[unlikely]]
+    if (stub.visitors.load(std::memory_order_acquire) != 0) [[unlikely]]
       WaitForVisitors(stub);
   }
-  ~OwnerWriteSection() { stub_.writing.store(depth_, std::memory_order_release); }
+  ~OwnerWriteSection() { stub_.writing.store(0, std::memory_order_release); }
   OwnerWriteSection(const OwnerWriteSection&) = delete;
   OwnerWriteSection& operator=(const OwnerWriteSection&) = delete;
 
@@ -75,7 +74,6 @@ class OwnerWriteSection {
   static void WaitForVisitors(Stub& stub) noexcept;
 
   Stub& stub_;
-  uint32_t depth_;
 };
 #endif  // TLS_WITHOUT_REGISTRY
 

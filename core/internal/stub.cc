@@ -11,6 +11,10 @@ namespace tls::inline TLS_ABI_NAMESPACE::internal {
 
 thread_local constinit ThreadState t_thread;
 
+// Every byte of a stub is paid once per live thread: 120 bytes is malloc's
+// 128-byte chunk (RSS per live thread, README benchmark table).
+static_assert(sizeof(Stub) <= 120, "Stub outgrew its 128-byte malloc chunk");
+
 namespace {
 // IDs start at 1 and are never reused. Relaxed is enough: only uniqueness
 // matters, and fetch_add gives that.

@@ -57,11 +57,11 @@ struct Stub {
 
   // The registry's fields (registry.h). `writing` and `native` are written
   // by the owner, `visitors` by walkers; `role` by whoever holds the stub.
-  std::atomic<uint32_t> writing{0};   // depth of the owner's write sections
-  std::atomic<uint32_t> visitors{0};  // walkers that may be reading this stub
+  std::atomic<uint8_t> writing{0};  // 1 inside an owner's write section
   std::atomic<StubRole> role{StubRole::kClaimed};
-  std::atomic<pthread_t> native{};  // the owning thread (pthread_self)
-  Stub* next_registered = nullptr;  // immutable once on the registry
+  std::atomic<uint32_t> visitors{0};  // walkers that may be reading this stub
+  std::atomic<pthread_t> native{};    // the owning thread (pthread_self)
+  Stub* next_registered = nullptr;    // immutable once on the registry
 
   bool HasSlotValues() const noexcept;
   bool empty() const noexcept { return values.empty() && handlers.empty() && !HasSlotValues(); }
