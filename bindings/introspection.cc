@@ -4,7 +4,6 @@
 
 #include <algorithm>
 #include <cstdint>
-#include <exception>
 #include <new>
 #include <string>
 #include <type_traits>
@@ -18,16 +17,10 @@ namespace py = pybind11;
 namespace tls::bindings {
 namespace {
 
-// CPython's thread ident is (unsigned long)pthread_self() (thread_pthread.h).
-static_assert(std::is_integral_v<pthread_t> || std::is_pointer_v<pthread_t>);
-
-unsigned long IdentOf(pthread_t native) noexcept {
-  if constexpr (std::is_pointer_v<pthread_t>) {
-    return reinterpret_cast<unsigned long>(native);
-  } else {
-    return static_cast<unsigned long>(native);
-  }
-}
+// CPython's thread ident is (unsigned long)pthread_self() (thread_pthread.h):
+// threading.get_ident() on the thread a ThreadInfo names.
+static_assert(std::is_integral_v<pthread_t>, "glibc's pthread_t, as CPython's ident assumes");
+unsigned long IdentOf(pthread_t native) noexcept { return static_cast<unsigned long>(native); }
 
 // A thread's (or task's) Python store as a walk found it: a strong reference
 // to its dict, released by ReleaseStores.
@@ -59,8 +52,6 @@ bool TakeStores(std::vector<PyStore>& stores) {
   }
   return true;
 }
-
-PyObject* FromSize(size_t n) { return PyLong_FromSize_t(n); }
 
 // The C++ key names as a tuple of str (Key::ToString is UTF-8 for text keys;
 // anything else is escaped rather than refused).
@@ -98,8 +89,8 @@ PyObject* Entry(const tls::ThreadReport& report, PyObject* dict) {
                   put(PyLong_FromUnsignedLong(IdentOf(report.native))) &&
                   put(PyBool_FromLong(report.task)) &&
                   put(dict != nullptr ? PyDict_Keys(dict) : PyList_New(0)) &&
-                  put(KeyNames(report.keys)) && put(FromSize(report.slot_values)) &&
-                  put(FromSize(report.handlers)) && put(FromSize(report.bytes));
+                  put(KeyNames(report.keys)) && put(PyLong_FromSize_t(report.slot_values)) &&
+                  put(PyLong_FromSize_t(report.handlers)) && put(PyLong_FromSize_t(report.bytes));
   if (!ok) {
     Py_DECREF(entry);  // unset items are NULL: the tuple skips them
     return nullptr;
