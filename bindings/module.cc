@@ -12,6 +12,7 @@
 #include <pybind11/pybind11.h>
 
 #include "bindings/fast_calls.h"
+#include "bindings/introspection.h"
 #include "bindings/lifecycle.h"
 #include "bindings/tasks.h"
 #ifdef TLS_TESTING_HOOKS
@@ -48,6 +49,7 @@ void Register(py::module_& m) {
   }
   tls::bindings::RegisterThreadEndBindings(m);
   tls::bindings::RegisterFastCalls(m);
+  tls::bindings::RegisterIntrospection(m);
   tls::bindings::RegisterLifecycleBindings(m);
   tls::bindings::RegisterTaskBindings(m);
 #ifdef TLS_TESTING_HOOKS

@@ -61,6 +61,31 @@ void RegisterTestingBindings(py::module_& m) {
       "Registers a C++ AtExit handler that counts in cpp_handlers().");
   t.def("cpp_closes", [] { return g_cpp_closes.load(); });
   t.def("cpp_handlers", [] { return g_cpp_handlers.load(); });
+  t.def(
+      "cpp_threads",
+      [] {
+        py::list out;
+        for (const tls::ThreadReport& r : tls::ListThreads()) {
+          py::list keys;
+          for (const std::string& k : r.keys) keys.append(py::str(k));
+          out.append(py::make_tuple(r.id, r.task, py::tuple(keys)));
+        }
+        return out;
+      },
+      "tls::ListThreads() as C++ sees it: [(id, task, keys)], newest first.");
+  t.def(
+      "cpp_stats",
+      [] {
+        const tls::Stats s = tls::GetStats();
+        py::dict d;
+        d["threads"] = s.threads;
+        d["tasks"] = s.tasks;
+        d["values"] = s.values;
+        d["slot_values"] = s.slot_values;
+        d["handlers"] = s.handlers;
+        return d;
+      },
+      "Some of tls::GetStats() as C++ sees it, as a dict.");
   t.def("run_in_native_thread", &RunInNativeThread, py::arg("fn"),
         "Calls fn() on a new native thread (PyGILState_Ensure/Release); returns "
         "that thread's tls::ID() as C++ saw it after fn returned.");

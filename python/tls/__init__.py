@@ -30,6 +30,9 @@ every ``submit``::
     tls.set("request", "r-17")
     with tls.ThreadPoolExecutor() as pool:
         pool.submit(lambda: print(tls.get("request")))   # r-17, on a pool thread
+
+Debugging: ``threads()`` lists every live thread and open task with its ID,
+thread name and keys (never values); ``stats()`` gives the totals.
 """
 
 from tls import _tls
@@ -39,13 +42,16 @@ from tls import _tls
 _tls._require_main_interpreter()
 
 from tls._data import Data, make_data  # noqa: E402
+from tls._introspection import Stats, ThreadReport, stats, threads  # noqa: E402
 from tls._tasks import ThreadPoolExecutor, wrap  # noqa: E402
 from tls._tls import Snapshot, at_exit, capture, delete, get, id, reset, set, unload  # noqa: E402
 
 __all__ = [
     "Data",
     "Snapshot",
+    "Stats",
     "ThreadPoolExecutor",
+    "ThreadReport",
     "at_exit",
     "capture",
     "delete",
@@ -54,6 +60,8 @@ __all__ = [
     "make_data",
     "reset",
     "set",
+    "stats",
+    "threads",
     "unload",
     "wrap",
 ]

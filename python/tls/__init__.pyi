@@ -1,6 +1,7 @@
 """Type stubs for the `tls` package (checked against the module by tests/python/stubs_test.py)."""
 
 from concurrent import futures
+from dataclasses import dataclass
 from typing import Any, Callable, Generic, Hashable, TypeVar, final
 
 from typing_extensions import ParamSpec
@@ -12,7 +13,9 @@ _P = ParamSpec("_P")
 __all__ = [
     "Data",
     "Snapshot",
+    "Stats",
     "ThreadPoolExecutor",
+    "ThreadReport",
     "at_exit",
     "capture",
     "delete",
@@ -21,6 +24,8 @@ __all__ = [
     "make_data",
     "reset",
     "set",
+    "stats",
+    "threads",
     "unload",
     "wrap",
 ]
@@ -54,3 +59,33 @@ class ThreadPoolExecutor(futures.ThreadPoolExecutor):
     def submit(
         self, fn: Callable[_P, _T], /, *args: _P.args, **kwargs: _P.kwargs
     ) -> futures.Future[_T]: ...
+
+@final
+@dataclass(frozen=True)
+class ThreadReport:
+    id: int
+    ident: int
+    name: str | None
+    task: bool
+    keys: tuple[str, ...]
+    values: int
+    cpp_keys: tuple[str, ...]
+    slot_values: int
+    handlers: int
+    bytes: int
+
+@final
+@dataclass(frozen=True)
+class Stats:
+    threads: int
+    tasks: int
+    python_threads: int
+    values: int
+    cpp_values: int
+    slot_values: int
+    handlers: int
+    bytes: int
+    kept_stubs: int
+
+def threads() -> list[ThreadReport]: ...
+def stats() -> Stats: ...

@@ -1,6 +1,7 @@
 """The checked-in stubs (tls/__init__.pyi) and py.typed match the module."""
 
 import ast
+import dataclasses
 import inspect
 import os
 import re
@@ -68,10 +69,18 @@ class StubsTest(unittest.TestCase):
 
     def test_every_class_member_matches(self):
         # Each class declares exactly its own public members (plus __init__ when
-        # it has a signature of its own), with the runtime's signatures.
+        # it has a signature of its own), with the runtime's signatures; a
+        # dataclass's fields are its annotated names, in the runtime's order.
         for cls in (n for n in stub_tree().body if isinstance(n, ast.ClassDef)):
             runtime_cls = getattr(tls, cls.name)
-            for node in cls.body:
+            fields = [n.target.id for n in cls.body if isinstance(n, ast.AnnAssign)]
+            is_dataclass = any("dataclass" in ast.dump(d) for d in cls.decorator_list)
+            with self.subTest(cls=cls.name, fields=fields):
+                self.assertEqual(is_dataclass, dataclasses.is_dataclass(runtime_cls))
+                if is_dataclass:
+                    self.assertEqual(fields, [f.name for f in dataclasses.fields(runtime_cls)])
+                    self.assertTrue(runtime_cls.__dataclass_params__.frozen)
+            for node in (n for n in cls.body if not isinstance(n, ast.AnnAssign)):
                 with self.subTest(cls=cls.name, member=node.name):
                     if node.name == "__init__":
                         self.assertEqual(stub_params(node), runtime_params(runtime_cls))
@@ -84,7 +93,8 @@ class StubsTest(unittest.TestCase):
                         self.assertEqual(stub_params(node), runtime_params(runtime))
             with self.subTest(cls=cls.name):
                 public = {n for n in vars(runtime_cls) if not n.startswith("_")}
-                self.assertEqual(public, {n.name for n in cls.body} - {"__init__"})
+                declared = {n.name for n in cls.body if not isinstance(n, ast.AnnAssign)}
+                self.assertEqual(public, declared - {"__init__"})
 
 
 if __name__ == "__main__":
