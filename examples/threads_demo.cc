@@ -1,10 +1,13 @@
 // threads_demo: the library at work. Three worker threads each keep their own
 // values under the same keys, register at-exit handlers, and hold a
 // "connection" that is closed automatically when the thread ends. The main
-// thread has an ID and handlers too; they run when main returns.
+// thread has an ID and handlers too; they run when main returns. Last, a
+// sharded counter and a listing read every thread at once.
 //
 //   ./dev example        (or: bazel run //examples:threads_demo)
+#include <algorithm>
 #include <cstdio>
+#include <latch>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -15,6 +18,9 @@
 namespace {
 
 std::mutex g_print_mu;
+
+// Bumped by every thread; read by main. Totals survive the threads that added.
+tls::Counter g_requests;
 
 template <class... A>
 void Say(const char* fmt, A... args) {
@@ -34,6 +40,7 @@ void Worker(const std::string& name, int requests) {
   tls::Set("name", tls::MakeData(name));          // same key in every thread,
   tls::Set("requests", tls::MakeData(requests));  // a different value in each
   tls::Set("conn", tls::MakeData(Connection{name}));
+  g_requests.Add(requests);
   Say("[%s] thread id %llu, stores name=%s requests=%d\n", name.c_str(),
       static_cast<unsigned long long>(tls::ID()), name.c_str(), requests);
 
@@ -74,5 +81,29 @@ int main() {
 
   // The main thread's store is private too: the workers' values are not here.
   Say("main sees key \"name\"? %s\n", tls::Get("name") ? "yes" : "no");
+
+  // All threads at once: two jobs still running hold values; main lists them
+  // (keys and counts, never values) and reads the counter across threads.
+  std::latch ready(2), done(1);
+  std::vector<std::thread> jobs;
+  for (int job = 1; job <= 2; ++job) {
+    jobs.emplace_back([&, job] {
+      tls::Set("job", tls::MakeData(job));
+      g_requests.Add(10);
+      ready.count_down();
+      done.wait();
+    });
+  }
+  ready.wait();
+  Say("\nrequests counted, live and ended threads: %lld\n",
+      static_cast<long long>(g_requests.Read()));
+  for (const tls::ThreadReport& t : tls::ListThreads()) {
+    if (std::find(t.keys.begin(), t.keys.end(), "\"job\"") == t.keys.end()) continue;
+    Say("  live thread id %llu holds %zu key(s): %s\n", static_cast<unsigned long long>(t.id),
+        t.keys.size(), t.keys.front().c_str());
+  }
+  done.count_down();
+  for (auto& t : jobs) t.join();
+  Say("after they ended, still: %lld\n", static_cast<long long>(g_requests.Read()));
   return 0;
 }

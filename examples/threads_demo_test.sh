@@ -20,6 +20,10 @@ expect_in_order \
   "[carol] connection closed automatically" \
   "8 concurrent threads got ids" \
   "main sees key \"name\"? no" \
+  "requests counted, live and ended threads: 36" \
+  "live thread id" "holds 1 key(s): \"job\"" \
+  "live thread id" "holds 1 key(s): \"job\"" \
+  "after they ended, still: 36" \
   "main thread's at-exit handler: runs when main returns"
 ids=$(grep -o 'got ids: [0-9 ]*' <<<"$out" | cut -d: -f2 | tr ' ' '\n' | grep -c .)
 uniq=$(grep -o 'got ids: [0-9 ]*' <<<"$out" | cut -d: -f2 | tr ' ' '\n' | grep . | sort -u | wc -l)
