@@ -202,10 +202,11 @@ void WalkLiveStubs(StubVisitor visit, void* context) {
       Stub& stub = *batch[i];
       if (gated[i]) {
         while (stub.writing.load(std::memory_order_acquire) != 0) sched_yield();
-      } else if (!OwnedHere(stub)) {
-        continue;  // someone else's now; ungated, so not ours to read
       }
-      if (IsLive(stub.role.load(std::memory_order_acquire))) visit(context, stub);
+      // The role first: a new owner stores `native` before its role (release),
+      // so an ungated stub that is live and shows this thread is this thread's.
+      const bool live = IsLive(stub.role.load(std::memory_order_acquire));
+      if (live && (gated[i] || OwnedHere(stub))) visit(context, stub);
       if (gated[i]) {
         gated[i] = false;
         if (g_fork_generation.load(std::memory_order_relaxed) == generation) {
