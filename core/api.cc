@@ -20,7 +20,7 @@ void Set(const Key& key, Data data) {
   if (Data* held = stub.values.FindOwn(key)) {
     old = std::exchange(*held, std::move(data));  // walkers never read handles
   } else {
-    internal::OwnerWriteSection write(stub);
+    internal::OwnerWriteSection write(stub, internal::StubPart::kTable);
     stub.values.Insert(key, std::move(data));
   }
   internal::DropCaptureCache(stub);
@@ -46,7 +46,7 @@ bool Del(const Key& key) {
   if (stub == nullptr) return false;
   Data removed;
   {
-    internal::OwnerWriteSection write(*stub);
+    internal::OwnerWriteSection write(*stub, internal::StubPart::kTable);
     removed = stub->values.Erase(key);
   }
   if (!removed.has_value()) return false;
@@ -73,7 +73,7 @@ void Unload() {
 void AtExit(std::function<void()> f) {
   if (!f) throw std::invalid_argument("tls::AtExit: empty function");
   internal::Stub& stub = internal::CurrentStub();
-  internal::OwnerWriteSection write(stub);
+  internal::OwnerWriteSection write(stub, internal::StubPart::kTable);
   stub.handlers.push_back(std::move(f));
 }
 

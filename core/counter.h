@@ -55,8 +55,10 @@ class Counter {
   int64_t Read() const {
     return shards_.Serialized([&] {
       int64_t sum = retired_.load(std::memory_order_relaxed);
-      shards_.ForEachThread(
-          [&](const Shard& s) { sum += s.value.load(std::memory_order_relaxed); });
+      // Batched: the visitor only loads, so the walk may gate many threads
+      // per system call (slot.h ForEachThread gates one at a time).
+      shards_.Walk([&](const Shard& s) { sum += s.value.load(std::memory_order_relaxed); },
+                   /*batched=*/true);
       return sum;
     });
   }

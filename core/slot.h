@@ -54,6 +54,8 @@
 
 namespace tls::inline TLS_ABI_NAMESPACE {
 
+class Counter;
+
 template <class T>
 class Slot {
  public:
@@ -65,8 +67,8 @@ class Slot {
   // ForEachThread walks of this Slot never overlap (one lock), so a walk
   // sees each value live or retired, never both and never neither. A retire
   // that throws is reported (ErrorSource::kRetire); the value is still closed.
-  // retire must not walk another Slot made with a retire function (the two
-  // locks could deadlock); it may call tls on its thread.
+  // retire runs under the Slot's lock: it may call tls on its thread, but not
+  // write Slot values there (that could wait for a walk waiting for the lock).
   explicit Slot(std::function<void(T&)> retire) : Slot() {
     if (!retire) throw std::invalid_argument("tls::Slot: empty retire function");
     retirement_ = internal::NewSlotRetirement(
@@ -115,26 +117,20 @@ class Slot {
   //     at most once; with a retire function, see Slot(retire);
   //   - visit may call any tls function on the calling thread, including on
   //     its own value (which it then handles as any code of its thread would).
+  //     Keyed writes (Set, Del, AtExit) never wait for a Slot walk. A Slot
+  //     write (Emplace, Del, Reset, a task's end) waits while another thread
+  //     visits this thread's values; so two threads visiting each other's
+  //     values and each writing its own Slot values in the visitor wait for
+  //     each other for ever. Don't write Slot values in a visitor if other
+  //     threads walk at the same time.
   // The owner keeps running while visit reads: T must be safe to read while
   // its owner writes it (atomics, or a lock of T's own). visit must not wait
-  // for a visited thread, nor walk a Slot made with a retire function (other
-  // than this one). Costs one system call (a process-wide barrier) per 128
-  // threads, and a read of each thread's stub; the owners' Get/Emplace pay
-  // nothing for it unless they write while being visited.
+  // for a visited thread. The walk takes one thread at a time: a system call
+  // (a process-wide barrier) and a read of its stub per visited thread; the
+  // owners' Get/Emplace pay nothing for it unless they write while visited.
   template <class F>
   void ForEachThread(F&& visit) const {
-    using Visit = std::remove_reference_t<F>;
-    internal::SlotForEachThread(
-        index_, retirement_,
-        [](void* f, const ThreadInfo& who, void* value) {
-          Visit& fn = *static_cast<Visit*>(f);
-          if constexpr (std::is_invocable_v<Visit&, const ThreadInfo&, T&>) {
-            fn(who, *static_cast<T*>(value));
-          } else {
-            fn(*static_cast<T*>(value));
-          }
-        },
-        const_cast<void*>(static_cast<const void*>(std::addressof(visit))));
+    Walk(std::forward<F>(visit), /*batched=*/false);
   }
 
   // Runs f() with this Slot's retire calls held off (walks inside f are
@@ -148,6 +144,24 @@ class Slot {
   }
 
  private:
+  friend class Counter;  // its Read walks batched (its visitor runs no user code)
+
+  template <class F>
+  void Walk(F&& visit, bool batched) const {
+    using Visit = std::remove_reference_t<F>;
+    internal::SlotForEachThread(
+        index_, retirement_, batched,
+        [](void* f, const ThreadInfo& who, void* value) {
+          Visit& fn = *static_cast<Visit*>(f);
+          if constexpr (std::is_invocable_v<Visit&, const ThreadInfo&, T&>) {
+            fn(who, *static_cast<T*>(value));
+          } else {
+            fn(*static_cast<T*>(value));
+          }
+        },
+        const_cast<void*>(static_cast<const void*>(std::addressof(visit))));
+  }
+
   static void CloseThunk(void* p) { internal::CloseValue(*static_cast<T*>(p)); }
   static void DestroyThunk(void* p) noexcept { delete static_cast<T*>(p); }
   static constexpr internal::SlotOps kOps{internal::kIsCloser<T> ? &CloseThunk : nullptr,

@@ -33,7 +33,7 @@ bool SlotStore(size_t index, void* value, const SlotOps* ops) {
   }
   SlotCell old;
   {
-    OwnerWriteSection write(*stub);
+    OwnerWriteSection write(*stub, StubPart::kSlots);
     if (index >= stub->slots.size()) {
       stub->slots.resize(std::max(index + 1, stub->slots.size() * 2));
     }
@@ -65,10 +65,11 @@ void EndSlotRetirement(SlotRetirement* retirement) noexcept {
   // `retire` (and what it captured) is destroyed here, outside the lock.
 }
 
-void SlotForEachThread(size_t index, SlotRetirement* retirement, SlotVisit visit, void* context) {
+void SlotForEachThread(size_t index, SlotRetirement* retirement, bool batched, SlotVisit visit,
+                       void* context) {
   std::unique_lock<std::recursive_mutex> hold;
   if (retirement != nullptr) hold = std::unique_lock<std::recursive_mutex>(retirement->lock);
-  ForEachLiveStub([&](Stub& stub) {
+  ForEachLiveStub(WalkMode{StubPart::kSlots, batched}, [&](Stub& stub) {
     if (index >= stub.slots.size()) return;
     void* value = stub.slots[index].value;
     if (value == nullptr) return;

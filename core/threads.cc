@@ -41,7 +41,7 @@ ThreadInfo InfoOf(const Stub& stub) noexcept {
 
 std::vector<ThreadReport> ListThreads() {
   std::vector<ThreadReport> reports;
-  internal::ForEachLiveStub([&](Stub& stub) {
+  internal::ForEachLiveStub(internal::WalkMode{internal::StubPart::kAll, true}, [&](Stub& stub) {
     ThreadReport report;
     static_cast<ThreadInfo&>(report) = InfoOf(stub);
     stub.values.AppendKeyNames(report.keys);
@@ -55,7 +55,7 @@ std::vector<ThreadReport> ListThreads() {
 
 Stats GetStats() {
   Stats stats;
-  internal::ForEachLiveStub([&](Stub& stub) {
+  internal::ForEachLiveStub(internal::WalkMode{internal::StubPart::kAll, true}, [&](Stub& stub) {
     (stub.role.load(std::memory_order_relaxed) == internal::StubRole::kTask ? stats.tasks
                                                                             : stats.threads)++;
     stats.values += stub.values.own_size();

@@ -1,5 +1,7 @@
 #include "core/internal/close_values.h"
 
+#include <sched.h>
+
 #include <mutex>
 #include <utility>
 #include <vector>
@@ -31,6 +33,18 @@ class SlotDestroyer {
   std::vector<SlotCell>& cells_;
 };
 
+// A detached slot value, destroyed (unclosed) when this goes.
+class OneSlotValue {
+ public:
+  explicit OneSlotValue(SlotCell cell) noexcept : cell_(cell) {}
+  ~OneSlotValue() { cell_.ops->destroy(cell_.value); }
+  OneSlotValue(const OneSlotValue&) = delete;
+  OneSlotValue& operator=(const OneSlotValue&) = delete;
+
+ private:
+  SlotCell cell_;
+};
+
 // Retires, closes and destroys, in that order, each value of a Slot made with
 // a retire function, taking it out of the stub and handing it to the
 // function while holding that Slot's lock, so a walk of the Slot sees the
@@ -43,15 +57,22 @@ void RetireSlotValues(const Stub& stub) {
     if (current == nullptr || i >= current->slots.size()) return;
     SlotCell cell = current->slots[i];
     if (cell.value == nullptr || cell.ops->retirement == nullptr) continue;
-    std::vector<SlotCell> taken(1, cell);  // destroys it, even on a forced unwind
-    SlotDestroyer destroy(taken);
-    {
-      SlotRetirement& retirement = *cell.ops->retirement;
-      std::lock_guard<std::recursive_mutex> hold(retirement.lock);
+    SlotRetirement& retirement = *cell.ops->retirement;
+    // The lock is taken inside the write section but never waited for there:
+    // a walk of this Slot holds the lock and may be waiting for this section.
+    for (;;) {
       {
-        OwnerWriteSection write(*current);
-        current->slots[i] = SlotCell{};
+        OwnerWriteSection write(*current, StubPart::kSlots);
+        if (retirement.lock.try_lock()) {
+          current->slots[i] = SlotCell{};
+          break;
+        }
       }
+      sched_yield();
+    }
+    OneSlotValue value(cell);  // destroyed last, even on a forced unwind
+    {
+      std::lock_guard<std::recursive_mutex> hold(retirement.lock, std::adopt_lock);
       if (retirement.retire) {
         RunContained(ErrorSource::kRetire, [&] { retirement.retire(cell.value); });
       }
@@ -73,7 +94,7 @@ void CloseAllValues(Stub& stub) {
   std::shared_ptr<const CapturedValues> cached_snapshot;
   std::vector<SlotCell> slots;
   {
-    OwnerWriteSection write(stub);
+    OwnerWriteSection write(stub, StubPart::kAll);
     values = std::move(stub.values);
     // The reused snapshot holds the same values: it goes with them, released last.
     cached_snapshot = std::move(stub.capture_cache);
@@ -101,7 +122,7 @@ void CloseAllValues(Stub& stub) {
   // table of its own meanwhile.
   Stub* current = IfStillCurrent(stub);
   if (current != nullptr && current->values.capacity() == 0) {
-    OwnerWriteSection write(*current);
+    OwnerWriteSection write(*current, StubPart::kTable);
     current->values = std::move(values);
   }
 }

@@ -32,7 +32,7 @@ void RunHandlerRound(Stub& stub) {
   const uint64_t id = stub.id.load(std::memory_order_relaxed);
   std::vector<std::function<void()>> round;
   {
-    OwnerWriteSection write(stub);
+    OwnerWriteSection write(stub, StubPart::kTable);
     round.swap(stub.handlers);
   }
   for (auto it = round.rbegin(); it != round.rend(); ++it) {
@@ -45,7 +45,7 @@ void RunHandlerRound(Stub& stub) {
   // reused stub's first AtExit does not allocate.
   Stub* current = IfStillCurrent(stub);
   if (current != nullptr && current->handlers.capacity() == 0) {
-    OwnerWriteSection write(*current);
+    OwnerWriteSection write(*current, StubPart::kTable);
     current->handlers.swap(round);
   }
 }

@@ -9,6 +9,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdint>
 #include <mutex>
@@ -22,7 +23,7 @@ namespace tls::inline TLS_ABI_NAMESPACE::internal {
 bool WalkingOnThisThread() noexcept { return false; }
 Stub* ClaimOrAllocateStub() { return new Stub(); }
 void RetireStubToShell(Stub* stub) noexcept { delete stub; }
-void WalkLiveStubs(StubVisitor, void*) {}
+void WalkLiveStubs(WalkMode, StubVisitor, void*) {}
 RoleCounts CountRoles() noexcept { return RoleCounts(); }
 void FreeRegistryIfUnused() noexcept {}
 #else
@@ -102,7 +103,8 @@ void ResetInForkChild() noexcept {
   size_t free = 0;
   for (Stub* s = g_head.load(std::memory_order_relaxed); s != nullptr; s = s->next_registered) {
     s->writing.store(0, std::memory_order_relaxed);
-    s->visitors.store(0, std::memory_order_relaxed);
+    s->table_visitors.store(0, std::memory_order_relaxed);
+    s->slot_visitors.store(0, std::memory_order_relaxed);
     const StubRole role = s->role.load(std::memory_order_relaxed);
     if (role == StubRole::kFree) {
       ++free;
@@ -129,13 +131,13 @@ void Push(Stub* stub) noexcept {
 
 }  // namespace
 
-void OwnerWriteSection::WaitForVisitors(Stub& stub) noexcept {
+void OwnerWriteSection::WaitForVisitors(Stub& stub, StubPart part) noexcept {
   for (;;) {
     stub.writing.store(0, std::memory_order_release);
-    while (stub.visitors.load(std::memory_order_acquire) != 0) sched_yield();
+    while (Gated(stub, part)) sched_yield();
     stub.writing.store(1, std::memory_order_relaxed);
     std::atomic_signal_fence(std::memory_order_seq_cst);
-    if (stub.visitors.load(std::memory_order_acquire) == 0) return;
+    if (!Gated(stub, part)) return;
   }
 }
 
@@ -165,39 +167,64 @@ void RetireStubToShell(Stub* stub) noexcept {
   // tls, and may claim this very shell again.
 }
 
-void WalkLiveStubs(StubVisitor visit, void* context) {
+namespace {
+
+// A walker's hold on the parts of one stub it reads.
+void Gate(Stub& stub, StubPart parts) noexcept {
+  if ((uint8_t(parts) & uint8_t(StubPart::kTable)) != 0) {
+    stub.table_visitors.fetch_add(1, std::memory_order_relaxed);
+  }
+  if ((uint8_t(parts) & uint8_t(StubPart::kSlots)) != 0) {
+    stub.slot_visitors.fetch_add(1, std::memory_order_relaxed);
+  }
+}
+
+void Ungate(Stub& stub, StubPart parts) noexcept {
+  if ((uint8_t(parts) & uint8_t(StubPart::kTable)) != 0) {
+    stub.table_visitors.fetch_sub(1, std::memory_order_release);
+  }
+  if ((uint8_t(parts) & uint8_t(StubPart::kSlots)) != 0) {
+    stub.slot_visitors.fetch_sub(1, std::memory_order_release);
+  }
+}
+
+}  // namespace
+
+void WalkLiveStubs(WalkMode mode, StubVisitor visit, void* context) {
   struct Depth {
     Depth() noexcept { ++t_walk_depth; }
     ~Depth() { --t_walk_depth; }
   } depth;
+  const int batch_size = mode.batched ? kWalkBatch : 1;
   Stub* batch[kWalkBatch];
   bool gated[kWalkBatch];
   Stub* next = g_head.load(std::memory_order_acquire);
   while (next != nullptr) {
     int n = 0;
-    for (; next != nullptr && n < kWalkBatch; next = next->next_registered, ++n) {
+    for (; next != nullptr && n < batch_size; next = next->next_registered, ++n) {
       batch[n] = next;
       gated[n] = !OwnedHere(*next);
-      if (gated[n]) next->visitors.fetch_add(1, std::memory_order_relaxed);
+      if (gated[n]) Gate(*next, mode.parts);
     }
     const uint64_t generation = g_fork_generation.load(std::memory_order_relaxed);
-    HeavyBarrier();
+    if (std::find(gated, gated + n, true) != gated + n) HeavyBarrier();
     // A visitor that throws (or a forced unwind) must not leave the batch's
     // later stubs gated: their owners would wait for ever.
     int i = 0;
-    struct Ungate {
+    struct UngateRest {
       Stub** batch;
       bool* gated;
       int& i;
       int n;
+      StubPart parts;
       uint64_t generation;
-      ~Ungate() {
+      ~UngateRest() {
         if (g_fork_generation.load(std::memory_order_relaxed) != generation) return;
         for (; i < n; ++i) {
-          if (gated[i]) batch[i]->visitors.fetch_sub(1, std::memory_order_release);
+          if (gated[i]) Ungate(*batch[i], parts);
         }
       }
-    } ungate{batch, gated, i, n, generation};
+    } ungate_rest{batch, gated, i, n, mode.parts, generation};
     for (; i < n; ++i) {
       Stub& stub = *batch[i];
       if (gated[i]) {
@@ -210,7 +237,7 @@ void WalkLiveStubs(StubVisitor visit, void* context) {
       if (gated[i]) {
         gated[i] = false;
         if (g_fork_generation.load(std::memory_order_relaxed) == generation) {
-          stub.visitors.fetch_sub(1, std::memory_order_release);
+          Ungate(stub, mode.parts);
         }
       }
     }

@@ -21,7 +21,8 @@
 // pays a process-wide barrier):
 //   owner:  writing = 1; compiler fence; if (visitors != 0) back off and wait;
 //           ...write...; writing = 0 (release)
-//   walker: visitors += 1 on each stub of a batch; HeavyBarrier();
+//   walker: visitors += 1 on each stub of a batch (one stub, or 128 when the
+//           visitor runs no user code); HeavyBarrier();
 //           per stub: wait until writing == 0; read; visitors -= 1 (release)
 // HeavyBarrier (membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED)) makes every
 // running thread of the process execute a full fence, which is the fence the
@@ -29,6 +30,7 @@
 // will see visitors != 0. So an owner section costs two plain stores and one
 // load of a line the owner already holds, and never waits unless a walker is
 // reading that very stub; a walker pays one system call per batch of stubs.
+// The visitor counts are kept per part of the stub (StubPart).
 // A walker never gates stubs its own thread owns (a visitor that writes its
 // own thread's stub would otherwise wait for itself), and claims no shell
 // while walking.
@@ -47,31 +49,45 @@ namespace tls::inline TLS_ABI_NAMESPACE::internal {
 // builds the engine as it was before the registry, so that thread churn can
 // be measured with and without it in one run: stubs are deleted, sections do
 // nothing, walks visit nothing. Never for real use.
+// The two parts of a stub a walker may read, gated separately: a Slot walk
+// reads only slot cells, so an owner's keyed writes (a visitor's Set on its
+// own thread, say) never wait for one.
+enum class StubPart : uint8_t {
+  kTable = 1,  // the key table and the handler list
+  kSlots = 2,  // the slot cells
+  kAll = 3,
+};
+
 #ifdef TLS_WITHOUT_REGISTRY
 class OwnerWriteSection {
  public:
-  explicit OwnerWriteSection(Stub&) noexcept {}
+  explicit OwnerWriteSection(Stub&, StubPart = StubPart::kAll) noexcept {}
   OwnerWriteSection(const OwnerWriteSection&) = delete;
   OwnerWriteSection& operator=(const OwnerWriteSection&) = delete;
 };
 #else
-// The owner side: brackets a write to `stub` that a walker could be reading.
-// Sections do not nest, and run no user code.
+// The owner side: brackets a write to `part` of `stub` that a walker could be
+// reading. Sections do not nest, and run no user code.
 class OwnerWriteSection {
  public:
-  explicit OwnerWriteSection(Stub& stub) noexcept : stub_(stub) {
+  explicit OwnerWriteSection(Stub& stub, StubPart part = StubPart::kAll) noexcept : stub_(stub) {
     stub.writing.store(1, std::memory_order_relaxed);
     std::atomic_signal_fence(std::memory_order_seq_cst);  // the walker's barrier does the rest
-    if (stub.visitors.load(std::memory_order_acquire) != 0) [[unlikely]]
-      WaitForVisitors(stub);
+    if (Gated(stub, part)) [[unlikely]]
+      WaitForVisitors(stub, part);
   }
   ~OwnerWriteSection() { stub_.writing.store(0, std::memory_order_release); }
   OwnerWriteSection(const OwnerWriteSection&) = delete;
   OwnerWriteSection& operator=(const OwnerWriteSection&) = delete;
 
  private:
-  // Steps back (writing = 0) while walkers read the stub, then enters again.
-  static void WaitForVisitors(Stub& stub) noexcept;
+  static bool Gated(const Stub& stub, StubPart part) noexcept {
+    const auto has = [part](StubPart p) { return (uint8_t(part) & uint8_t(p)) != 0; };
+    return (has(StubPart::kTable) && stub.table_visitors.load(std::memory_order_acquire) != 0) ||
+           (has(StubPart::kSlots) && stub.slot_visitors.load(std::memory_order_acquire) != 0);
+  }
+  // Steps back (writing = 0) while walkers read the part, then enters again.
+  static void WaitForVisitors(Stub& stub, StubPart part) noexcept;
 
   Stub& stub_;
 };
@@ -86,12 +102,21 @@ Stub* ClaimOrAllocateStub();
 // consistent) and leaves it as a free shell for the next ClaimOrAllocateStub.
 void RetireStubToShell(Stub* stub) noexcept;
 
+// How a walk gates: `parts` it reads; `batched` (a visitor that runs no
+// user code and takes no lock: it cannot wait for an owner) gates up to 128
+// stubs per barrier; otherwise one stub at a time, so a visitor holds no gate
+// but the one on the stub it is visiting.
+struct WalkMode {
+  StubPart parts;
+  bool batched;
+};
+
 // Calls visit(stub) for every registered stub with a live role (kThread or
 // kTask) at the time it is reached, under the protocol above: the stub's owner
-// writes nothing a walker reads until visit returns. Stubs registered after
+// writes nothing of `mode.parts` until visit returns. Stubs registered after
 // the walk began may be missed. visit may call tls on the calling thread.
 template <class F>
-void ForEachLiveStub(F&& visit);
+void ForEachLiveStub(WalkMode mode, F&& visit);
 
 // Whether the calling thread is inside a walk (it must then take no stub
 // that may carry its own visitor count: no shell, no cached stub).
@@ -99,11 +124,12 @@ bool WalkingOnThisThread() noexcept;
 
 // Non-template part of ForEachLiveStub.
 using StubVisitor = void (*)(void* context, Stub& stub);
-void WalkLiveStubs(StubVisitor visit, void* context);
+void WalkLiveStubs(WalkMode mode, StubVisitor visit, void* context);
 
 template <class F>
-void ForEachLiveStub(F&& visit) {
-  WalkLiveStubs([](void* f, Stub& stub) { (*static_cast<F*>(f))(stub); }, &visit);
+void ForEachLiveStub(WalkMode mode, F&& visit) {
+  WalkLiveStubs(
+      mode, [](void* f, Stub& stub) { (*static_cast<F*>(f))(stub); }, &visit);
 }
 
 // Registry-wide counts of stubs by role (racy snapshots, for tls::GetStats).

@@ -37,8 +37,9 @@ TLS_API void EndSlotRetirement(SlotRetirement* retirement) noexcept;
 // value at `index`, under `retirement`'s lock if not null. See
 // Slot<T>::ForEachThread for the guarantees.
 using SlotVisit = void (*)(void* context, const ThreadInfo& who, void* value);
-TLS_API void SlotForEachThread(size_t index, SlotRetirement* retirement, SlotVisit visit,
-                               void* context);
+// `batched`: visit runs no user code and takes no lock (registry.h WalkMode).
+TLS_API void SlotForEachThread(size_t index, SlotRetirement* retirement, bool batched,
+                               SlotVisit visit, void* context);
 
 // A fresh slot index; indexes are never reused. Lock-free.
 TLS_API size_t NewSlotIndex() noexcept;
