@@ -70,7 +70,7 @@ size_t KeyTable::IndexOfEntry(uint64_t h, const Entry& e) const noexcept {
 }
 
 void KeyTable::InsertCopy(uint64_t h, const Entry& e) {
-  if (!hashes_ || (size_ + 1) * 4 > (size_t{mask_} + 1) * 3) Grow();
+  if (!hashes_ || (size_t{size_} + 1) * 4 > (size_t{mask_} + 1) * 3) Grow();
   const size_t i = FreeSlotFor(h);
   entries()[i] = e;  // may throw (a long key's text): the slot stays empty
   hashes_[i] = h;
@@ -138,7 +138,7 @@ Data KeyTable::Put(const Key& key, Data data) {
 }
 
 void KeyTable::Insert(const Key& key, Data&& data) {
-  if (!hashes_ || (size_ + 1) * 4 > (size_t{mask_} + 1) * 3) Grow();
+  if (!hashes_ || (size_t{size_} + 1) * 4 > (size_t{mask_} + 1) * 3) Grow();
   const size_t i = FreeSlotFor(key.hash());
   Entry& e = entries()[i];
   if (key.tag() == Key::kTagString) {

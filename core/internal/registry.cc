@@ -171,19 +171,19 @@ namespace {
 
 // A walker's hold on the parts of one stub it reads.
 void Gate(Stub& stub, StubPart parts) noexcept {
-  if ((uint8_t(parts) & uint8_t(StubPart::kTable)) != 0) {
+  if (Includes(parts, StubPart::kTable)) {
     stub.table_visitors.fetch_add(1, std::memory_order_relaxed);
   }
-  if ((uint8_t(parts) & uint8_t(StubPart::kSlots)) != 0) {
+  if (Includes(parts, StubPart::kSlots)) {
     stub.slot_visitors.fetch_add(1, std::memory_order_relaxed);
   }
 }
 
 void Ungate(Stub& stub, StubPart parts) noexcept {
-  if ((uint8_t(parts) & uint8_t(StubPart::kTable)) != 0) {
+  if (Includes(parts, StubPart::kTable)) {
     stub.table_visitors.fetch_sub(1, std::memory_order_release);
   }
-  if ((uint8_t(parts) & uint8_t(StubPart::kSlots)) != 0) {
+  if (Includes(parts, StubPart::kSlots)) {
     stub.slot_visitors.fetch_sub(1, std::memory_order_release);
   }
 }

@@ -58,6 +58,11 @@ enum class StubPart : uint8_t {
   kAll = 3,
 };
 
+// Whether `parts` includes `part`.
+inline bool Includes(StubPart parts, StubPart part) noexcept {
+  return (static_cast<uint8_t>(parts) & static_cast<uint8_t>(part)) != 0;
+}
+
 #ifdef TLS_WITHOUT_REGISTRY
 class OwnerWriteSection {
  public:
@@ -82,9 +87,10 @@ class OwnerWriteSection {
 
  private:
   static bool Gated(const Stub& stub, StubPart part) noexcept {
-    const auto has = [part](StubPart p) { return (uint8_t(part) & uint8_t(p)) != 0; };
-    return (has(StubPart::kTable) && stub.table_visitors.load(std::memory_order_acquire) != 0) ||
-           (has(StubPart::kSlots) && stub.slot_visitors.load(std::memory_order_acquire) != 0);
+    return (Includes(part, StubPart::kTable) &&
+            stub.table_visitors.load(std::memory_order_acquire) != 0) ||
+           (Includes(part, StubPart::kSlots) &&
+            stub.slot_visitors.load(std::memory_order_acquire) != 0);
   }
   // Steps back (writing = 0) while walkers read the part, then enters again.
   static void WaitForVisitors(Stub& stub, StubPart part) noexcept;
