@@ -342,7 +342,8 @@ def main():
     for row in rows:
         print("| " + " | ".join(row) + " |")
     reps = context.get("repetitions", 1)
-    churn = (f"; churn over {len(args.runs) // 2} alternating runs of each build"
+    runs = len(args.runs) // 2
+    churn = (f"; churn over {runs} alternating run{'s' * (runs > 1)} of each build"
              if args.runs else "")
     print(f"\nTimes are medians ({f'of {reps} repetitions' if reps > 1 else 'one run'}); "
           f"micro-benchmarks in CPU time, thread create+join and churn in wall time{churn}.",
