@@ -93,8 +93,12 @@ log "churn: $reps alternating runs of each engine"
 churn_json=()
 for i in $(seq "$reps"); do
   for binary in churn_bench churn_bench_without_registry; do
-    "$bin/$binary" --benchmark_min_time="$min_time" \
-      --benchmark_out="$out/$binary.$i.json" --benchmark_out_format=json >/dev/null
+    # Google Benchmark's banner each time would bury the log: kept unless it fails.
+    if ! "$bin/$binary" --benchmark_min_time="$min_time" --benchmark_out="$out/$binary.$i.json" \
+      --benchmark_out_format=json >/dev/null 2>"$out/$binary.$i.log"; then
+      cat "$out/$binary.$i.log" >&2
+      exit 1
+    fi
     churn_json+=("$out/$binary.$i.json")
   done
 done
