@@ -3,10 +3,21 @@
 set -euo pipefail
 tls_bench=$1
 thread_cost=$2
+thread_cost_without_registry=$3
+churn_bench=$4
+churn_bench_without_registry=$5
 
-# The 1,000,000-key cases take most of a second to fill; the rest is quick.
-"$tls_bench" --benchmark_min_time=0.0001 --benchmark_filter='-keys:1000000$' >/dev/null
+# The 1,000,000-key cases take most of a second to fill, and the 1,000 parked
+# threads of the Read cases are started for every timing pass; the rest is quick.
+"$tls_bench" --benchmark_min_time=0.0001 --benchmark_filter='-(keys:1000000|threads:1000)$' >/dev/null
 "$thread_cost" loop stub 3
 "$thread_cost" loop boost 3
 "$thread_cost" rss value 50 | grep -q '^rss_kib_per_thread value '
+"$thread_cost_without_registry" loop stub 3
+"$thread_cost_without_registry" rss value 50 | grep -q '^rss_kib_per_thread value '
+# Each checks at start-up that it is linked with the engine its benchmark names say.
+out=$("$churn_bench" --benchmark_min_time=0.0001)
+grep -q '^BM_Churn_Tls_WithRegistry' <<<"$out"
+out=$("$churn_bench_without_registry" --benchmark_min_time=0.0001)
+grep -q '^BM_Churn_Tls_WithoutRegistry' <<<"$out"
 echo "PASS"

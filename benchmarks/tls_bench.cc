@@ -4,8 +4,9 @@
 // absolute times drift on a shared machine, ratios within a run hold.
 //
 // Peers: a plain `thread_local` read through a non-inlined call (peers.cc),
-// pthread_getspecific/setspecific, boost::thread_specific_ptr, and a
-// `thread_local std::unordered_map<std::string, int>`.
+// pthread_getspecific/setspecific, boost::thread_specific_ptr, a
+// `thread_local std::unordered_map<std::string, int>`; for tls::Counter, a
+// shared std::atomic<int64_t> and a sharded counter on boost (peers.h).
 //
 // Naming: BM_<who>_<operation>. tools/bench_table.py pairs them into the
 // README table. On the engine side:
@@ -29,6 +30,7 @@
 #include <boost/thread/tss.hpp>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <optional>
 #include <random>
 #include <string>
@@ -544,6 +546,94 @@ void BM_Thread_Boost(benchmark::State& state) {
   }
 }
 BENCHMARK(BM_Thread_Boost)->UseRealTime();
+
+// ---------------------------------------------------------------------------
+// tls::Counter (issue 11) against a shared std::atomic<int64_t> and the boost
+// sharded counter of peers.h, with 1 and 2 threads adding at once. With
+// ->Threads(n), Google Benchmark runs the loop on n threads together and
+// reports CPU time per Add summed over them: the time per Add on each thread,
+// so total throughput is n over it, and a ratio of times is the inverse
+// ratio of throughputs.
+
+// On a cache line of its own, so that only the adders share it.
+alignas(64) std::atomic<int64_t> g_atomic_count{0};
+tls::Counter g_counter;
+tls_bench::BoostShardedCounter g_boost_counter;
+
+void BM_Atomic_FetchAdd(benchmark::State& state) {
+  for (auto _ : state) g_atomic_count.fetch_add(1, std::memory_order_relaxed);
+}
+BENCHMARK(BM_Atomic_FetchAdd)->Threads(1)->Threads(2);
+
+void BM_Counter_Add(benchmark::State& state) {
+  for (auto _ : state) g_counter.Add(1);
+}
+BENCHMARK(BM_Counter_Add)->Threads(1)->Threads(2);
+
+void BM_BoostCounter_Add(benchmark::State& state) {
+  for (auto _ : state) g_boost_counter.Add(1);
+}
+BENCHMARK(BM_BoostCounter_Add)->Threads(1)->Threads(2);
+
+// Read with `threads` parked threads (64 KiB stacks) that have each added
+// once to both counters, so the two Reads run over the same process: a walk
+// of every live stub for tls::Counter, the mutex and the list for boost. The
+// threads are started before the timed loop and joined after it.
+class ParkedAdders {
+ public:
+  explicit ParkedAdders(int n) : threads_(n) {
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setstacksize(&attr, 64 * 1024);
+    for (pthread_t& t : threads_) {
+      if (pthread_create(&t, &attr, &Park, this) != 0) std::abort();
+    }
+    pthread_attr_destroy(&attr);
+    for (int r; (r = ready_.load(std::memory_order_acquire)) < n;) ready_.wait(r);
+  }
+  ~ParkedAdders() {
+    go_.store(true, std::memory_order_release);
+    go_.notify_all();
+    for (pthread_t t : threads_) pthread_join(t, nullptr);
+  }
+
+ private:
+  static void* Park(void* arg) {
+    auto* self = static_cast<ParkedAdders*>(arg);
+    g_counter.Add(1);
+    g_boost_counter.Add(1);
+    self->ready_.fetch_add(1, std::memory_order_release);
+    self->ready_.notify_all();
+    self->go_.wait(false, std::memory_order_acquire);
+    return nullptr;
+  }
+
+  std::vector<pthread_t> threads_;
+  std::atomic<int> ready_{0};
+  std::atomic<bool> go_{false};
+};
+
+template <class C>
+void CounterRead(benchmark::State& state, C& counter) {
+  const int64_t before = counter.Read();
+  ParkedAdders parked(static_cast<int>(state.range(0)));
+  if (counter.Read() != before + state.range(0)) {  // every parked thread counted once
+    state.SkipWithError("Read missed a parked thread's Add");
+    return;
+  }
+  for (auto _ : state) DoNotOptimize(counter.Read());
+}
+
+void ReadArgs(benchmark::internal::Benchmark* b) {
+  b->ArgName("threads");
+  for (int n : {1, 64, 1000}) b->Arg(n);
+}
+
+void BM_Counter_Read(benchmark::State& state) { CounterRead(state, g_counter); }
+BENCHMARK(BM_Counter_Read)->Apply(ReadArgs);
+
+void BM_BoostCounter_Read(benchmark::State& state) { CounterRead(state, g_boost_counter); }
+BENCHMARK(BM_BoostCounter_Read)->Apply(ReadArgs);
 
 // ---------------------------------------------------------------------------
 // Tasks (core/task.h): what Wrap adds to a task, with 0, 4 and 16 values

@@ -3,7 +3,9 @@
 
 Reads Google Benchmark JSON (medians of the repetitions; the single run when
 there was one repetition), the key/value file tools/run_benchmarks.sh writes
-for RSS and callgrind figures, and, optionally, the Python benchmark's JSON.
+for RSS and callgrind figures, optionally the JSON of runs of binaries that
+alternate (--runs: medians over the runs), and, optionally, the Python
+benchmark's JSON.
 Prints: measure | tls | peer | ratio | target | met?
 
 Micro-benchmarks use CPU time (preemption by other users of a shared machine
@@ -13,6 +15,7 @@ Standard library only.
 
 import argparse
 import json
+import statistics
 import sys
 
 # (measure, tls benchmark, peer benchmark, target ratio or None)
@@ -75,6 +78,19 @@ RATIO_ROWS = [
     ("thread create+join (wall): boost, 4 `thread_specific_ptr` + 1 "
      "`at_thread_exit` vs bare thread",
      "BM_Thread_Boost", "BM_Thread_Bare", None),
+    ("`tls::Counter::Add` vs `std::atomic<int64_t>::fetch_add(relaxed)`, 1 thread",
+     "BM_Counter_Add/threads:1", "BM_Atomic_FetchAdd/threads:1", 1.5),
+    ("`tls::Counter::Add` vs `fetch_add(relaxed)` on one shared atomic, 2 threads adding "
+     "at once: time per add on each thread (≤ 0.1× is total throughput ≥ 10×)",
+     "BM_Counter_Add/threads:2", "BM_Atomic_FetchAdd/threads:2", 0.1),
+    *[(f"`tls::Counter::Add` vs a sharded counter on `boost::thread_specific_ptr` "
+       f"(shards in a mutex-protected list), {n} thread{'s adding at once' if n > 1 else ''}",
+       f"BM_Counter_Add/threads:{n}", f"BM_BoostCounter_Add/threads:{n}", None)
+      for n in (1, 2)],
+    *[(f"`tls::Counter::Read` with {n:,} parked thread{'s' * (n > 1)} that each added once: "
+       "a walk of every live thread vs the boost sharded counter's read (mutex + list)",
+       f"BM_Counter_Read/threads:{n}", f"BM_BoostCounter_Read/threads:{n}", None)
+      for n in (1, 64, 1000)],
     *[("pool round trip (wall), `boost::asio::thread_pool`: `post(Wrap(f))` and wait, "
        f"{n} values, vs `post(f)`", f"BM_Pool_RoundTripWrap/values:{n}",
        "BM_Pool_RoundTripBare", target) for n, target in ((0, None), (4, 1.05), (16, None))],
@@ -91,6 +107,22 @@ DELTA_ROWS = [
     ("task through `Wrap`, 4 values that changed since the last capture (a `Set` "
      "before each): over `Set` + a bare call", "BM_Task_SetWrapAndCall/values:4",
      "BM_Task_SetAndBareCall", None),
+]
+
+# Rows from binaries that cannot share a process, run alternately (--runs):
+# (measure, benchmark, benchmark to divide by, target ratio or None). The churn
+# binaries are one source built on the engine with and without the registry of
+# stubs (benchmarks/churn_bench.cc); times are wall times.
+RUN_ROWS = [
+    ("thread churn (wall), 64 threads started at once then joined, each 4 values + "
+     "1 `AtExit` + 1 `Counter::Add`: with the registry of stubs vs without (two builds, "
+     "alternating runs)", "BM_Churn_Tls_WithRegistry", "BM_Churn_Tls_WithoutRegistry", 1.10),
+    ("thread churn (wall), 64 threads, 4 values + 1 `AtExit` + 1 `Counter::Add`, with the "
+     "registry, vs bare threads", "BM_Churn_Tls_WithRegistry", "BM_Churn_Bare_WithRegistry",
+     None),
+    ("thread churn control: the same bare threads in the build with the registry vs in the "
+     "build without (≈ 1.00× when the alternation is fair)", "BM_Churn_Bare_WithRegistry",
+     "BM_Churn_Bare_WithoutRegistry", None),
 ]
 
 # Python rows: (measure, tls key, peer key, target ratio)
@@ -119,17 +151,25 @@ PYTHON_ROWS = [
 ]
 
 
+SCALE = {"ns": 1.0, "us": 1e3, "ms": 1e6, "s": 1e9}
+
+
+def name_and_time(b):
+    """A benchmark's name (without /real_time) and its ns/op: wall time if it
+    was measured so, else CPU time."""
+    name = b.get("run_name", b["name"])
+    real = name.endswith("/real_time")
+    t = (b["real_time"] if real else b["cpu_time"]) * SCALE[b.get("time_unit", "ns")]
+    return name.removesuffix("/real_time"), real, t
+
+
 def load_benchmarks(path):
     """name -> ns/op: the median when repetitions were aggregated."""
     with open(path) as f:
         data = json.load(f)
-    scale = {"ns": 1.0, "us": 1e3, "ms": 1e6, "s": 1e9}
     single, median, cv = {}, {}, {}
     for b in data["benchmarks"]:
-        name = b.get("run_name", b["name"])
-        real = name.endswith("/real_time")
-        name = name.removesuffix("/real_time")
-        t = (b["real_time"] if real else b["cpu_time"]) * scale[b.get("time_unit", "ns")]
+        name, real, t = name_and_time(b)
         if b.get("run_type") == "aggregate":
             if b.get("aggregate_name") == "median":
                 median[name] = t
@@ -142,6 +182,24 @@ def load_benchmarks(path):
     context["repetitions"] = max((b.get("repetitions", 1) for b in data["benchmarks"]), default=1)
     context["cv"] = cv
     return {**single, **median}, context
+
+
+def load_runs(paths):
+    """name -> ns/op, the median over runs of one repetition each (files of
+    binaries run alternately), and name -> coefficient of variation."""
+    times = {}
+    for path in paths:
+        with open(path) as f:
+            data = json.load(f)
+        for b in data["benchmarks"]:
+            if b.get("run_type") == "aggregate":
+                continue
+            name, _, t = name_and_time(b)
+            times.setdefault(name, []).append(t)
+    median = {k: statistics.median(v) for k, v in times.items()}
+    cv = {k: statistics.stdev(v) / statistics.mean(v) if len(v) > 1 else None
+          for k, v in times.items()}
+    return median, cv
 
 
 def load_extra(path):
@@ -191,6 +249,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("benchmark_json")
     ap.add_argument("--extra", help="key value lines: RSS and callgrind figures")
+    ap.add_argument("--runs", nargs="+", default=[],
+                    help="Google Benchmark JSON of alternating runs (one repetition each)")
     ap.add_argument("--python", help="python_bench.py JSON output")
     args = ap.parse_args()
 
@@ -217,6 +277,15 @@ def main():
         rows.append((measure, fmt_ns(a), fmt_ns(b), f"+{d:.0f} ns",
                      f"≤ +{target} ns" if target else "—", met(d <= target) if target else ""))
 
+    run_times, run_cv = load_runs(args.runs)
+    for measure, mine, peer, target in RUN_ROWS:
+        a, b = run_times.get(mine), run_times.get(peer)
+        if a is None or b is None:
+            rows.append((measure, fmt_ns(a), fmt_ns(b), "n/a",
+                         f"≤ {target}×" if target else "—", "not run"))
+            continue
+        rows.append(ratio_row(measure, a, b, target, (run_cv.get(mine), run_cv.get(peer))))
+
     ins = {k.split(".", 1)[1]: v for k, v in extra.items()
            if k.startswith("instructions_per_thread.")}
     if "bare" in ins and "stub" in ins:
@@ -224,6 +293,11 @@ def main():
         rows.append(("instructions per thread create+join (callgrind): 4 values + "
                      "1 `AtExit` vs bare", f"{ins['stub']:,.0f}", f"{ins['bare']:,.0f}",
                      f"+{d:,.0f}", "≤ +2,000", met(d <= 2000)))
+        if "stub_without_registry" in ins:
+            nr = ins["stub_without_registry"]
+            rows.append(("instructions per thread create+join: 4 values + 1 `AtExit`, with the "
+                         "registry of stubs vs without (two builds)", f"{ins['stub']:,.0f}",
+                         f"{nr:,.0f}", f"{ins['stub'] - nr:+,.0f}", "—", ""))
         if "boost" in ins:
             rows.append(("instructions per thread create+join: boost, 4 values + "
                          "1 `at_thread_exit` vs bare", f"{ins['boost']:,.0f}",
@@ -246,6 +320,12 @@ def main():
                          "vs bare", f"{rss[mode]:.2f} KiB", f"{rss['bare']:.2f} KiB",
                          f"{d:+.2f} KiB", f"≤ +{target:.1f} KiB" if target else "—",
                          met(d <= target) if target else ""))
+        if "value" in rss and "value_without_registry" in rss:
+            d = rss["value"] - rss["value_without_registry"]
+            rows.append(("RSS per live thread, 10,000 threads, 64 KiB stacks: one `tls` value, "
+                         "with the registry of stubs vs without (two builds)",
+                         f"{rss['value']:.2f} KiB", f"{rss['value_without_registry']:.2f} KiB",
+                         f"{d:+.2f} KiB", "—", ""))
 
     if args.python:
         with open(args.python) as f:
@@ -262,8 +342,11 @@ def main():
     for row in rows:
         print("| " + " | ".join(row) + " |")
     reps = context.get("repetitions", 1)
+    runs = len(args.runs) // 2
+    churn = (f"; churn over {runs} alternating run{'s' * (runs > 1)} of each build"
+             if args.runs else "")
     print(f"\nTimes are medians ({f'of {reps} repetitions' if reps > 1 else 'one run'}); "
-          "micro-benchmarks in CPU time, thread create+join in wall time.",
+          f"micro-benchmarks in CPU time, thread create+join and churn in wall time{churn}.",
           file=sys.stdout)
 
 

@@ -31,7 +31,9 @@ build_flags=(--config=bench --symlink_prefix=/ "--jobs=${BENCH_JOBS:-2}")
 log() { echo "run_benchmarks: $*" >&2; }
 
 log "building (--config=bench)"
-"${bazel[@]}" build "${build_flags[@]}" //benchmarks:tls_bench //benchmarks:thread_cost >&2
+"${bazel[@]}" build "${build_flags[@]}" //benchmarks:tls_bench //benchmarks:thread_cost \
+  //benchmarks:thread_cost_without_registry //benchmarks:churn_bench \
+  //benchmarks:churn_bench_without_registry >&2
 bin=$("${bazel[@]}" info "${build_flags[@]}" bazel-bin 2>/dev/null)/benchmarks
 
 # 1. Google Benchmark: the engine and every peer in one process.
@@ -47,11 +49,14 @@ extra="$out/extra.txt"
 : >"$extra"
 
 # 2. RSS per live thread (64 KiB stacks), each mode in its own process, the
-#    median of 3 runs.
-for mode in bare value pthread boost; do
+#    median of 3 runs. value_without_registry: one value, on the engine built
+#    without the registry of stubs (issue 11; benchmarks/BUILD).
+for mode in bare value value_without_registry pthread boost; do
+  binary=thread_cost
+  if [[ $mode == *_without_registry ]]; then binary=thread_cost_without_registry; fi
   runs=()
   for _ in 1 2 3; do
-    runs+=("$("$bin/thread_cost" rss "$mode" "$threads" | awk '{print $3}')")
+    runs+=("$("$bin/$binary" rss "${mode%_without_registry}" "$threads" | awk '{print $3}')")
   done
   median=$(printf '%s\n' "${runs[@]}" | sort -g | sed -n 2p)
   log "rss $mode: ${runs[*]} KiB/thread"
@@ -60,11 +65,15 @@ done
 
 # 3. User-space instructions per thread create+join, from callgrind totals at
 #    two thread counts (start-up cancels out). Exact and repeatable.
+#    stub_without_registry: the same on the engine without the registry.
 if command -v valgrind >/dev/null; then
   n1=100 n2=300
-  for mode in bare stub boost; do
+  for mode in bare stub stub_without_registry boost; do
+    binary=thread_cost
+    if [[ $mode == *_without_registry ]]; then binary=thread_cost_without_registry; fi
     total() {
-      valgrind --tool=callgrind --callgrind-out-file=/dev/null "$bin/thread_cost" loop "$mode" "$1" 2>&1 |
+      valgrind --tool=callgrind --callgrind-out-file=/dev/null "$bin/$binary" loop \
+        "${mode%_without_registry}" "$1" 2>&1 |
         sed -n 's/.*Collected : \([0-9]*\).*/\1/p'
     }
     a=$(total $n1) b=$(total $n2)
@@ -76,7 +85,25 @@ else
   log "valgrind not found: instruction counts skipped"
 fi
 
-# 4. Python: the shipped wheel (optimised and stripped whatever the flags, see
+# 4. Thread churn with and without the registry of stubs (issue 11): one source
+#    built on each engine (benchmarks/churn_bench.cc), the two binaries run
+#    alternately, one repetition each time, so that drift hits both alike;
+#    bench_table.py takes the medians over the runs.
+log "churn: $reps alternating runs of each engine"
+churn_json=()
+for i in $(seq "$reps"); do
+  for binary in churn_bench churn_bench_without_registry; do
+    # Google Benchmark's banner each time would bury the log: kept unless it fails.
+    if ! "$bin/$binary" --benchmark_min_time="$min_time" --benchmark_out="$out/$binary.$i.json" \
+      --benchmark_out_format=json >/dev/null 2>"$out/$binary.$i.log"; then
+      cat "$out/$binary.$i.log" >&2
+      exit 1
+    fi
+    churn_json+=("$out/$binary.$i.json")
+  done
+done
+
+# 5. Python: the shipped wheel (optimised and stripped whatever the flags, see
 #    python/BUILD) of the default python3, installed into a fresh venv.
 py_json=()
 py=${PYTHON_BIN_PATH:-python3}  # the interpreter @local_python made //python:wheel for
@@ -98,4 +125,5 @@ else
   log "python: //python:wheel does not build; Python benchmarks skipped"
 fi
 
-python3 tools/bench_table.py "$out/tls_bench.json" --extra "$extra" "${py_json[@]}"
+python3 tools/bench_table.py "$out/tls_bench.json" --extra "$extra" \
+  --runs "${churn_json[@]}" "${py_json[@]}"
