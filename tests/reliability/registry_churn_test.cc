@@ -199,7 +199,7 @@ TEST(KnownDeadlock, DISABLED_TwoWalksWhoseVisitorsWriteTheirOwnThread) {
     bool first = true;
     g_visited.ForEachThread([&](int&) {
       if (!std::exchange(first, false)) return;
-      both_in_visitor.arrive_and_wait();  // both walks now gate the other's (older) stub
+      both_in_visitor.arrive_and_wait();      // both walks now gate the other's (older) stub
       tls::Set("new-key", tls::MakeData(n));  // a write section on its own stub
     });
     done.fetch_add(1);
@@ -480,8 +480,8 @@ class RegistryChurn : public ::testing::Test {
         "RegistryChurn: %ld lifetimes (%ld tasks, %ld resets) in %.1f s by %ld walker threads: "
         "%ld reads, %ld walks (%ld visits), %ld listings (%ld threads listed), %ld own writes\n",
         r.lifetimes.load(), r.tasks.load(), r.resets.load(), r.seconds, r.walker_threads.load(),
-        r.reads.load(), r.walks.load(), r.visits.load(), r.listings.load(),
-        r.listed_threads.load(), r.own_writes.load());
+        r.reads.load(), r.walks.load(), r.visits.load(), r.listings.load(), r.listed_threads.load(),
+        r.own_writes.load());
   }
   static Results* results_;
 };
