@@ -341,11 +341,28 @@ TEST_P(Dlclose, UnloadFreesThePluginsRegistry) {
 // two registries. Each engine lists only the threads that used it (a thread
 // that used both is in both), and the program's listing shows none of the
 // plugin's keys; then the plugin unloads and frees its registry.
+//
+// Unless the plugin exports its engine and the program exports one too (a
+// CMake BUILD_SHARED_LIBS build, where the helper links libtls-core.so): the
+// dynamic linker then binds the plugin's engine calls to the program's, and
+// there is one engine, listing every thread. A plugin that exports only its
+// API (the hidden build) always keeps its own.
 TEST_P(Dlclose, ProgramAndPluginEnginesKeepSeparateRegistries) {
   const ChildResult r =
       RunWithTimeout({Runfile("tests/reliability/dlclose_registry_helper"), path_}, 60);
   ASSERT_TRUE(r.exited_ok()) << r.Describe();
   const std::vector<std::string> lines = Lines(r.out);
+  if (Count(lines, "plugin engine is its own: 0") == 1) {
+    ASSERT_EQ(std::string(GetParam()), "libtls_plugin.so")
+        << "an API-only plugin's engine calls went to the program's engine:\n"
+        << r.out;
+    EXPECT_EQ(Count(lines,
+                    "program engine lists: program=2 plugin=2 both=2 other=0; keys: "
+                    "\"program-key\" 0 1 2"),
+              1)
+        << r.out;
+    GTEST_SKIP() << "the exports-all plugin shares the program's exported engine here";
+  }
   EXPECT_EQ(Count(lines, "plugin engine is its own: 1"), 1) << r.out;
   EXPECT_EQ(Count(lines,
                   "program engine lists: program=2 plugin=0 both=2 other=0; keys: "
