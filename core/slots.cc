@@ -1,7 +1,10 @@
 // The untyped half of tls::Slot<T> (core/slot.h).
+#include <pthread.h>
+
 #include <algorithm>
 #include <atomic>
 #include <mutex>
+#include <new>
 #include <utility>
 
 #include "core/internal/registry.h"
@@ -14,6 +17,28 @@ namespace {
 std::atomic<size_t> g_next_slot{0};
 // Every SlotRetirement made, so that they stay reachable (they are never freed).
 constinit std::atomic<SlotRetirement*> g_retirements{nullptr};
+
+// In a fork child only the forking thread exists. A retire lock that another
+// thread held at the fork (inside a walk of the Slot, a retire, Serialized:
+// a Counter::Read, say) would stay held for ever, and the child's walks,
+// Reads and retires (its Reset, its exit) would wait on it; one the forking
+// thread held cannot be unlocked or re-entered there either (a recursive
+// mutex checks its owner's thread id, which the child's thread does not
+// keep). So the child starts every lock afresh.
+void ResetRetirementLocksInForkChild() noexcept {
+  for (SlotRetirement* r = g_retirements.load(std::memory_order_relaxed); r != nullptr;
+       r = r->next) {
+    new (&r->lock) std::recursive_mutex();
+  }
+}
+
+// Once per process (per load of the library: glibc drops the handler when it
+// is unloaded); pthread_once, which glibc restarts in a child whose fork
+// interrupted it.
+void RegisterForkReset() noexcept {
+  static pthread_once_t once = PTHREAD_ONCE_INIT;
+  pthread_once(&once, [] { pthread_atfork(nullptr, nullptr, &ResetRetirementLocksInForkChild); });
+}
 }  // namespace
 
 size_t NewSlotIndex() noexcept { return g_next_slot.fetch_add(1, std::memory_order_relaxed); }
@@ -45,6 +70,7 @@ bool SlotStore(size_t index, void* value, const SlotOps* ops) {
 }
 
 SlotRetirement* NewSlotRetirement(const SlotOps& ops, std::function<void(void*)> retire) {
+  RegisterForkReset();
   auto* retirement = new SlotRetirement();  // never freed: see slot_ops.h
   retirement->ops = ops;
   retirement->ops.retirement = retirement;

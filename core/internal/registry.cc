@@ -13,6 +13,7 @@
 #include <atomic>
 #include <cstdint>
 #include <mutex>
+#include <new>
 #include <utility>
 
 #include "core/internal/stub_cache.h"
@@ -48,28 +49,45 @@ bool OwnedHere(const Stub& stub) noexcept {
 
 bool IsLive(StubRole role) noexcept { return role == StubRole::kThread || role == StubRole::kTask; }
 
+// HeavyBarrier's state. Not function-local statics: a fork while another
+// thread is inside a guarded static's initialization (the registration
+// system call) leaves the guard taken for good in the child, whose first walk
+// then waits on it for ever. Registering twice, by threads racing to it, is
+// harmless. The fallback's lock and page are reset in a fork child.
+constinit std::atomic<int> g_membarrier{0};  // 0: not tried yet; 1: registered; -1: unavailable
+constinit std::mutex g_barrier_lock;
+void* g_barrier_page = nullptr;  // guarded by g_barrier_lock
+bool g_barrier_page_tried = false;
+
 // Makes every running thread of the process execute a full memory fence.
 // membarrier(PRIVATE_EXPEDITED) (Linux 4.14+) does it with an IPI to the CPUs
 // running this process's threads. Without it, changing the protection of a
 // page this process has touched does the same (the kernel's TLB shootdown
 // interrupts every CPU that may cache the mapping), as folly and .NET do.
 void HeavyBarrier() noexcept {
-  static const bool registered =
-      syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) == 0;
-  if (registered && syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) == 0) return;
-  static std::mutex lock;
-  static void* page = [] {
+  int membarrier = g_membarrier.load(std::memory_order_relaxed);
+  if (membarrier == 0) {
+    membarrier =
+        syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) == 0 ? 1 : -1;
+    g_membarrier.store(membarrier, std::memory_order_relaxed);
+  }
+  if (membarrier == 1 && syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) == 0) {
+    return;
+  }
+  std::lock_guard<std::mutex> hold(g_barrier_lock);
+  if (!g_barrier_page_tried) {
+    g_barrier_page_tried = true;
     void* p = mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    return p == MAP_FAILED ? nullptr : p;
-  }();
-  std::lock_guard<std::mutex> hold(lock);
-  if (page == nullptr) {  // nothing left to try: make this side sequentially consistent at least
+    g_barrier_page = p == MAP_FAILED ? nullptr : p;
+  }
+  if (g_barrier_page ==
+      nullptr) {  // nothing left to try: make this side sequentially consistent at least
     std::atomic_thread_fence(std::memory_order_seq_cst);
     return;
   }
-  static_cast<volatile char*>(page)[0] = 1;  // resident, so the shootdown is real
-  mprotect(page, 4096, PROT_READ);
-  mprotect(page, 4096, PROT_READ | PROT_WRITE);
+  static_cast<volatile char*>(g_barrier_page)[0] = 1;  // resident, so the shootdown is real
+  mprotect(g_barrier_page, 4096, PROT_READ);
+  mprotect(g_barrier_page, 4096, PROT_READ | PROT_WRITE);
 }
 
 bool TryClaim(Stub* stub) noexcept {
@@ -100,6 +118,7 @@ Stub* ClaimShell() noexcept {
 // write section of another thread is in progress.
 void ResetInForkChild() noexcept {
   g_fork_generation.fetch_add(1, std::memory_order_relaxed);
+  new (&g_barrier_lock) std::mutex();  // another thread may have held it at the fork
   size_t free = 0;
   for (Stub* s = g_head.load(std::memory_order_relaxed); s != nullptr; s = s->next_registered) {
     s->writing.store(0, std::memory_order_relaxed);
@@ -116,9 +135,11 @@ void ResetInForkChild() noexcept {
   g_free_hint.store(nullptr, std::memory_order_relaxed);
 }
 
+// pthread_once, not a function-local static: glibc's once restarts in a fork
+// child if the fork interrupted it, a static's guard stays taken.
 void RegisterForkReset() noexcept {
-  static const bool registered = pthread_atfork(nullptr, nullptr, &ResetInForkChild) == 0;
-  (void)registered;
+  static pthread_once_t once = PTHREAD_ONCE_INIT;
+  pthread_once(&once, [] { pthread_atfork(nullptr, nullptr, &ResetInForkChild); });
 }
 
 void Push(Stub* stub) noexcept {

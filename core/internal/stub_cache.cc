@@ -72,10 +72,11 @@ constinit StubCache g_cache;
 void StubCache::RegisterForkReset() noexcept {
   // Once per process (per load of the library; glibc drops the handler when
   // the library is unloaded). Before the first Put nothing is cached, so
-  // there is nothing to reset before it.
-  static const bool registered =
-      pthread_atfork(nullptr, nullptr, [] { g_cache.ResetInChild(); }) == 0;
-  (void)registered;
+  // there is nothing to reset before it. pthread_once, not a function-local
+  // static: a fork that interrupts it leaves a static's guard taken in the
+  // child, where glibc's once starts again.
+  static pthread_once_t once = PTHREAD_ONCE_INIT;
+  pthread_once(&once, [] { pthread_atfork(nullptr, nullptr, [] { g_cache.ResetInChild(); }); });
 }
 
 // Empty, and small: a stub that grew big goes back to malloc rather than

@@ -7,7 +7,9 @@
 
 #include <atomic>
 #include <cstdint>
+#include <vector>
 
+#include "tls/threads.h"
 #include "tls/tls.h"
 
 namespace {
@@ -23,6 +25,22 @@ void Count(std::atomic<int> TlsPluginRecord::*field) {
 struct UnloadProbe {
   ~UnloadProbe() { Count(&TlsPluginRecord::unloads); }
 } g_unload_probe;
+
+// Constructed before every other static of the plugin (init_priority), so
+// destroyed after them all, the engine's stub cache included, whose
+// destructor frees the registry of stubs if no thread holds a stub: counts
+// the stubs the registry still has then (a walk of an empty registry reads
+// nothing of the freed stubs).
+struct RegistryProbe {
+  ~RegistryProbe() {
+    TlsPluginRecord* r = g_record.load();
+    if (r == nullptr) return;
+    const tls::Stats s = tls::GetStats();
+    r->registry_left.store(static_cast<long>(s.threads + s.tasks + s.kept_stubs));
+    r->registry_checks.fetch_add(1);
+  }
+};
+__attribute__((init_priority(101))) RegistryProbe g_registry_probe;
 
 struct SlotValue {
   void Close() { Count(&TlsPluginRecord::slot_closes); }
@@ -67,6 +85,15 @@ uint64_t tls_plugin_use(int values) {
 void tls_plugin_use_late() {
   t_late_user.armed = true;  // first use: its destructor is registered now
   tls::Set("early", tls::MakeData(0, [](int&) { Count(&TlsPluginRecord::closes); }));
+}
+
+int tls_plugin_list_threads(TlsPluginThread* out, int max) {
+  const std::vector<tls::ThreadReport> all = tls::ListThreads();
+  for (int i = 0; i < max && i < static_cast<int>(all.size()); ++i) {
+    out[i] = TlsPluginThread{all[i].id, all[i].native, static_cast<int>(all[i].keys.size()),
+                             static_cast<int>(all[i].slot_values), all[i].task ? 1 : 0};
+  }
+  return static_cast<int>(all.size());
 }
 
 int tls_plugin_engine_is_own() {

@@ -6,6 +6,8 @@
 #ifndef TLS_TESTS_RELIABILITY_DLCLOSE_PLUGIN_H_
 #define TLS_TESTS_RELIABILITY_DLCLOSE_PLUGIN_H_
 
+#include <pthread.h>
+
 #include <atomic>
 #include <cstdint>
 
@@ -19,6 +21,20 @@ struct TlsPluginRecord {
   std::atomic<int> late_handlers{0};   // handlers of stubs made after the exit sequence
   std::atomic<int> late_closes{0};     // values of such stubs closed
   std::atomic<int> unloads{0};         // the plugin's static destructors ran
+  // Written by the plugin's last static destructor, after the engine's own
+  // (the stub cache's, which frees the registry of stubs if no thread holds
+  // one): how many stubs the plugin's registry still had (0: it was freed).
+  std::atomic<int> registry_checks{0};
+  std::atomic<long> registry_left{-1};
+};
+
+// One thread (or task) as the plugin's engine lists it (tls::ListThreads).
+struct TlsPluginThread {
+  uint64_t id;
+  pthread_t native;
+  int keys;
+  int slot_values;
+  int task;
 };
 
 // Points the plugin's counts at `record`. Call first, after every dlopen.
@@ -38,6 +54,11 @@ inline constexpr char kTlsPluginUse[] = "tls_plugin_use";
 // one ordinary value (counted in closes).
 using TlsPluginUseLateFn = void (*)();
 inline constexpr char kTlsPluginUseLate[] = "tls_plugin_use_late";
+
+// The plugin's engine's tls::ListThreads: fills up to `max` entries of `out`
+// and returns how many threads (and tasks) it listed.
+using TlsPluginListThreadsFn = int (*)(TlsPluginThread* out, int max);
+inline constexpr char kTlsPluginListThreads[] = "tls_plugin_list_threads";
 
 // 1 if the engine's code that the plugin calls is inside the plugin itself
 // (not some other copy the process happens to contain).

@@ -92,7 +92,9 @@ class Plugin {
     use = Sym<TlsPluginUseFn>(kTlsPluginUse);
     use_late = Sym<TlsPluginUseLateFn>(kTlsPluginUseLate);
     engine_is_own = Sym<TlsPluginEngineIsOwnFn>(kTlsPluginEngineIsOwn);
-    if (attach == nullptr || use == nullptr || use_late == nullptr || engine_is_own == nullptr) {
+    list_threads = Sym<TlsPluginListThreadsFn>(kTlsPluginListThreads);
+    if (attach == nullptr || use == nullptr || use_late == nullptr || engine_is_own == nullptr ||
+        list_threads == nullptr) {
       error_ = "missing symbol";
       return;
     }
@@ -114,6 +116,7 @@ class Plugin {
   TlsPluginUseFn use = nullptr;
   TlsPluginUseLateFn use_late = nullptr;
   TlsPluginEngineIsOwnFn engine_is_own = nullptr;
+  TlsPluginListThreadsFn list_threads = nullptr;
 
  private:
   template <class F>
@@ -137,12 +140,13 @@ inline void DetachRecordIfLoaded(const std::string& path) {
 }
 
 inline std::string Counts(const TlsPluginRecord& r) {
-  char buf[200];
+  char buf[240];
   std::snprintf(buf, sizeof buf,
                 "handlers=%d misses=%d closes=%d slot_closes=%d late_handlers=%d "
-                "late_closes=%d unloads=%d",
+                "late_closes=%d unloads=%d registry_checks=%d registry_left=%ld",
                 r.handlers.load(), r.handler_misses.load(), r.closes.load(), r.slot_closes.load(),
-                r.late_handlers.load(), r.late_closes.load(), r.unloads.load());
+                r.late_handlers.load(), r.late_closes.load(), r.unloads.load(),
+                r.registry_checks.load(), r.registry_left.load());
   return buf;
 }
 

@@ -32,12 +32,22 @@
 //     the code it is about to run. libtls_plugin_late.so, a third copy of the
 //     API-only build, takes those tests so the pin does not spill over.
 //
+// All threads at once (issue 11): the plugin's engine keeps its own registry
+// of stubs. Its ListThreads lists only the threads that used the plugin, and
+// a program with an engine of its own (dlclose_registry_helper) lists only
+// its own users, never the plugin's values. When the plugin is unloaded the
+// engine frees its registry (the stub cache's static destructor), so nothing
+// of it is left behind in the unmapped library's place: the plugin's last
+// static destructor checks (TlsPluginRecord::registry_left), and under ASan
+// LeakSanitizer would report the stubs.
+//
 // The test binary links no engine (see BUILD): the plugin's is the only one.
 #include <dlfcn.h>
 #include <gtest/gtest.h>
 #include <pthread.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdint>
 #include <cstdio>
@@ -51,6 +61,10 @@
 #include "tests/reliability/dlclose_plugin.h"
 #include "tests/reliability/dlclose_plugin_loader.h"
 #include "tests/reliability/test_util.h"
+
+#ifdef TLS_TEST_ASAN
+#include <sanitizer/lsan_interface.h>
+#endif
 
 namespace tls_test {
 namespace {
@@ -121,6 +135,24 @@ class Dlclose : public ::testing::TestWithParam<const char*> {
     EXPECT_EQ(UnloadIfUnused(path_), unloadable_);
     EXPECT_EQ(Mapped(path_), !unloadable_);
     EXPECT_EQ(rec.unloads.load(), unloadable_ ? 1 : 0);
+    ExpectRegistryFreedIfUnloaded(rec);
+  }
+
+  // After a dlclose with no user alive: unloaded at once, if this build can
+  // be unloaded at all.
+  void ExpectUnloadedByTheClose(const TlsPluginRecord& rec) {
+    EXPECT_EQ(Mapped(path_), !unloadable_);
+    EXPECT_EQ(rec.unloads.load(), unloadable_ ? 1 : 0);
+    ExpectRegistryFreedIfUnloaded(rec);
+  }
+
+  // The engine's registry of stubs was freed when the plugin was unloaded
+  // (every stub had been given back: no thread held one).
+  void ExpectRegistryFreedIfUnloaded(const TlsPluginRecord& rec) {
+    EXPECT_EQ(rec.registry_checks.load(), unloadable_ ? 1 : 0) << Counts(rec);
+    if (unloadable_) {
+      EXPECT_EQ(rec.registry_left.load(), 0) << "stubs left in an unloaded plugin's registry";
+    }
   }
 };
 
@@ -238,6 +270,115 @@ TEST_P(Dlclose, RepeatedLoadUseCloseCycles) {
     // unloading must drop it, or a fork would call into unmapped code.
     const ChildResult r = RunForked([] { return 0; }, 30);
     EXPECT_TRUE(r.exited_ok()) << r.Describe();
+  }
+}
+
+// The plugin's ListThreads lists exactly the threads that used the plugin
+// (not the test's other threads, which use no engine), with what they hold;
+// once they end, none.
+TEST_P(Dlclose, PluginsRegistryListsOnlyTheThreadsThatUsedIt) {
+  constexpr int kUsers = 3;
+  TlsPluginRecord rec;
+  Plugin plugin(path_, &rec);
+  ASSERT_TRUE(plugin.ok()) << plugin.error();
+  TlsPluginThread listed[16];
+  EXPECT_EQ(plugin.list_threads(listed, 16), 0);
+  const TlsPluginUseFn use = plugin.use;
+  std::vector<uint64_t> ids(kUsers);
+  std::vector<pthread_t> natives(kUsers);
+  Users users(kUsers, [&](int i) {
+    ids[i] = use(2);
+    natives[i] = pthread_self();
+  });
+  Users bystanders(2, [](int) {});
+  const int n = plugin.list_threads(listed, 16);
+  ASSERT_EQ(n, kUsers);
+  std::set<uint64_t> listed_ids;
+  for (int i = 0; i < n; ++i) {
+    listed_ids.insert(listed[i].id);
+    const bool a_user = std::any_of(natives.begin(), natives.end(), [&](pthread_t t) {
+      return pthread_equal(t, listed[i].native) != 0;
+    });
+    EXPECT_TRUE(a_user) << "listed a thread that never used the plugin";
+    EXPECT_EQ(listed[i].keys, 2);
+    EXPECT_EQ(listed[i].slot_values, 1);
+    EXPECT_EQ(listed[i].task, 0);
+  }
+  EXPECT_EQ(listed_ids, std::set<uint64_t>(ids.begin(), ids.end()));
+  users.EndAll();
+  EXPECT_EQ(plugin.list_threads(listed, 16), 0);
+  bystanders.EndAll();
+  plugin.Close();
+  ExpectUnloadedByTheClose(rec);
+}
+
+// Unloading frees the plugin's registry: stubs that many threads used (more
+// than the stub cache keeps, so some are cached and some are shells), given
+// back at their threads' ends and at the cache's destruction. Under ASan,
+// LeakSanitizer checks too: the stubs of an unloaded plugin's registry are
+// reachable from nowhere.
+TEST_P(Dlclose, UnloadFreesThePluginsRegistry) {
+  TlsPluginRecord rec;
+  Plugin plugin(path_, &rec);
+  ASSERT_TRUE(plugin.ok()) << plugin.error();
+  const TlsPluginUseFn use = plugin.use;
+  // 40 stubs at once, then fewer: more than the stub cache keeps (32), so at
+  // their threads' ends some are cached and the rest become shells.
+  for (int threads : {40, 6, 6}) {
+    Users users(threads, [use](int) { use(1); });
+  }
+  TlsPluginThread listed[16];
+  EXPECT_EQ(plugin.list_threads(listed, 16), 0);
+  plugin.Close();
+  EXPECT_EQ(rec.handlers.load(), 52) << Counts(rec);
+  ExpectUnloadedByTheClose(rec);
+#ifdef TLS_TEST_ASAN
+  if (unloadable_) EXPECT_EQ(__lsan_do_recoverable_leak_check(), 0) << "a leak after the unload";
+#endif
+}
+
+// A program with its own engine (dlclose_registry_helper) and the plugin's:
+// two registries. Each engine lists only the threads that used it (a thread
+// that used both is in both), and the program's listing shows none of the
+// plugin's keys; then the plugin unloads and frees its registry.
+//
+// Unless the plugin exports its engine and the program exports one too (a
+// CMake BUILD_SHARED_LIBS build, where the helper links libtls-core.so): the
+// dynamic linker then binds the plugin's engine calls to the program's, and
+// there is one engine, listing every thread. A plugin that exports only its
+// API (the hidden build) always keeps its own.
+TEST_P(Dlclose, ProgramAndPluginEnginesKeepSeparateRegistries) {
+  const ChildResult r =
+      RunWithTimeout({Runfile("tests/reliability/dlclose_registry_helper"), path_}, 60);
+  ASSERT_TRUE(r.exited_ok()) << r.Describe();
+  const std::vector<std::string> lines = Lines(r.out);
+  if (Count(lines, "plugin engine is its own: 0") == 1) {
+    ASSERT_EQ(std::string(GetParam()), "libtls_plugin.so")
+        << "an API-only plugin's engine calls went to the program's engine:\n"
+        << r.out;
+    EXPECT_EQ(Count(lines,
+                    "program engine lists: program=2 plugin=2 both=2 other=0; keys: "
+                    "\"program-key\" 0 1 2"),
+              1)
+        << r.out;
+    GTEST_SKIP() << "the exports-all plugin shares the program's exported engine here";
+  }
+  EXPECT_EQ(Count(lines, "plugin engine is its own: 1"), 1) << r.out;
+  EXPECT_EQ(Count(lines,
+                  "program engine lists: program=2 plugin=0 both=2 other=0; keys: "
+                  "\"program-key\""),
+            1)
+      << r.out;
+  EXPECT_EQ(Count(lines,
+                  "plugin engine lists: program=0 plugin=2 both=2 other=0; keys per "
+                  "thread: 3"),
+            1)
+      << r.out;
+  EXPECT_EQ(Count(lines, "program engine lists after the threads ended: 0"), 1) << r.out;
+  EXPECT_EQ(Count(lines, "plugin engine lists after the threads ended: 0"), 1) << r.out;
+  if (unloadable_) {
+    EXPECT_EQ(Count(lines, "plugin unloaded"), 1) << r.out;
+    EXPECT_NE(r.out.find("registry_checks=1 registry_left=0"), std::string::npos) << r.out;
   }
 }
 

@@ -6,6 +6,17 @@
 // unique IDs, their handlers and closes run), and ends before a deadline. The
 // parent's threads check all along that their own state is untouched.
 //
+// All threads at once (issue 11): a walker thread reads a tls::Counter the
+// busy threads add to, walks a Slot and lists the threads without pause, so
+// forks happen during walks and folds. In the child the registry shows only
+// the forking thread's stubs (its own and its open tasks'), walks and Counter
+// reads work and never hang, and the Counter keeps what was folded into it
+// before the fork plus the forking thread's own shards: the other threads'
+// unfolded shards are lost with their threads (their stubs are abandoned in
+// the child, as their values are). Deterministic cases fork while another
+// thread is inside a visitor (a walk in progress, of a plain Slot and of a
+// Slot made with a retire function, whose lock it then holds).
+//
 // Children end deliberately: with exit(), the forking thread's exit sequence
 // must run in the child (it is the child's only thread); with _exit(),
 // nothing runs. Forking from inside an AtExit handler or a close during
@@ -24,6 +35,7 @@
 #include <atomic>
 #include <cstdint>
 #include <cstdlib>
+#include <functional>
 #include <initializer_list>
 #include <latch>
 #include <mutex>
@@ -33,6 +45,8 @@
 #include <vector>
 
 #include "tests/reliability/test_util.h"
+#include "tls/counter.h"
+#include "tls/threads.h"
 #include "tls/tls.h"
 
 namespace tls_test {
@@ -130,16 +144,21 @@ struct SlotValue {
 };
 tls::Slot<SlotValue> g_slot;
 tls::Slot<uint64_t> g_busy_slot;
+// Added to by the busy threads and the forking thread, read by the walker.
+tls::Counter g_counter;
 
 // ---------------------------------------------------------------------------
 // The parent's load: threads inside every engine function until stopped.
 
 class BusyLoad {
  public:
-  BusyLoad(int busy_threads, int churn_threads)
-      : churn_threads_(churn_threads), started_(busy_threads + churn_threads) {
+  // `walkers` threads walk without pause (Counter::Read, Slot::ForEachThread,
+  // ListThreads, GetStats), so forks happen during walks.
+  BusyLoad(int busy_threads, int churn_threads, int walkers = 0)
+      : churn_threads_(churn_threads), started_(busy_threads + churn_threads + walkers) {
     for (int i = 0; i < busy_threads; ++i) threads_.emplace_back([this, i] { Busy(i); });
     for (int i = 0; i < churn_threads; ++i) threads_.emplace_back([this] { Churn(); });
+    for (int i = 0; i < walkers; ++i) threads_.emplace_back([this] { Walk(); });
     started_.wait();
   }
   BusyLoad(const BusyLoad&) = delete;
@@ -175,6 +194,7 @@ class BusyLoad {
   int churned() const { return churned_.load(); }
   int churn_handlers() const { return churn_handlers_.load(); }
   int churn_closes() const { return churn_closes_.load(); }
+  long walks() const { return walks_.load(); }
 
  private:
   // Stores this thread's own value and the handler that checks it at exit;
@@ -210,6 +230,7 @@ class BusyLoad {
       (void)tls::Get(static_cast<int>((i * 7) % 16));
       if (i % 5 == 0) tls::Del(key);
       if (i % 3 == 0) g_busy_slot.Emplace(i);
+      g_counter.Add(1);
       if (i % 256 == 0) {
         tls::AtExit([] {
           (void)tls::Get("busy-own");
@@ -228,6 +249,20 @@ class BusyLoad {
       if (d == nullptr || d->Value<std::string>() != own || tls::ID() != id) {
         disturbed_.fetch_add(1);
       }
+    }
+  }
+
+  // Walks the registry without pause: a Counter read (holding its Slot's
+  // lock, racing the busy threads' folds at Reset), a Slot walk, a listing.
+  void Walk() {
+    started_.count_down();
+    while (!stop_.load(std::memory_order_relaxed)) {
+      ParkHereIfAsked();
+      (void)g_counter.Read();  // not monotonic here: a busy thread's Unload drops its shard
+      g_busy_slot.ForEachThread([](const uint64_t& v) { (void)v; });
+      (void)tls::ListThreads();
+      (void)tls::GetStats();
+      walks_.fetch_add(1);
     }
   }
 
@@ -262,6 +297,7 @@ class BusyLoad {
   std::atomic<int> churned_{0};
   std::atomic<int> churn_handlers_{0};
   std::atomic<int> churn_closes_{0};
+  std::atomic<long> walks_{0};
   std::vector<std::thread> threads_;
 };
 
@@ -276,6 +312,12 @@ void ExpectParentUnaffected(BusyLoad& load) {
   }
   EXPECT_EQ(load.churn_handlers(), load.churned());
   EXPECT_EQ(load.churn_closes(), load.churned());
+}
+
+// The same, for a load with walkers: they walked all along.
+void ExpectParentUnaffectedAndWalked(BusyLoad& load) {
+  ExpectParentUnaffected(load);
+  EXPECT_GT(load.walks(), 0);
 }
 
 // ---------------------------------------------------------------------------
@@ -339,6 +381,45 @@ void CheckChildThreads(const ForkPoint& at, ChildChecks& c) {
   c.Expect(!unique.count(at.forker_id), "a child thread got the forking thread's ID");
 }
 
+// What the forking thread adds to g_counter (HoldMine).
+constexpr int64_t kMineAdds = 5;
+
+std::string Describe(const std::vector<tls::ThreadReport>& listed) {
+  std::string s = std::to_string(listed.size()) + " listed:";
+  for (const tls::ThreadReport& t : listed) {
+    s += " {id " + std::to_string(t.id) + (t.task ? " task" : "") +
+         (pthread_equal(t.native, pthread_self()) ? " this thread" : " another thread") + ",";
+    for (const std::string& k : t.keys) s += " " + k;
+    s += "}";
+  }
+  return s;
+}
+
+// The registry in a child forked from a busy process: only the forking
+// thread's stub is live (the others are abandoned with their threads), and
+// walks and Counter reads work, although walks, folds and reads were in
+// progress on other threads at the fork.
+void CheckChildRegistry(const ForkPoint& at, ChildChecks& c) {
+  const std::vector<tls::ThreadReport> listed = tls::ListThreads();
+  c.Expect(listed.size() == 1 && listed[0].id == at.forker_id && !listed[0].task &&
+               pthread_equal(listed[0].native, pthread_self()) &&
+               listed[0].keys == std::vector<std::string>{"\"mine\""},
+           "ListThreads in the child: " + Describe(listed));
+  const tls::Stats stats = tls::GetStats();
+  c.Expect(stats.threads == 1 && stats.tasks == 0 && stats.values == 1 && stats.handlers == 1,
+           "GetStats in the child: threads " + std::to_string(stats.threads) + ", tasks " +
+               std::to_string(stats.tasks) + ", values " + std::to_string(stats.values));
+  int visited = 0;
+  g_busy_slot.ForEachThread([&](const uint64_t&) { ++visited; });
+  c.Expect(visited == 0, "a walk in the child visited another thread's value");
+  // The Counter: what was folded before the fork, plus this thread's shard.
+  c.Expect(g_counter.ReadLocal() == kMineAdds, "Counter::ReadLocal in the child");
+  const int64_t read = g_counter.Read();
+  c.Expect(read >= kMineAdds && g_counter.Read() == read, "Counter::Read in the child");
+  g_counter.Add(1);
+  c.Expect(g_counter.Read() == read + 1, "Counter::Add then Read in the child");
+}
+
 // Runs in the child, on the forking thread; ends the child.
 [[noreturn]] void ChildMain(const ForkPoint& at, ChildEnd end) {
   ChildChecks c;
@@ -349,6 +430,7 @@ void CheckChildThreads(const ForkPoint& at, ChildChecks& c) {
            "the forking thread's value was not kept");
   // The other threads' values live in their stubs, unreachable here.
   c.Expect(!tls::Get("busy-own") && !tls::Get("c"), "another thread's value is visible");
+  CheckChildRegistry(at, c);
   // Every function works on the forking thread.
   tls::Set("c1", Loud("c1"));
   const tls::Data* c1 = tls::Find("c1");
@@ -436,13 +518,14 @@ std::string ForkRepeatedly(int forks, BusyLoad& load) {
 void HoldMine() {
   tls::Set("mine", Loud("mine"));
   tls::AtExit([] { Say("mine handler"); });
+  g_counter.Add(kMineAdds);
 }
 
 long Forks() { return Scaled("TLS_FORK_COUNT", 120, 30, 24); }
 
 TEST(Fork, FromTheMainThreadWhileOtherThreadsAreBusy) {
   TakeLog();
-  BusyLoad load(3, 1);
+  BusyLoad load(3, 1, 1);
   HoldMine();
   const uint64_t id = tls::ID();
   EXPECT_EQ(ForkRepeatedly(Forks(), load), "");
@@ -452,7 +535,7 @@ TEST(Fork, FromTheMainThreadWhileOtherThreadsAreBusy) {
   auto mine = tls::Get("mine");
   ASSERT_TRUE(mine.has_value());
   EXPECT_FALSE(mine->closed());
-  ExpectParentUnaffected(load);
+  ExpectParentUnaffectedAndWalked(load);
   tls::Reset();
   tls::Unload();  // the main thread's handler would otherwise run at process exit
   const std::vector<std::string> log = TakeLog();
@@ -462,7 +545,7 @@ TEST(Fork, FromTheMainThreadWhileOtherThreadsAreBusy) {
 
 TEST(Fork, FromANonMainThreadWhileOtherThreadsAreBusy) {
   TakeLog();
-  BusyLoad load(3, 1);
+  BusyLoad load(3, 1, 1);
   std::string failure;
   std::thread forker([&] {
     HoldMine();
@@ -471,11 +554,201 @@ TEST(Fork, FromANonMainThreadWhileOtherThreadsAreBusy) {
   });
   forker.join();
   EXPECT_EQ(failure, "");
-  ExpectParentUnaffected(load);
+  ExpectParentUnaffectedAndWalked(load);
   // In the parent the forking thread ended normally: its sequence ran once.
   const std::vector<std::string> log = TakeLog();
   EXPECT_EQ(InOrder(log, {"mine handler", "mine closed"}), "");
   EXPECT_EQ(Count(log, "mine closed"), 1);
+}
+
+// ---------------------------------------------------------------------------
+// The registry across a fork, deterministically: what the child lists,
+// walks and counts, and that a walk in progress on another thread at the
+// fork leaves nothing waiting in the child.
+
+// A parent ready to fork (ForkFromScene): a thread that added 7 and ended
+// (folded into the Counter's total); three parked threads, each with a key,
+// a `walked` value of 10 and 100 added (live shards); the forking thread
+// with "mine-d", a `walked` value of 1 and 5 added, inside an open task with
+// "in-task" and 3 added. At the fork a walker thread is inside a visitor of
+// `walked`, for the forking thread's value: its walk gates the forking
+// thread's stub, and it holds `walked`'s lock (a Slot made with a retire
+// function: a walk holds it, as Counter::Read holds the Counter's).
+struct Scene {
+  tls::Counter counter;
+  std::atomic<int64_t> retired{0};
+  tls::Slot<int64_t> walked{[this](int64_t& v) { retired.fetch_add(v); }};
+  uint64_t thread_id = 0;  // the forking thread's ID
+  uint64_t task_id = 0;    // its open task's
+};
+
+using SceneChild = std::function<void(Scene&, tls::TaskScope&, ChildChecks&)>;
+
+// Forks from a Scene; the child runs `child` on the forking thread (inside
+// its task) and ends with _exit. Checks that the parent is unaffected and
+// returns what the child said.
+ChildResult ForkFromScene(const SceneChild& child) {
+  TakeLog();
+  Scene scene;
+  std::thread([&] { scene.counter.Add(7); }).join();
+  std::latch parked(3), release(1);
+  std::vector<std::thread> others;
+  for (int i = 0; i < 3; ++i) {
+    others.emplace_back([&, i] {
+      tls::Set("other", tls::MakeData(i));
+      scene.walked.Emplace(10);
+      scene.counter.Add(100);
+      parked.count_down();
+      release.wait();
+    });
+  }
+  parked.wait();
+  tls::Set("mine-d", tls::MakeData(1));
+  scene.walked.Emplace(1);
+  scene.counter.Add(5);
+  scene.thread_id = tls::ID();
+  ChildResult r;
+  {
+    tls::TaskScope task(tls::Capture());
+    tls::Set("in-task", tls::MakeData(2));
+    scene.counter.Add(3);
+    scene.task_id = tls::ID();
+    std::latch in_visit(1), end_visit(1);
+    std::thread walker([&] {
+      scene.walked.ForEachThread([&](const tls::ThreadInfo& who, int64_t&) {
+        if (who.id != scene.thread_id) return;
+        in_visit.count_down();
+        end_visit.wait();
+      });
+    });
+    in_visit.wait();
+    int fd = -1;
+    const pid_t pid = ForkCapturingOutput(&fd);
+    if (pid == 0) {
+      EnterChild(false);
+      ChildChecks c;
+      child(scene, task, c);
+      if (c.failures() == 0) Say("child checks passed");
+      _exit(c.failures() == 0 ? 0 : 1);
+    }
+    end_visit.count_down();
+    walker.join();
+    if (pid < 0) {
+      r.out = "fork failed";
+      r.status = 1 << 8;
+    } else {
+      r = CollectChild(pid, fd, 30);
+    }
+  }  // the task ends here: its 3 are folded
+  release.count_down();
+  for (std::thread& t : others) t.join();
+  // The parent lost nothing: every shard is folded or still live, every
+  // ended thread's value retired.
+  EXPECT_EQ(scene.counter.Read(), 7 + 300 + 5 + 3);
+  EXPECT_EQ(scene.retired.load(), 30);
+  tls::Reset();  // the forking thread's values (the test's main thread)
+  EXPECT_EQ(scene.counter.Read(), 7 + 300 + 5 + 3);
+  EXPECT_EQ(scene.retired.load(), 31);
+  return r;
+}
+
+const tls::ThreadReport* Listed(const std::vector<tls::ThreadReport>& all, uint64_t id) {
+  for (const tls::ThreadReport& t : all) {
+    if (t.id == id) return &t;
+  }
+  return nullptr;
+}
+
+// The child lists only the forking thread's stub and its open task's (the
+// other threads' stubs are abandoned with their threads), with what they
+// hold; a walk visits only the forking thread's value; once the task ends,
+// only the thread is listed.
+TEST(Fork, ChildListsOnlyTheForkingThreadAndItsOpenTask) {
+  const ChildResult r = ForkFromScene([](Scene& s, tls::TaskScope& task, ChildChecks& c) {
+    std::vector<tls::ThreadReport> listed = tls::ListThreads();
+    const tls::ThreadReport* thread = Listed(listed, s.thread_id);
+    const tls::ThreadReport* in_task = Listed(listed, s.task_id);
+    c.Expect(listed.size() == 2 && thread != nullptr && in_task != nullptr,
+             "ListThreads: " + Describe(listed));
+    if (thread != nullptr && in_task != nullptr) {
+      c.Expect(!thread->task && pthread_equal(thread->native, pthread_self()) &&
+                   thread->keys == std::vector<std::string>{"\"mine-d\""} &&
+                   thread->slot_values == 2,  // `walked` and a Counter shard
+               "the forking thread's report");
+      c.Expect(in_task->task && pthread_equal(in_task->native, pthread_self()) &&
+                   in_task->keys == std::vector<std::string>{"\"in-task\""} &&
+                   in_task->slot_values == 1,  // a Counter shard
+               "its task's report");
+    }
+    const tls::Stats stats = tls::GetStats();
+    c.Expect(stats.threads == 1 && stats.tasks == 1 && stats.values == 2 &&
+                 stats.slot_values == 3 && stats.handlers == 0,
+             "GetStats: threads " + std::to_string(stats.threads) + ", tasks " +
+                 std::to_string(stats.tasks) + ", values " + std::to_string(stats.values) +
+                 ", slot values " + std::to_string(stats.slot_values));
+    std::vector<uint64_t> visited;
+    s.walked.ForEachThread(
+        [&](const tls::ThreadInfo& who, int64_t&) { visited.push_back(who.id); });
+    c.Expect(visited == std::vector<uint64_t>{s.thread_id}, "a walk visited another thread");
+    task.End();
+    listed = tls::ListThreads();
+    c.Expect(listed.size() == 1 && listed[0].id == s.thread_id,
+             "after the task's end: " + Describe(listed));
+    c.Expect(tls::GetStats().tasks == 0, "an ended task is still counted");
+  });
+  ASSERT_TRUE(r.exited_ok()) << r.Describe();
+  EXPECT_EQ(Lines(r.out), std::vector<std::string>{"child checks passed"}) << r.out;
+}
+
+// A Counter in the child: what was folded before the fork (ended threads'
+// shares) plus the forking thread's own shards (its thread's and its open
+// task's) - the other threads' unfolded shards are lost with their threads,
+// as their values are. From there it counts as anywhere: a task's end, a
+// Reset and a new thread's end fold, adds add.
+TEST(Fork, ChildCounterKeepsTheFoldedTotalAndTheForkingThreadsShardsOnly) {
+  const ChildResult r = ForkFromScene([](Scene& s, tls::TaskScope& task, ChildChecks& c) {
+    auto expect_read = [&](int64_t want, const std::string& when) {
+      const int64_t got = s.counter.Read();
+      c.Expect(got == want,
+               when + ": Read " + std::to_string(got) + ", expected " + std::to_string(want));
+    };
+    expect_read(7 + 5 + 3, "at the fork");
+    c.Expect(s.counter.ReadLocal() == 3, "the task's shard");
+    task.End();
+    expect_read(7 + 5 + 3, "after the task's end");
+    c.Expect(s.counter.ReadLocal() == 5, "the thread's shard");
+    tls::Reset();
+    expect_read(7 + 5 + 3, "after Reset");
+    c.Expect(s.counter.ReadLocal() == 0, "a shard after Reset");
+    s.counter.Add(1);
+    expect_read(16, "after an Add");
+    if (kChildStartsThreads) {
+      std::thread([&] { s.counter.Add(10); }).join();
+      expect_read(26, "after a new thread's Add and end");
+    }
+  });
+  ASSERT_TRUE(r.exited_ok()) << r.Describe();
+  EXPECT_EQ(Lines(r.out), std::vector<std::string>{"child checks passed"}) << r.out;
+}
+
+// The walk in progress at the fork gated the forking thread's stub and held
+// `walked`'s lock; in the child that walk's thread does not exist, and
+// nothing waits for it: writes to the stub it gated (a new key, a Slot
+// store), walks of the Slot and a retire (Reset) all go through.
+TEST(Fork, AWalkInProgressAtTheForkLeavesNothingWaitingInTheChild) {
+  const ChildResult r = ForkFromScene([](Scene& s, tls::TaskScope& task, ChildChecks& c) {
+    task.End();  // back on the thread's own stub, the one the walk gated
+    tls::Set("after-fork", tls::MakeData(3));
+    s.walked.Emplace(2);  // drops 1 without retiring it
+    int64_t sum = 0;
+    s.walked.ForEachThread([&](int64_t& v) { sum += v; });
+    c.Expect(sum == 2, "the child's walk");
+    tls::Reset();  // retires 2, under `walked`'s lock
+    c.Expect(s.retired.load() == 2, "retired in the child: " + std::to_string(s.retired.load()));
+    c.Expect(tls::ListThreads().size() == 1, "ListThreads");
+  });
+  ASSERT_TRUE(r.exited_ok()) << r.Describe();
+  EXPECT_EQ(Lines(r.out), std::vector<std::string>{"child checks passed"}) << r.out;
 }
 
 // TSan's runtime crashes (SEGV in libtsan, exit 66) when the only thread
