@@ -7,9 +7,8 @@
 // whole time, and retire calls (a thread's or task's shard folded into the
 // Counter's total) race the reads. One walker's visitor also writes its own
 // thread's store (Set, Del, Slot Emplace, Counter::Add) during its walks.
-// Only one: two walks whose visitors both write their own thread's store can
-// deadlock, and so can a visitor's Reset (KnownDeadlock, below, disabled:
-// engine bugs, reported).
+// Only one: two threads visiting each other's values while each writes its
+// own Slot values in the visitor wait for each other, as slot.h says.
 // The walker threads themselves are replaced now and then, so walks also run
 // on threads that reuse an ended thread's pthread_t and its stub.
 //
@@ -154,26 +153,26 @@ class Watchdog {
 };
 
 // ---------------------------------------------------------------------------
-// Known deadlocks of the engine (issue 11's registry), each reproduced
-// deterministically. Disabled until fixed: run them with
-// --gtest_also_run_disabled_tests (each ends the process with a message
-// instead of hanging). Both come from a walk holding its batch's gates (the
-// owner of a gated stub cannot enter a write section) while it runs a
+// Two deadlocks the first version of the registry had, each reproduced
+// deterministically (they hung it; each now ends the process with a message
+// if it comes back). Both came from a walk holding its batch's gates (the
+// owner of a gated stub cannot enter a write section) while it ran a user
 // visitor, and the visitor then waiting, in the engine, for such an owner:
 //
-//   1. Two walks whose visitors write their own thread's store. Walk A gates
-//      B's stub and walk B gates A's (both batches taken before either
-//      visitor runs); A's visitor Sets a new key: its write section waits
-//      until B ungates A's stub; B's visitor does the same and waits for A.
-//      Neither walk visits the other's value. The churn hangs like this
-//      within seconds if two of its walkers write (every thread then waits
-//      in OwnerWriteSection::WaitForVisitors).
+//   1. Two walks whose visitors write their own thread's store. Walk A gated
+//      B's stub and walk B gated A's (both batches taken before either
+//      visitor ran); A's visitor Sets a new key: its write section waited
+//      until B ungated A's stub; B's visitor did the same and waited for A.
+//      Neither walk visits the other's value. Fixed: a walk with a user
+//      visitor gates one stub at a time, and a Slot walk gates only slot
+//      cells, so keyed writes never wait for it.
 //   2. A visitor that Resets its own thread (or ends a task in it) while it
-//      holds a retire-Slot value (a Counter shard), as slot.h allows
-//      ("visit may call any tls function on the calling thread"), while
+//      holds a retire-Slot value (a Counter shard), as slot.h allows, while
 //      another thread whose stub the walk gates retires into the same Slot:
-//      that thread holds the Slot's lock and waits, in its write section,
-//      for the walk's gate; the visitor's Reset waits for the lock.
+//      that thread held the Slot's lock and waited, in its write section,
+//      for the walk's gate; the visitor's Reset waited for the lock. Fixed: a
+//      retire takes the lock with try_lock inside the section, and steps out
+//      of the section to wait for it.
 
 // Runs until `done` reaches `want`, or ends the process with `what`.
 void ExpectNoDeadlock(const std::atomic<int>& done, int want, const std::string& what) {
@@ -187,7 +186,7 @@ tls::Slot<int> g_visited;
 
 // Needs a process where no stub was released yet (so none is reused out of
 // order): the first test of the file, run alone or first.
-TEST(KnownDeadlock, DISABLED_TwoWalksWhoseVisitorsWriteTheirOwnThread) {
+TEST(WalkDeadlock, TwoWalksWhoseVisitorsWriteTheirOwnThreadDoNotWaitForEachOther) {
   std::latch walkers_have_stubs(2), holder_ready(1), release_holder(1), both_in_visitor(2);
   std::atomic<int> done{0};
   uint64_t walker_ids[2] = {0, 0};
@@ -228,7 +227,7 @@ TEST(KnownDeadlock, DISABLED_TwoWalksWhoseVisitorsWriteTheirOwnThread) {
   }
 }
 
-TEST(KnownDeadlock, DISABLED_AVisitorsResetWhileAGatedThreadRetiresIntoTheSameCounter) {
+TEST(WalkDeadlock, AVisitorsResetWhileAGatedThreadRetiresIntoTheSameCounterEnds) {
   tls::Counter counter;
   std::latch have_stubs(2), in_visitor(1), retirer_go(1);
   std::atomic<int> done{0};
