@@ -245,6 +245,19 @@ def ratio_row(measure, a, b, target, cvs):
             verdict)
 
 
+def ratio_rows(specs, times, cvs):
+    """Table rows for (measure, mine, peer, target) specs: "not run" where a side is missing."""
+    rows = []
+    for measure, mine, peer, target in specs:
+        a, b = times.get(mine), times.get(peer)
+        if a is None or b is None:
+            rows.append((measure, fmt_ns(a), fmt_ns(b), "n/a",
+                         f"≤ {target}×" if target else "—", "not run"))
+            continue
+        rows.append(ratio_row(measure, a, b, target, (cvs.get(mine), cvs.get(peer))))
+    return rows
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("benchmark_json")
@@ -258,14 +271,7 @@ def main():
     extra = load_extra(args.extra)
     rows = []
 
-    for measure, mine, peer, target in RATIO_ROWS:
-        a, b = times.get(mine), times.get(peer)
-        if a is None or b is None:
-            rows.append((measure, fmt_ns(a), fmt_ns(b), "n/a",
-                         f"≤ {target}×" if target else "—", "not run"))
-            continue
-        rows.append(ratio_row(measure, a, b, target,
-                              (context["cv"].get(mine), context["cv"].get(peer))))
+    rows += ratio_rows(RATIO_ROWS, times, context["cv"])
 
     for measure, mine, base, target in DELTA_ROWS:
         a, b = times.get(mine), times.get(base)
@@ -278,13 +284,7 @@ def main():
                      f"≤ +{target} ns" if target else "—", met(d <= target) if target else ""))
 
     run_times, run_cv = load_runs(args.runs)
-    for measure, mine, peer, target in RUN_ROWS:
-        a, b = run_times.get(mine), run_times.get(peer)
-        if a is None or b is None:
-            rows.append((measure, fmt_ns(a), fmt_ns(b), "n/a",
-                         f"≤ {target}×" if target else "—", "not run"))
-            continue
-        rows.append(ratio_row(measure, a, b, target, (run_cv.get(mine), run_cv.get(peer))))
+    rows += ratio_rows(RUN_ROWS, run_times, run_cv)
 
     ins = {k.split(".", 1)[1]: v for k, v in extra.items()
            if k.startswith("instructions_per_thread.")}
