@@ -31,7 +31,10 @@ namespace {
 
 constinit std::atomic<Stub*> g_head{nullptr};  // newest first; push-only
 constinit std::atomic<size_t> g_free_shells{0};
-constinit std::atomic<Stub*> g_free_hint{nullptr};  // a shell freed lately
+// A shell freed lately. Published with release and taken with acquire: the
+// claimer may know the stub only from here (not from g_head, whose acquire
+// would order the stub's construction before its claim).
+constinit std::atomic<Stub*> g_free_hint{nullptr};
 // Bumped in a fork child: a walk begun before the fork (by the forking thread,
 // from a visitor) must not decrement counts the child has reset.
 constinit std::atomic<uint64_t> g_fork_generation{0};
@@ -103,7 +106,7 @@ Stub* ClaimShell() noexcept {
   // While this thread walks, a shell could still carry its visitor count,
   // and its first write section would wait for this very thread.
   if (t_walk_depth != 0 || g_free_shells.load(std::memory_order_relaxed) == 0) return nullptr;
-  if (Stub* hint = g_free_hint.exchange(nullptr, std::memory_order_relaxed)) {
+  if (Stub* hint = g_free_hint.exchange(nullptr, std::memory_order_acquire)) {
     if (TryClaim(hint)) return hint;
   }
   for (Stub* s = g_head.load(std::memory_order_acquire); s != nullptr; s = s->next_registered) {
@@ -181,7 +184,7 @@ void RetireStubToShell(Stub* stub) noexcept {
   }
   stub->role.store(StubRole::kFree, std::memory_order_release);
   g_free_shells.fetch_add(1, std::memory_order_relaxed);
-  g_free_hint.store(stub, std::memory_order_relaxed);
+  g_free_hint.store(stub, std::memory_order_release);
   // `contents` goes now: value and handler destructors (user code) may call
   // tls, and may claim this very shell again.
 }
