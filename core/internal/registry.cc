@@ -43,8 +43,10 @@ thread_local constinit int t_walk_depth = 0;
 // A walk's visitor count on one stub, handed out in batches per barrier.
 constexpr int kWalkBatch = 128;
 
-// The stub's owner is the calling thread. Only ever true or false for good:
-// a stub becomes or stops being this thread's only by this thread's doing.
+// The stub's owner is the calling thread, as far as `native` tells: a live
+// stub becomes or stops being this thread's only by this thread's doing. A
+// stub given back (cached, a shell) keeps its last owner's pthread_t, which
+// a later thread may get again: WalkLiveStubs reads the role first.
 bool OwnedHere(const Stub& stub) noexcept {
   return pthread_equal(stub.native.load(std::memory_order_relaxed), pthread_self()) != 0;
 }
@@ -226,10 +228,15 @@ void WalkLiveStubs(StubVisitor visit, void* context) {
       Stub& stub = *batch[i];
       if (gated[i]) {
         while (stub.writing.load(std::memory_order_acquire) != 0) sched_yield();
-      } else if (!OwnedHere(stub)) {
-        continue;  // someone else's now; ungated, so not ours to read
       }
-      if (IsLive(stub.role.load(std::memory_order_acquire))) visit(context, stub);
+      const StubRole role = stub.role.load(std::memory_order_acquire);
+      // Ungated: this thread's own at the batch, or so it seemed. A stub
+      // given back (cached, a shell) keeps its last owner's pthread_t, which
+      // glibc hands to the next thread it creates: this one, maybe. Another
+      // thread that claims it stores its own pthread_t before its role
+      // (release), so after reading the role (acquire) `native` tells.
+      if (!gated[i] && !OwnedHere(stub)) continue;  // someone else's: not ours to read
+      if (IsLive(role)) visit(context, stub);
       if (gated[i]) {
         gated[i] = false;
         if (g_fork_generation.load(std::memory_order_relaxed) == generation) {
