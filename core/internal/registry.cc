@@ -32,7 +32,10 @@ namespace {
 
 constinit std::atomic<Stub*> g_head{nullptr};  // newest first; push-only
 constinit std::atomic<size_t> g_free_shells{0};
-constinit std::atomic<Stub*> g_free_hint{nullptr};  // a shell freed lately
+// A shell freed lately. Published with release and taken with acquire: the
+// claimer may know the stub only from here (not from g_head, whose acquire
+// would order the stub's construction before its claim).
+constinit std::atomic<Stub*> g_free_hint{nullptr};
 // Bumped in a fork child: a walk begun before the fork (by the forking thread,
 // from a visitor) must not decrement counts the child has reset.
 constinit std::atomic<uint64_t> g_fork_generation{0};
@@ -41,8 +44,10 @@ thread_local constinit int t_walk_depth = 0;
 // A walk's visitor count on one stub, handed out in batches per barrier.
 constexpr int kWalkBatch = 128;
 
-// The stub's owner is the calling thread. Only ever true or false for good:
-// a stub becomes or stops being this thread's only by this thread's doing.
+// The stub's owner is the calling thread, as far as `native` tells: a live
+// stub becomes or stops being this thread's only by this thread's doing. A
+// stub given back (cached, a shell) keeps its last owner's pthread_t, which
+// a later thread may get again: WalkLiveStubs reads the role first.
 bool OwnedHere(const Stub& stub) noexcept {
   return pthread_equal(stub.native.load(std::memory_order_relaxed), pthread_self()) != 0;
 }
@@ -104,7 +109,7 @@ Stub* ClaimShell() noexcept {
   // While this thread walks, a shell could still carry its visitor count,
   // and its first write section would wait for this very thread.
   if (t_walk_depth != 0 || g_free_shells.load(std::memory_order_relaxed) == 0) return nullptr;
-  if (Stub* hint = g_free_hint.exchange(nullptr, std::memory_order_relaxed)) {
+  if (Stub* hint = g_free_hint.exchange(nullptr, std::memory_order_acquire)) {
     if (TryClaim(hint)) return hint;
   }
   for (Stub* s = g_head.load(std::memory_order_acquire); s != nullptr; s = s->next_registered) {
@@ -183,7 +188,7 @@ void RetireStubToShell(Stub* stub) noexcept {
   }
   stub->role.store(StubRole::kFree, std::memory_order_release);
   g_free_shells.fetch_add(1, std::memory_order_relaxed);
-  g_free_hint.store(stub, std::memory_order_relaxed);
+  g_free_hint.store(stub, std::memory_order_release);
   // `contents` goes now: value and handler destructors (user code) may call
   // tls, and may claim this very shell again.
 }
@@ -251,10 +256,14 @@ void WalkLiveStubs(WalkMode mode, StubVisitor visit, void* context) {
       if (gated[i]) {
         while (stub.writing.load(std::memory_order_acquire) != 0) sched_yield();
       }
-      // The role first: a new owner stores `native` before its role (release),
-      // so an ungated stub that is live and shows this thread is this thread's.
-      const bool live = IsLive(stub.role.load(std::memory_order_acquire));
-      if (live && (gated[i] || OwnedHere(stub))) visit(context, stub);
+      const StubRole role = stub.role.load(std::memory_order_acquire);
+      // Ungated: this thread's own at the batch, or so it seemed. A stub
+      // given back (cached, a shell) keeps its last owner's pthread_t, which
+      // glibc hands to the next thread it creates: this one, maybe. Another
+      // thread that claims it stores its own pthread_t before its role
+      // (release), so after reading the role (acquire) `native` tells.
+      if (!gated[i] && !OwnedHere(stub)) continue;  // someone else's: not ours to read
+      if (IsLive(role)) visit(context, stub);
       if (gated[i]) {
         gated[i] = false;
         if (g_fork_generation.load(std::memory_order_relaxed) == generation) {

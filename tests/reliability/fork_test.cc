@@ -13,9 +13,10 @@
 // reads work and never hang, and the Counter keeps what was folded into it
 // before the fork plus the forking thread's own shards: the other threads'
 // unfolded shards are lost with their threads (their stubs are abandoned in
-// the child, as their values are). Deterministic cases fork while another
-// thread is inside a visitor (a walk in progress, of a plain Slot and of a
-// Slot made with a retire function, whose lock it then holds).
+// the child, as their values are). Deterministic cases fork from inside an
+// open task while another thread is inside a visitor: a walk in progress,
+// gating the forking thread's stub, of a Slot made with a retire function,
+// whose lock it then holds.
 //
 // Children end deliberately: with exit(), the forking thread's exit sequence
 // must run in the child (it is the child's only thread); with _exit(),

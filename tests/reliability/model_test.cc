@@ -6,6 +6,11 @@
 // prints the seed, shrinks the program (delta debugging) and prints the
 // shortest failing program with both traces.
 //
+// Slot 1 is made with a retire function (slot.h, the fold behind tls::Counter):
+// the model predicts each "retire" event, just before the round of closes
+// that closes the value (Reset, a thread's or a task's end), and none for a
+// value dropped unclosed (Del, Emplace over it, Unload, an exit that gave up).
+//
 // The one freedom the contract leaves, the order of closes within one round,
 // is not guessed: the model closes the values it expects in that round in the
 // order the engine closed them, so a wrong set of values still shows.
@@ -50,6 +55,7 @@ enum class OpKind {
   kAtExit,   // handler h<id>; `body` runs when it does
   kChain,    // handler h<id> that re-registers itself `count` more times
   kSlotSet,  // Slot[slot].Emplace(value v<id>); `body` runs when it is closed
+             // (Slot[kRetireSlot] hands it to its retire function first)
   kSlotGet,
   kSlotDel,
   kThrow,  // only inside a body: the callback throws here
@@ -90,6 +96,7 @@ constexpr KeySpec kKeys[] = {
 };
 constexpr int kNumKeys = sizeof(kKeys) / sizeof(kKeys[0]);
 constexpr int kNumSlots = 2;
+constexpr int kRetireSlot = 1;  // made with a retire function
 
 // Calls `f` with the engine key of index `k`, built in its own C++ form.
 template <class F>
@@ -263,6 +270,7 @@ std::string TaskEndEvent(const Op& op, bool threw) {
   return OpHead(op) + (threw ? " ended by a throw" : " ended");
 }
 std::string CloseEvent(int id) { return "close v" + std::to_string(id); }
+std::string RetireEvent(int id) { return "retire v" + std::to_string(id); }
 std::string RunEvent(int id) { return "run h" + std::to_string(id); }
 std::string ChainEvent(int id, int left) {
   return "run h" + std::to_string(id) + " (" + std::to_string(left) + " re-registrations left)";
@@ -310,8 +318,10 @@ struct SlotVal {
 };
 
 tls::Slot<SlotVal>& TestSlot(int i) {
-  static tls::Slot<SlotVal> slots[kNumSlots];
-  return slots[i];
+  static tls::Slot<SlotVal> plain;
+  static tls::Slot<SlotVal> retiring([](SlotVal& v) { t_trace->Add(RetireEvent(v.id)); });
+  static_assert(kNumSlots == 2 && kRetireSlot == 1);
+  return i == kRetireSlot ? retiring : plain;
 }
 
 void RegisterChain(int id, int left) {
@@ -452,6 +462,8 @@ enum class Mutation {
   kUnloadKeepsTheRound,  // Unload in a handler lets the round's rest run
   kCopiesCloseTwice,     // forgets that copies of one Data share the close
   kTaskClosesCaptured,   // a task's end closes the values it was given too
+  kRetireAfterClose,     // a round's retires come after its closes
+  kRetireWhenDropped,    // Del, Emplace over a value and Unload retire it too
 };
 
 // The documented semantics, on plain containers.
@@ -546,7 +558,9 @@ class Model {
       case OpKind::kSlotSet:
         trace_.Add(OpEvent(op));
         EnsureStub();
-        slots_[op.slot] = Value{op.id, &op.body};  // the replaced one is not closed
+        if (auto it = slots_.find(op.slot); it != slots_.end())
+          RetireIfMutated(op.slot, it->second);
+        slots_[op.slot] = Value{op.id, &op.body};  // the replaced one is not closed, not retired
         break;
       case OpKind::kSlotGet: {
         auto it = slots_.find(op.slot);
@@ -554,7 +568,15 @@ class Model {
             op, ValueName(it == slots_.end() ? std::nullopt : std::optional<int>(it->second.id))));
         break;
       }
-      case OpKind::kSlotDel: trace_.Add(ResultEvent(op, Bool(slots_.erase(op.slot) > 0))); break;
+      case OpKind::kSlotDel: {
+        auto it = slots_.find(op.slot);
+        trace_.Add(ResultEvent(op, Bool(it != slots_.end())));
+        if (it != slots_.end()) {
+          RetireIfMutated(op.slot, it->second);
+          slots_.erase(it);  // not closed, not retired
+        }
+        break;
+      }
       case OpKind::kThrow: trace_.Add(OpEvent(op)); return false;
       case OpKind::kTask: RunTask(op); break;
     }
@@ -602,23 +624,38 @@ class Model {
     return false;
   }
 
-  // Values and handlers go unclosed and unrun; the next use makes a new stub.
+  // A mutation: a value dropped unclosed is retired all the same.
+  void RetireIfMutated(int slot, const Value& v) {
+    if (mutation_ == Mutation::kRetireWhenDropped && slot == kRetireSlot) {
+      trace_.Add(RetireEvent(v.id));
+    }
+  }
+
+  // Values and handlers go unclosed and unrun (slot values unretired); the
+  // next use makes a new stub.
   void Unload() {
+    if (auto it = slots_.find(kRetireSlot); it != slots_.end())
+      RetireIfMutated(it->first, it->second);
     has_stub_ = false;
     values_.clear();
     slots_.clear();
     handlers_.clear();
   }
 
-  // Reset and an exit close round: detach every value first (the store looks
-  // empty to the closes), then close each once. Within the batch the order is
-  // unspecified, so follow the engine's; a value it never closed goes last.
+  // Reset and an exit close round: a value of a Slot made with a retire
+  // function goes to that function first; then every value is detached (the
+  // store looks empty to the closes) and closed once. Within the batch the
+  // order is unspecified, so follow the engine's; a value it never closed
+  // goes last.
   void CloseAll() {
     std::vector<Value> batch;
     for (auto& [key, v] : values_) batch.push_back(v);
     for (auto& [slot, v] : slots_) batch.push_back(v);
     values_.clear();
+    std::optional<Value> retired;
+    if (auto it = slots_.find(kRetireSlot); it != slots_.end()) retired = it->second;
     slots_.clear();
+    if (retired && mutation_ != Mutation::kRetireAfterClose) trace_.Add(RetireEvent(retired->id));
     auto position = [&](const Value& v) {
       auto it = engine_close_position_.find(v.id);
       return std::make_pair(it == engine_close_position_.end() ? SIZE_MAX : it->second, v.id);
@@ -628,6 +665,7 @@ class Model {
     for (const Value& v : batch) {
       if (!CapturedByOpenTask(v.id)) Close(v);
     }
+    if (retired && mutation_ == Mutation::kRetireAfterClose) trace_.Add(RetireEvent(retired->id));
   }
 
   // At most once per value, however many keys held it.
@@ -808,6 +846,7 @@ struct Coverage {
       auto starts = [&](std::string_view prefix) { return e.rfind(prefix, 0) == 0; };
       if (e == kThreadEnds) exiting = true;
       if (starts("close v")) ++counts[exiting ? "closes during exit" : "closes by Reset"];
+      if (starts("retire v")) ++counts[exiting ? "retires during exit" : "retires before it"];
       if (starts("run h")) ++counts["handler runs"];
       if (exiting && starts("Set(")) ++counts["Set during exit"];
       if (exiting && starts("AtExit(")) ++counts["AtExit during exit"];
@@ -881,7 +920,8 @@ TEST_F(ModelTest, EngineMatchesModelOnRandomPrograms) {
          {"closes during exit", "closes by Reset", "handler runs", "Set during exit",
           "AtExit during exit", "Reset during exit", "Unload during exit", "shared values",
           "IDs after Unload", "contained throws", "exits that gave up", "tasks",
-          "tasks ended by a throw", "tasks during exit"}) {
+          "tasks ended by a throw", "tasks during exit", "retires during exit",
+          "retires before it"}) {
       EXPECT_GT(coverage.counts[what], 0) << what << " never happened";
     }
   }
@@ -890,9 +930,10 @@ TEST_F(ModelTest, EngineMatchesModelOnRandomPrograms) {
 // The comparison is only worth something if it notices a wrong model: each
 // deliberate bug must be caught, and shrunk to a program a person can read.
 TEST_F(ModelTest, CatchesAndShrinksDeliberateModelBugs) {
-  for (Mutation m : {Mutation::kClosesBeforeHandlers, Mutation::kHandlersOldestFirst,
-                     Mutation::kUnloadKeepsTheRound, Mutation::kCopiesCloseTwice,
-                     Mutation::kTaskClosesCaptured}) {
+  for (Mutation m :
+       {Mutation::kClosesBeforeHandlers, Mutation::kHandlersOldestFirst,
+        Mutation::kUnloadKeepsTheRound, Mutation::kCopiesCloseTwice, Mutation::kTaskClosesCaptured,
+        Mutation::kRetireAfterClose, Mutation::kRetireWhenDropped}) {
     Program shrunk;
     const std::string failure = CheckSeeds(1, 5'000, m, &shrunk);
     ASSERT_NE(failure, "") << "mutation " << static_cast<int>(m) << " went unnoticed";
