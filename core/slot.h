@@ -61,8 +61,9 @@ class Slot {
  public:
   Slot() : index_(internal::NewSlotIndex()) {}
   // A Slot whose values are handed to `retire` when the engine closes them
-  // (at the end of their thread or task, and at Reset), just before their
-  // close, on the owning thread. Not for Del, Emplace over a value, or
+  // (at the end of their thread or task, and at Reset): first in that close
+  // round, on the owning thread; the round then closes them with its other
+  // values. Not for Del, Emplace over a value, or
   // Unload, which drop a value without closing it. retire calls and
   // ForEachThread walks of this Slot never overlap (one lock), so a walk
   // sees each value live or retired, never both and never neither. A retire
