@@ -14,17 +14,16 @@
 //   void Handle() { requests.Add(1); ... }  // on any number of threads
 //   int64_t n = requests.Read();            // from any thread
 //
-// Guarantees: every Add is counted exactly once by every Read that starts
-// after it returns (on the adding thread's side: after its Add returned and
-// before or after it ended). A Read is a consistent sum: with adds only
-// (n >= 0), a later Read never returns less than an earlier one. A Read
-// during concurrent Adds may or may not include those in flight.
-// Costs: Add is a thread_local read, an index, a load and a store (the first
-// Add on a thread allocates its shard); Read costs a walk of every live
-// thread (Slot::ForEachThread) and holds off ending threads' folds meanwhile.
-// A Counter must outlive the threads that Add to it, like any Slot, or Reset
-// them; destroying it while others still hold shards is safe (their shards
-// are dropped at their end, uncounted).
+// Guarantees (except for a thread that calls tls::Unload, which drops its
+// shard uncounted, as Unload drops every value unclosed): every Add is counted
+// exactly once by every Read that starts after it returns (on the adding thread's side: after its
+// Add returned and before or after it ended). A Read is a consistent sum: with adds only (n >= 0),
+// a later Read never returns less than an earlier one. A Read during concurrent Adds may or may not
+// include those in flight. Costs: Add is a thread_local read, an index, a load and a store (the
+// first Add on a thread allocates its shard); Read costs a walk of every live thread
+// (Slot::ForEachThread) and holds off ending threads' folds meanwhile. A Counter must outlive the
+// threads that Add to it, like any Slot, or Reset them; destroying it while others still hold
+// shards is safe (their shards are dropped at their end, uncounted).
 #include "tls/internal/require_cxx20.h"  // one clear #error before C++20
 #if !defined(TLS_CORE_COUNTER_H_) && !defined(TLS_INTERNAL_CXX_TOO_OLD)
 #define TLS_CORE_COUNTER_H_

@@ -40,6 +40,18 @@ constinit std::atomic<Stub*> g_free_hint{nullptr};
 // from a visitor) must not decrement counts the child has reset.
 constinit std::atomic<uint64_t> g_fork_generation{0};
 thread_local constinit int t_walk_depth = 0;
+// Threads reading the list (walks, shell claims, counts): FreeRegistryIfUnused
+// frees the stubs only when there are none (a thread may still walk while the
+// process exits and static destructors run).
+constinit std::atomic<int> g_readers{0};
+
+class ListReader {
+ public:
+  ListReader() noexcept { g_readers.fetch_add(1, std::memory_order_seq_cst); }
+  ~ListReader() { g_readers.fetch_sub(1, std::memory_order_release); }
+  ListReader(const ListReader&) = delete;
+  ListReader& operator=(const ListReader&) = delete;
+};
 
 // A walk's visitor count on one stub, handed out in batches per barrier.
 constexpr int kWalkBatch = 128;
@@ -109,10 +121,11 @@ Stub* ClaimShell() noexcept {
   // While this thread walks, a shell could still carry its visitor count,
   // and its first write section would wait for this very thread.
   if (t_walk_depth != 0 || g_free_shells.load(std::memory_order_relaxed) == 0) return nullptr;
+  ListReader reading;
   if (Stub* hint = g_free_hint.exchange(nullptr, std::memory_order_acquire)) {
     if (TryClaim(hint)) return hint;
   }
-  for (Stub* s = g_head.load(std::memory_order_acquire); s != nullptr; s = s->next_registered) {
+  for (Stub* s = g_head.load(std::memory_order_seq_cst); s != nullptr; s = s->next_registered) {
     if (s->role.load(std::memory_order_relaxed) == StubRole::kFree && TryClaim(s)) return s;
   }
   return nullptr;
@@ -224,7 +237,8 @@ void WalkLiveStubs(WalkMode mode, StubVisitor visit, void* context) {
   const int batch_size = mode.batched ? kWalkBatch : 1;
   Stub* batch[kWalkBatch];
   bool gated[kWalkBatch];
-  Stub* next = g_head.load(std::memory_order_acquire);
+  ListReader reading;
+  Stub* next = g_head.load(std::memory_order_seq_cst);
   while (next != nullptr) {
     int n = 0;
     for (; next != nullptr && n < batch_size; next = next->next_registered, ++n) {
@@ -276,7 +290,8 @@ void WalkLiveStubs(WalkMode mode, StubVisitor visit, void* context) {
 
 RoleCounts CountRoles() noexcept {
   RoleCounts counts;
-  for (Stub* s = g_head.load(std::memory_order_acquire); s != nullptr; s = s->next_registered) {
+  ListReader reading;
+  for (Stub* s = g_head.load(std::memory_order_seq_cst); s != nullptr; s = s->next_registered) {
     switch (s->role.load(std::memory_order_relaxed)) {
       case StubRole::kCached: ++counts.cached; break;
       case StubRole::kSpare: ++counts.spare; break;
@@ -292,7 +307,14 @@ void FreeRegistryIfUnused() noexcept {
   for (Stub* s = g_head.load(std::memory_order_acquire); s != nullptr; s = s->next_registered) {
     if (s->role.load(std::memory_order_relaxed) != StubRole::kFree) return;
   }
-  Stub* s = g_head.exchange(nullptr, std::memory_order_acq_rel);
+  Stub* s = g_head.exchange(nullptr, std::memory_order_seq_cst);
+  // A reader that began before the exchange may be on the list: leave it all
+  // (this is process exit with a thread still walking). One that begins after
+  // it finds the list empty (both sides sequentially consistent).
+  if (g_readers.load(std::memory_order_seq_cst) != 0) {
+    g_head.store(s, std::memory_order_release);
+    return;
+  }
   g_free_shells.store(0, std::memory_order_relaxed);
   g_free_hint.store(nullptr, std::memory_order_relaxed);
   while (s != nullptr) delete std::exchange(s, s->next_registered);
