@@ -99,10 +99,7 @@ void SlotForEachThread(size_t index, SlotRetirement* retirement, bool batched, S
     if (index >= stub.slots.size()) return;
     void* value = stub.slots[index].value;
     if (value == nullptr) return;
-    const ThreadInfo who{stub.id.load(std::memory_order_relaxed),
-                         stub.native.load(std::memory_order_relaxed),
-                         stub.role.load(std::memory_order_relaxed) == StubRole::kTask};
-    visit(context, who, value);
+    visit(context, InfoOf(stub), value);
   });
 }
 

@@ -31,19 +31,13 @@ size_t SlotValues(const Stub& stub) noexcept {
   return n;
 }
 
-ThreadInfo InfoOf(const Stub& stub) noexcept {
-  return ThreadInfo{stub.id.load(std::memory_order_relaxed),
-                    stub.native.load(std::memory_order_relaxed),
-                    stub.role.load(std::memory_order_relaxed) == internal::StubRole::kTask};
-}
-
 }  // namespace
 
 std::vector<ThreadReport> ListThreads() {
   std::vector<ThreadReport> reports;
   internal::ForEachLiveStub(internal::WalkMode{internal::StubPart::kAll, true}, [&](Stub& stub) {
     ThreadReport report;
-    static_cast<ThreadInfo&>(report) = InfoOf(stub);
+    static_cast<ThreadInfo&>(report) = internal::InfoOf(stub);
     stub.values.AppendKeyNames(report.keys);
     report.slot_values = SlotValues(stub);
     report.handlers = stub.handlers.size();
@@ -56,18 +50,16 @@ std::vector<ThreadReport> ListThreads() {
 Stats GetStats() {
   Stats stats;
   internal::ForEachLiveStub(internal::WalkMode{internal::StubPart::kAll, true}, [&](Stub& stub) {
-    (stub.role.load(std::memory_order_relaxed) == internal::StubRole::kTask ? stats.tasks
-                                                                            : stats.threads)++;
+    (internal::InfoOf(stub).task ? stats.tasks : stats.threads)++;
     stats.values += stub.values.own_size();
     stats.slot_values += SlotValues(stub);
     stats.handlers += stub.handlers.size();
     stats.bytes += StubBytes(stub);
   });
-  const internal::RoleCounts kept = internal::CountRoles();
-  stats.kept_stubs = kept.cached + kept.spare + kept.free;
+  stats.kept_stubs = internal::CountKeptStubs();
   // Kept stubs hold no values: counted by the Stub alone (a cached or spare
   // one may also keep a small table block, not counted).
-  stats.bytes += (kept.cached + kept.spare + kept.free) * sizeof(Stub);
+  stats.bytes += stats.kept_stubs * sizeof(Stub);
   return stats;
 }
 

@@ -245,14 +245,18 @@ def ratio_row(measure, a, b, target, cvs):
             verdict)
 
 
+def not_run(measure, a, b, target_text):
+    """The row of a measure one of whose sides did not run."""
+    return (measure, fmt_ns(a), fmt_ns(b), "n/a", target_text, "not run")
+
+
 def ratio_rows(specs, times, cvs):
     """Table rows for (measure, mine, peer, target) specs: "not run" where a side is missing."""
     rows = []
     for measure, mine, peer, target in specs:
         a, b = times.get(mine), times.get(peer)
         if a is None or b is None:
-            rows.append((measure, fmt_ns(a), fmt_ns(b), "n/a",
-                         f"≤ {target}×" if target else "—", "not run"))
+            rows.append(not_run(measure, a, b, f"≤ {target}×" if target else "—"))
             continue
         rows.append(ratio_row(measure, a, b, target, (cvs.get(mine), cvs.get(peer))))
     return rows
@@ -276,8 +280,7 @@ def main():
     for measure, mine, base, target in DELTA_ROWS:
         a, b = times.get(mine), times.get(base)
         if a is None or b is None:
-            rows.append((measure, fmt_ns(a), fmt_ns(b), "n/a",
-                         f"≤ +{target} ns" if target else "—", "not run"))
+            rows.append(not_run(measure, a, b, f"≤ +{target} ns" if target else "—"))
             continue
         d = a - b
         rows.append((measure, fmt_ns(a), fmt_ns(b), f"+{d:.0f} ns",

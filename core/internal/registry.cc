@@ -25,7 +25,7 @@ bool WalkingOnThisThread() noexcept { return false; }
 Stub* ClaimOrAllocateStub() { return new Stub(); }
 void RetireStubToShell(Stub* stub) noexcept { delete stub; }
 void WalkLiveStubs(WalkMode, StubVisitor, void*) {}
-RoleCounts CountRoles() noexcept { return RoleCounts(); }
+size_t CountKeptStubs() noexcept { return 0; }
 void FreeRegistryIfUnused() noexcept {}
 #else
 namespace {
@@ -97,8 +97,8 @@ void HeavyBarrier() noexcept {
     void* p = mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     g_barrier_page = p == MAP_FAILED ? nullptr : p;
   }
-  if (g_barrier_page ==
-      nullptr) {  // nothing left to try: make this side sequentially consistent at least
+  if (g_barrier_page == nullptr) {
+    // Nothing left to try: make this side sequentially consistent at least.
     std::atomic_thread_fence(std::memory_order_seq_cst);
     return;
   }
@@ -120,7 +120,7 @@ bool TryClaim(Stub* stub) noexcept {
 Stub* ClaimShell() noexcept {
   // While this thread walks, a shell could still carry its visitor count,
   // and its first write section would wait for this very thread.
-  if (t_walk_depth != 0 || g_free_shells.load(std::memory_order_relaxed) == 0) return nullptr;
+  if (WalkingOnThisThread() || g_free_shells.load(std::memory_order_relaxed) == 0) return nullptr;
   ListReader reading;
   if (Stub* hint = g_free_hint.exchange(nullptr, std::memory_order_acquire)) {
     if (TryClaim(hint)) return hint;
@@ -248,23 +248,24 @@ void WalkLiveStubs(WalkMode mode, StubVisitor visit, void* context) {
     }
     const uint64_t generation = g_fork_generation.load(std::memory_order_relaxed);
     if (std::find(gated, gated + n, true) != gated + n) HeavyBarrier();
-    // A visitor that throws (or a forced unwind) must not leave the batch's
-    // later stubs gated: their owners would wait for ever.
+    // Releases stub i's gate, once; not across a fork (the child reset the
+    // counts). Runs for the rest of the batch if a visitor throws (or a
+    // forced unwind passes): their owners would wait for ever.
+    const auto ungate_one = [&](int i) noexcept {
+      if (std::exchange(gated[i], false) &&
+          g_fork_generation.load(std::memory_order_relaxed) == generation) {
+        Ungate(*batch[i], mode.parts);
+      }
+    };
     int i = 0;
     struct UngateRest {
-      Stub** batch;
-      bool* gated;
+      const decltype(ungate_one)& ungate;
       int& i;
       int n;
-      StubPart parts;
-      uint64_t generation;
       ~UngateRest() {
-        if (g_fork_generation.load(std::memory_order_relaxed) != generation) return;
-        for (; i < n; ++i) {
-          if (gated[i]) Ungate(*batch[i], parts);
-        }
+        for (; i < n; ++i) ungate(i);
       }
-    } ungate_rest{batch, gated, i, n, mode.parts, generation};
+    } ungate_rest{ungate_one, i, n};
     for (; i < n; ++i) {
       Stub& stub = *batch[i];
       if (gated[i]) {
@@ -278,29 +279,19 @@ void WalkLiveStubs(WalkMode mode, StubVisitor visit, void* context) {
       // (release), so after reading the role (acquire) `native` tells.
       if (!gated[i] && !OwnedHere(stub)) continue;  // someone else's: not ours to read
       if (IsLive(role)) visit(context, stub);
-      if (gated[i]) {
-        gated[i] = false;
-        if (g_fork_generation.load(std::memory_order_relaxed) == generation) {
-          Ungate(stub, mode.parts);
-        }
-      }
+      ungate_one(i);
     }
   }
 }
 
-RoleCounts CountRoles() noexcept {
-  RoleCounts counts;
+size_t CountKeptStubs() noexcept {
+  size_t kept = 0;
   ListReader reading;
   for (Stub* s = g_head.load(std::memory_order_seq_cst); s != nullptr; s = s->next_registered) {
-    switch (s->role.load(std::memory_order_relaxed)) {
-      case StubRole::kCached: ++counts.cached; break;
-      case StubRole::kSpare: ++counts.spare; break;
-      case StubRole::kFree: ++counts.free; break;
-      case StubRole::kLost: ++counts.lost; break;
-      default: break;
-    }
+    const StubRole role = s->role.load(std::memory_order_relaxed);
+    kept += role == StubRole::kCached || role == StubRole::kSpare || role == StubRole::kFree;
   }
-  return counts;
+  return kept;
 }
 
 void FreeRegistryIfUnused() noexcept {

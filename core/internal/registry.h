@@ -138,14 +138,16 @@ void ForEachLiveStub(WalkMode mode, F&& visit) {
       mode, [](void* f, Stub& stub) { (*static_cast<F*>(f))(stub); }, &visit);
 }
 
-// Registry-wide counts of stubs by role (racy snapshots, for tls::GetStats).
-struct RoleCounts {
-  size_t cached = 0;
-  size_t spare = 0;
-  size_t free = 0;
-  size_t lost = 0;  // other threads' stubs in a fork child, abandoned
-};
-RoleCounts CountRoles() noexcept;
+// Emptied stubs kept for reuse: cached, spare or free shells (a racy
+// snapshot, for tls::GetStats).
+size_t CountKeptStubs() noexcept;
+
+// Which thread or task a live stub is, as walks report it.
+inline ThreadInfo InfoOf(const Stub& stub) noexcept {
+  return ThreadInfo{stub.id.load(std::memory_order_relaxed),
+                    stub.native.load(std::memory_order_relaxed),
+                    stub.role.load(std::memory_order_relaxed) == StubRole::kTask};
+}
 
 // At process exit or library unload (the stub cache's destructor, after it
 // gave its stubs back): frees every stub if all are free shells; otherwise
