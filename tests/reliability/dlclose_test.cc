@@ -333,7 +333,9 @@ TEST_P(Dlclose, UnloadFreesThePluginsRegistry) {
   EXPECT_EQ(rec.handlers.load(), 52) << Counts(rec);
   ExpectUnloadedByTheClose(rec);
 #ifdef TLS_TEST_ASAN
-  if (unloadable_) EXPECT_EQ(__lsan_do_recoverable_leak_check(), 0) << "a leak after the unload";
+  if (unloadable_) {
+    EXPECT_EQ(__lsan_do_recoverable_leak_check(), 0) << "a leak after the unload";
+  }
 #endif
 }
 

@@ -524,7 +524,10 @@ TEST_F(RegistryChurn, VisitorsWriteTheirOwnThreadDuringTheWalk) {
 }
 
 // The run did what the other tests rely on: the churn, the folds, and the
-// walks all happened, many times.
+// walks all happened, many times. Counts only, never ratios between them: how
+// many Probes a walk meets depends on the scheduler (a walk can find every
+// lane between lifetimes), so "visits > walks" failed once in CI under a
+// sanitizer (6,611 visits in 7,217 walks).
 TEST_F(RegistryChurn, TheWorkloadRan) {
   const Results& r = *results_;
   EXPECT_EQ(r.lifetimes.load(), r.lifetimes_planned);
@@ -532,9 +535,9 @@ TEST_F(RegistryChurn, TheWorkloadRan) {
   EXPECT_GT(r.resets.load(), 0);
   EXPECT_GT(r.reads.load(), 10);
   EXPECT_GT(r.walks.load(), 10);
-  EXPECT_GT(r.visits.load(), r.walks.load());
+  EXPECT_GT(r.visits.load(), 10);
   EXPECT_GT(r.listings.load(), 5);
-  EXPECT_GT(r.listed_threads.load(), r.listings.load());
+  EXPECT_GT(r.listed_threads.load(), 5);
   EXPECT_GT(r.walker_threads.load(), 3);
   EXPECT_GT(r.adds.load(), r.lifetimes_planned);
 }
