@@ -179,6 +179,16 @@ size_t KeyTable::block_bytes() const noexcept {
   return bytes;
 }
 
+size_t KeyTable::ProbesFor(const Key& key) const noexcept {
+  if (size_ == 0) return 1;
+  const uint64_t h = key.hash();
+  size_t probes = 1;
+  for (size_t i = h & mask_;; i = (i + 1) & mask_, ++probes) {
+    const uint64_t slot = hashes_[i];
+    if (slot == 0 || (slot == h && entries()[i].Matches(key))) return probes;
+  }
+}
+
 void KeyTable::Clear() noexcept {
   for (size_t i = 0; hashes_ != nullptr && i <= mask_; ++i) {
     if (hashes_[i] == 0) continue;

@@ -104,6 +104,11 @@ class KeyTable {
   void AppendKeyNames(std::vector<std::string>& out) const;
   size_t block_bytes() const noexcept;
 
+  // How many slots a lookup of `key` in this table itself examines, up to the
+  // hit or the empty slot that ends a miss (1 = found or missed at its home
+  // slot). For the probe-length benchmark (benchmarks/table_bench.cc).
+  size_t ProbesFor(const Key& key) const noexcept;
+
   // Calls f(Data&) for every value the table holds itself (not the layer's),
   // in no particular order. f must not modify the table.
   template <class F>
