@@ -19,7 +19,6 @@
 #if !defined(TLS_CORE_DATA_H_) && !defined(TLS_INTERNAL_CXX_TOO_OLD)
 #define TLS_CORE_DATA_H_
 
-#include <memory>
 #include <stdexcept>
 #include <type_traits>
 #include <typeinfo>
@@ -40,6 +39,23 @@ class Data {
  public:
   // An empty Data: holds nothing, has_value() is false, closing does nothing.
   Data() noexcept = default;
+  Data(const Data& other) noexcept : box_(other.box_) {
+    if (box_ != nullptr) box_->Ref();
+  }
+  Data(Data&& other) noexcept : box_(std::exchange(other.box_, nullptr)) {}
+  Data& operator=(const Data& other) noexcept {
+    Data(other).swap(*this);
+    return *this;
+  }
+  Data& operator=(Data&& other) noexcept {
+    Data(std::move(other)).swap(*this);
+    return *this;
+  }
+  ~Data() {
+    if (box_ != nullptr) box_->Unref();
+  }
+  void swap(Data& other) noexcept { std::swap(box_, other.box_); }
+  friend void swap(Data& a, Data& b) noexcept { a.swap(b); }
 
   bool has_value() const noexcept { return box_ != nullptr; }
   explicit operator bool() const noexcept { return has_value(); }
@@ -51,7 +67,7 @@ class Data {
   T& Value() const {
     static_assert(!std::is_reference_v<T>, "Value<T>: T must not be a reference");
     if (T* p = TryValue<T>()) return *p;
-    internal::ThrowBadDataAccess(box_.get(), typeid(T));
+    internal::ThrowBadDataAccess(box_, typeid(T));
   }
 
   // The stored value, or nullptr if the Data is empty or holds another type.
@@ -71,7 +87,7 @@ class Data {
   bool closed() const noexcept { return box_ != nullptr && box_->closed(); }
 
   // Number of Data handles sharing the value (0 when empty).
-  long use_count() const noexcept { return box_.use_count(); }
+  long use_count() const noexcept { return box_ != nullptr ? box_->refs() : 0; }
 
   // Same value (not equal values): copies of one MakeData compare equal.
   friend bool operator==(const Data& a, const Data& b) noexcept { return a.box_ == b.box_; }
@@ -82,9 +98,9 @@ class Data {
   template <class T, class Closer>
   friend Data MakeData(T&& value, Closer&& closer);
   friend struct internal::DataAccess;
-  explicit Data(std::shared_ptr<internal::DataBox> box) noexcept : box_(std::move(box)) {}
+  explicit Data(internal::DataBox* adopted) noexcept : box_(adopted) {}
 
-  std::shared_ptr<internal::DataBox> box_;
+  internal::DataBox* box_ = nullptr;  // one count of box_->refs() is this handle's
 };
 
 // Wraps a value into Data. Closing the Data calls, once, the first of
@@ -94,7 +110,7 @@ class Data {
 template <class T>
 Data MakeData(T&& value) {
   using V = std::decay_t<T>;
-  return Data(std::make_shared<internal::ValueBox<V>>(std::forward<T>(value)));
+  return Data(new internal::ValueBox<V>(std::forward<T>(value)));
 }
 
 // Wraps a value with a custom closer: closing calls closer(value&) once.
@@ -103,8 +119,8 @@ Data MakeData(T&& value, Closer&& closer) {
   using V = std::decay_t<T>;
   using C = std::decay_t<Closer>;
   static_assert(std::is_invocable_v<C&, V&>, "MakeData: closer must be callable as closer(value&)");
-  return Data(std::make_shared<internal::ValueWithCloserBox<V, C>>(std::forward<T>(value),
-                                                                   std::forward<Closer>(closer)));
+  return Data(
+      new internal::ValueWithCloserBox<V, C>(std::forward<T>(value), std::forward<Closer>(closer)));
 }
 
 }  // namespace tls::inline TLS_ABI_NAMESPACE

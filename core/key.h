@@ -53,40 +53,60 @@ inline uint64_t Load32(const char* p) noexcept {
 inline constexpr uint64_t kSeed0 = 0x9e3779b97f4a7c15ull;
 inline constexpr uint64_t kSeed1 = 0xd6e8feb86659fd93ull;
 inline constexpr uint64_t kSeed2 = 0xa0761d6478bd642full;
+inline constexpr uint64_t kSeed3 = 0x9fb21c651e98df25ull;
 
-// Reads at most two (possibly overlapping) words for keys up to 16 bytes, so a
-// short key hashes in a few instructions and a literal's length picks the branch
-// at compile time.
-inline uint64_t HashBytes(const char* p, size_t n) noexcept {
-  uint64_t seed = kSeed0 ^ n;
+// The top byte of Key::hash(): always >= 0x80, so a hash is never 0 (the
+// store's "empty slot"), and it tells the kind of key and a short string's length.
+inline constexpr uint64_t kStampShortString = 0x80;  // | length (0..16)
+inline constexpr uint64_t kStampLongString = 0xa0;
+inline constexpr uint64_t kStampInteger = 0xc0;  // | Key's tag
+inline constexpr int kStampShift = 56;
+
+// Strings up to this long are held in the table's slot itself (core/internal/
+// key_table.h), as the two words below; longer ones on the heap.
+inline constexpr size_t kShortKeyBytes = 16;
+
+// The two words that identify a string of n <= 16 bytes, given n: at most two
+// (possibly overlapping) loads, so a short key hashes and compares in a few
+// instructions and a literal's length picks the branch at compile time.
+struct ShortWords {
   uint64_t a = 0, b = 0;
-  if (n <= 16) {
-    if (n >= 8) {
-      a = Load64(p);
-      b = Load64(p + n - 8);
-    } else if (n >= 4) {
-      a = Load32(p);
-      b = Load32(p + n - 4);
-    } else if (n > 0) {
-      a = (uint64_t{static_cast<unsigned char>(p[0])} << 16) |
-          (uint64_t{static_cast<unsigned char>(p[n >> 1])} << 8) |
-          static_cast<unsigned char>(p[n - 1]);
-    }
-  } else {
-    size_t i = 0;
-    for (; i + 16 < n; i += 16) {
-      seed = Fold(Load64(p + i) ^ kSeed1, Load64(p + i + 8) ^ seed);
-    }
-    a = Load64(p + n - 16);
-    b = Load64(p + n - 8);
+};
+inline ShortWords ShortKeyWords(const char* p, size_t n) noexcept {
+  if (n >= 8) return {Load64(p), Load64(p + n - 8)};
+  if (n >= 4) return {Load32(p), Load32(p + n - 4)};
+  if (n == 0) return {};
+  return {(uint64_t{static_cast<unsigned char>(p[0])} << 16) |
+              (uint64_t{static_cast<unsigned char>(p[n >> 1])} << 8) |
+              static_cast<unsigned char>(p[n - 1]),
+          0};
+}
+
+inline uint64_t HashWords(uint64_t a, uint64_t b, uint64_t seed) noexcept {
+  // The final Fold spreads every input bit over the low bits the table
+  // indexes with: without it sequential keys ("key0", "key1", ...) cluster at
+  // some table sizes (mean probes 2.2x a random hash's at 64 keys).
+  return Fold(Fold(a ^ kSeed1, b ^ seed) ^ kSeed2, kSeed3);
+}
+
+inline uint64_t HashBytes(const char* p, size_t n) noexcept {
+  if (n <= kShortKeyBytes) {
+    const ShortWords w = ShortKeyWords(p, n);
+    return HashWords(w.a, w.b, kSeed0 ^ n);
   }
-  return Fold(a ^ kSeed1, b ^ seed) ^ kSeed2;
+  uint64_t seed = kSeed0 ^ n;
+  for (size_t i = 0; i + 16 < n; i += 16) {
+    seed = Fold(Load64(p + i) ^ kSeed1, Load64(p + i + 8) ^ seed);
+  }
+  return HashWords(Load64(p + n - 16), Load64(p + n - 8), seed);
 }
 
 // Any integer type but bool (Key(bool) is deleted below).
 template <class I>
 concept IntegerKey = std::integral<I> && !std::same_as<I, bool>;
 
+// One multiply: sequential integers stay apart in the low bits (measured: no
+// clustering at any table size; benchmarks/table_bench.cc).
 inline uint64_t HashInteger(uint64_t bits, uint8_t tag) noexcept {
   return Fold(bits ^ kSeed1, kSeed0 ^ tag);
 }
@@ -100,7 +120,15 @@ class Key {
   // String keys. Views the text; nothing is copied.
   Key(std::string_view s) noexcept  // NOLINT(google-explicit-constructor)
       : text_(s.data()), bits_(s.size()), tag_(kTagString) {
-    hash_ = Normalize(internal::HashBytes(s.data(), s.size()));
+    if (s.size() <= internal::kShortKeyBytes) {
+      const internal::ShortWords w = internal::ShortKeyWords(s.data(), s.size());
+      word0_ = w.a;
+      word1_ = w.b;
+      hash_ = Stamp(internal::HashWords(w.a, w.b, internal::kSeed0 ^ s.size()),
+                    internal::kStampShortString | s.size());
+    } else {
+      hash_ = Stamp(internal::HashBytes(s.data(), s.size()), internal::kStampLongString);
+    }
   }
   Key(const std::string& s) noexcept  // NOLINT(google-explicit-constructor)
       : Key(std::string_view{s}) {}
@@ -113,8 +141,9 @@ class Key {
   Key(I i) noexcept  // NOLINT(google-explicit-constructor)
       : text_(nullptr),
         bits_(static_cast<uint64_t>(i)),
+        word0_(bits_),
         tag_(i < 0 ? kTagNegative : kTagNonNegative) {
-    hash_ = Normalize(internal::HashInteger(bits_, tag_));
+    hash_ = Stamp(internal::HashInteger(bits_, tag_), internal::kStampInteger | tag_);
   }
   // `true` as a key is almost always a mistake; say so at compile time.
   Key(bool) = delete;
@@ -135,8 +164,17 @@ class Key {
            (a.tag_ != kTagString || std::memcmp(a.text_, b.text_, a.bits_) == 0);
   }
 
-  // Internal representation, used by the store.
+  // Internal representation, used by the store (core/internal/key_table.h).
+  // hash(): 56 bits of hash under a top byte that says the kind and, for a
+  // string of up to 16 bytes, its length; never 0. Two keys with equal hash()
+  // are equal if their words are (short strings and integers), or their texts
+  // (longer strings).
   uint64_t hash() const noexcept { return hash_; }
+  bool is_long_string() const noexcept {
+    return (hash_ >> internal::kStampShift) == internal::kStampLongString;
+  }
+  uint64_t word0() const noexcept { return word0_; }  // ShortKeyWords, or the integer
+  uint64_t word1() const noexcept { return word1_; }
   uint8_t tag() const noexcept { return tag_; }
   uint64_t bits() const noexcept { return bits_; }
   const char* data() const noexcept { return text_; }
@@ -146,13 +184,16 @@ class Key {
   static constexpr uint8_t kTagNegative = 3;
 
  private:
-  // The store reserves hash 0 for "empty slot".
-  static uint64_t Normalize(uint64_t h) noexcept { return h | (uint64_t{1} << 63); }
+  static uint64_t Stamp(uint64_t h, uint64_t stamp) noexcept {
+    return (h & ((uint64_t{1} << internal::kStampShift) - 1)) | (stamp << internal::kStampShift);
+  }
   [[noreturn]] TLS_API static std::string_view NullString();
 
   const char* text_;
   uint64_t bits_;  // string length, or the integer's bits
   uint64_t hash_;
+  uint64_t word0_ = 0;
+  uint64_t word1_ = 0;
   uint8_t tag_;
 };
 

@@ -13,7 +13,7 @@ namespace tls::inline TLS_ABI_NAMESPACE::internal {
 
 // Reaches a Data's shared box, to tell values apart by identity.
 struct DataAccess {
-  static const void* Identity(const Data& d) noexcept { return d.box_.get(); }
+  static const void* Identity(const Data& d) noexcept { return d.box_; }
 };
 
 // Immutable once built; shared by every task run in it, on any thread.

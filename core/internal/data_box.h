@@ -48,6 +48,9 @@ void CloseValue(T& v) {
   }
 }
 
+// The shared box: the value, its close-once flag and the count of Data
+// handles to it (intrusive, so a Data is one pointer: 8 bytes in every table
+// slot, one allocation per value, and no separate control block to miss).
 class DataBox {
  public:
   explicit DataBox(const std::type_info& type) noexcept : type_(type) {}
@@ -67,10 +70,20 @@ class DataBox {
   const std::type_info& type() const noexcept { return type_; }
   virtual void* address() noexcept = 0;
 
+  // Handle counting, as shared_ptr does it: a new handle needs no ordering
+  // (it is made from one that exists); the last release orders every
+  // handle's use of the value before the destruction.
+  void Ref() noexcept { refs_.fetch_add(1, std::memory_order_relaxed); }
+  void Unref() noexcept {
+    if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
+  }
+  long refs() const noexcept { return refs_.load(std::memory_order_relaxed); }
+
  private:
   virtual void DoClose() = 0;
 
   const std::type_info& type_;
+  std::atomic<long> refs_{1};  // the handle MakeData returns
   std::atomic<bool> closed_{false};
 };
 

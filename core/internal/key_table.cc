@@ -10,26 +10,107 @@ namespace tls::inline TLS_ABI_NAMESPACE::internal {
 
 namespace {
 
-// One block: `cap` hashes (zeroed: all empty), then `cap` entries. Entry's
-// alignment is at most 8, so the entries right after the hashes are aligned.
-template <class Entry>
-void AllocateBlock(size_t cap, uint64_t** hashes, Entry** entries) {
-  static_assert(alignof(Entry) <= alignof(uint64_t));
-  void* block = ::operator new(cap*(sizeof(uint64_t) + sizeof(Entry)));
-  *hashes = static_cast<uint64_t*>(block);
-  std::memset(*hashes, 0, cap * sizeof(uint64_t));
-  *entries = reinterpret_cast<Entry*>(*hashes + cap);
-  for (size_t i = 0; i < cap; ++i) new (*entries + i) Entry();  // noexcept
+// Blocks from this size up start on a cache line, so each line holds two
+// whole slots. Smaller ones come from plain malloc (16-byte aligned: an
+// aligned allocation costs a thread's start more than the few lines of a
+// small table, which stay hot anyway, could save).
+constexpr size_t kAlignedBlockBytes = 4096;
+constexpr std::align_val_t kLine{64};
+
+template <class Slot>
+Slot* AllocateBlock(size_t cap) {
+  const size_t bytes = cap * sizeof(Slot);
+  void* block = bytes >= kAlignedBlockBytes ? ::operator new(bytes, kLine) : ::operator new(bytes);
+  Slot* slots = static_cast<Slot*>(block);
+  for (size_t i = 0; i < cap; ++i) new (slots + i) Slot();  // noexcept: zeroes
+  return slots;
 }
+
+template <class Slot>
+void FreeBlock(Slot* slots, size_t cap) noexcept {
+  const size_t bytes = cap * sizeof(Slot);
+  if (bytes >= kAlignedBlockBytes) {
+    ::operator delete(slots, kLine);
+  } else {
+    ::operator delete(slots);
+  }
+}
+
+// A short string's text from its two words and length (key.h ShortKeyWords).
+std::string ShortText(uint64_t a, uint64_t b, size_t n) {
+  char text[kShortKeyBytes];
+  if (n >= 8) {
+    std::memcpy(text, &a, 8);
+    std::memcpy(text + n - 8, &b, 8);
+  } else if (n >= 4) {
+    std::memcpy(text, &a, 4);
+    std::memcpy(text + n - 4, &b, 4);
+  } else if (n > 0) {
+    text[0] = static_cast<char>(a >> 16);
+    text[n >> 1] = static_cast<char>(a >> 8);
+    text[n - 1] = static_cast<char>(a);
+  }
+  return std::string(text, n);
+}
+
+uint64_t StampOf(uint64_t hash) noexcept { return hash >> kStampShift; }
 
 }  // namespace
 
+void KeyTable::ForgetKey(Slot& s) noexcept {
+  if (StampOf(s.hash) == kStampLongString) delete[] LongText(s);
+  s.hash = 0;
+  s.word0 = 0;
+  s.word1 = 0;
+}
+
+void KeyTable::CopyKey(Slot& to, const Key& key) {
+  if (key.is_long_string()) {
+    char* text = new char[key.bits()];  // may throw: nothing changed yet
+    std::memcpy(text, key.data(), key.bits());
+    to.word0 = reinterpret_cast<uint64_t>(text);
+    to.word1 = key.bits();
+  } else {
+    to.word0 = key.word0();
+    to.word1 = key.word1();
+  }
+  to.hash = key.hash();
+}
+
+void KeyTable::CopyKey(Slot& to, const Slot& from) {
+  if (StampOf(from.hash) == kStampLongString) {
+    char* text = new char[from.word1];  // may throw: nothing changed yet
+    std::memcpy(text, LongText(from), from.word1);
+    to.word0 = reinterpret_cast<uint64_t>(text);
+  } else {
+    to.word0 = from.word0;
+  }
+  to.word1 = from.word1;
+  to.hash = from.hash;
+}
+
+void KeyTable::MoveSlot(Slot& to, Slot& from) noexcept {
+  to.hash = std::exchange(from.hash, 0);  // a long key's text moves with its pointer
+  to.word0 = std::exchange(from.word0, 0);
+  to.word1 = std::exchange(from.word1, 0);
+  to.data = std::move(from.data);
+}
+
+bool KeyTable::SameKey(const Slot& a, const Slot& b) noexcept {
+  if (a.hash != b.hash) return false;
+  if (StampOf(a.hash) != kStampLongString) return a.word0 == b.word0 && a.word1 == b.word1;
+  return a.word1 == b.word1 && std::memcmp(LongText(a), LongText(b), a.word1) == 0;
+}
+
 void KeyTable::Free() noexcept {
   below_ = nullptr;
-  if (hashes_ == nullptr) return;
-  for (size_t i = 0; i <= mask_; ++i) entries()[i].~Entry();
-  ::operator delete(hashes_);
-  hashes_ = nullptr;
+  if (slots_ == nullptr) return;
+  for (size_t i = 0; i <= mask_; ++i) {
+    ForgetKey(slots_[i]);
+    slots_[i].~Slot();  // releases the handle
+  }
+  FreeBlock(slots_, size_t{mask_} + 1);
+  slots_ = nullptr;
   mask_ = 0;
   size_ = 0;
 }
@@ -42,38 +123,32 @@ KeyTable& KeyTable::MoveFrom(KeyTable&& other) noexcept {
 KeyTable KeyTable::Clone() const {
   KeyTable copy;
   if (size_ != 0) {
-    Entry* unused;
-    AllocateBlock(size_t{mask_} + 1, &copy.hashes_, &unused);
+    copy.slots_ = AllocateBlock<Slot>(size_t{mask_} + 1);
     copy.mask_ = mask_;
     for (size_t i = 0; i <= mask_; ++i) {
-      if (hashes_[i] == 0) continue;
-      copy.entries()[i] = entries()[i];  // may throw (a long key's text): `copy` frees
-      copy.hashes_[i] = hashes_[i];
+      if (slots_[i].hash == 0) continue;
+      CopyKey(copy.slots_[i], slots_[i]);  // may throw: `copy` frees what it holds
+      copy.slots_[i].data = slots_[i].data;
       ++copy.size_;
     }
   }
-  ForEachBelowOnly([&](uint64_t h, const Entry& e) { copy.InsertCopy(h, e); });
+  ForEachBelowOnly([&](const Slot& s) { copy.InsertCopy(s); });
   return copy;
 }
 
-size_t KeyTable::IndexOfEntry(uint64_t h, const Entry& e) const noexcept {
+size_t KeyTable::IndexOfSlot(const Slot& s) const noexcept {
   if (size_ == 0) return kAbsent;
-  for (size_t i = h & mask_;; i = (i + 1) & mask_) {
-    const uint64_t slot = hashes_[i];
-    if (slot == 0) return kAbsent;
-    const Entry& mine = entries()[i];
-    if (slot == h && mine.tag == e.tag && mine.bits == e.bits &&
-        (e.tag != Key::kTagString || mine.text == e.text)) {
-      return i;
-    }
+  for (size_t i = s.hash & mask_;; i = (i + 1) & mask_) {
+    if (slots_[i].hash == 0) return kAbsent;
+    if (SameKey(slots_[i], s)) return i;
   }
 }
 
-void KeyTable::InsertCopy(uint64_t h, const Entry& e) {
-  if (!hashes_ || (size_t{size_} + 1) * 4 > (size_t{mask_} + 1) * 3) Grow();
-  const size_t i = FreeSlotFor(h);
-  entries()[i] = e;  // may throw (a long key's text): the slot stays empty
-  hashes_[i] = h;
+void KeyTable::InsertCopy(const Slot& s) {
+  if (!slots_ || (size_t{size_} + 1) * 4 > (size_t{mask_} + 1) * 3) Grow();
+  Slot& to = slots_[FreeSlotFor(s.hash)];
+  CopyKey(to, s);  // may throw: the slot stays empty
+  to.data = s.data;
   ++size_;
 }
 
@@ -84,53 +159,53 @@ void KeyTable::Materialize() {
 
 const Data* KeyTable::FindBelow(const Key& key) const noexcept {
   const size_t i = below_->IndexOf(key);
-  return i == kAbsent ? nullptr : &below_->entries()[i].data;
+  return i == kAbsent ? nullptr : &below_->slots_[i].data;
 }
 
 size_t KeyTable::BelowOnlyCount() const noexcept {
   size_t n = 0;
-  ForEachBelowOnly([&](uint64_t, const Entry&) { ++n; });
+  ForEachBelowOnly([&](const Slot&) { ++n; });
   return n;
 }
 
 size_t KeyTable::LongIndexOf(const Key& key, size_t i) const noexcept {
   const uint64_t h = key.hash();
   for (;; i = (i + 1) & mask_) {
-    const uint64_t slot = hashes_[i];
-    if (slot == h && entries()[i].Matches(key)) return i;
-    if (slot == 0) return kAbsent;
+    const Slot& s = slots_[i];
+    if (s.hash == h && s.word1 == key.bits() &&
+        std::memcmp(LongText(s), key.data(), key.bits()) == 0) {
+      return i;
+    }
+    if (s.hash == 0) return kAbsent;
   }
 }
 
 size_t KeyTable::FreeSlotFor(uint64_t hash) const noexcept {
   size_t i = hash & mask_;
-  while (hashes_[i] != 0) i = (i + 1) & mask_;
+  while (slots_[i].hash != 0) i = (i + 1) & mask_;
   return i;
 }
 
 void KeyTable::Grow() {
   const size_t old_cap = capacity();
   const size_t new_cap = old_cap == 0 ? kInitialCapacity : old_cap * 2;
-  uint64_t* hashes;
-  Entry* unused;
-  AllocateBlock(new_cap, &hashes, &unused);  // may throw: nothing changed yet
+  Slot* slots = AllocateBlock<Slot>(new_cap);  // may throw: nothing changed yet
   const KeyTable* below = below_;
   KeyTable old = std::move(*this);  // frees the old block when it goes
   below_ = below;
-  hashes_ = hashes;
+  slots_ = slots;
   mask_ = static_cast<uint32_t>(new_cap - 1);
   size_ = old.size_;
   for (size_t i = 0; i < old_cap; ++i) {
-    if (old.hashes_[i] == 0) continue;
-    const size_t j = FreeSlotFor(old.hashes_[i]);
-    hashes_[j] = old.hashes_[i];
-    entries()[j] = std::move(old.entries()[i]);
+    Slot& from = old.slots_[i];
+    if (from.hash == 0) continue;
+    MoveSlot(slots_[FreeSlotFor(from.hash)], from);
   }
 }
 
 Data KeyTable::Put(const Key& key, Data data) {
   if (const size_t existing = IndexOf(key); existing != kAbsent) {
-    std::swap(entries()[existing].data, data);
+    std::swap(slots_[existing].data, data);
     return data;  // the old value, for the caller to release
   }
   Insert(key, std::move(data));
@@ -138,67 +213,54 @@ Data KeyTable::Put(const Key& key, Data data) {
 }
 
 void KeyTable::Insert(const Key& key, Data&& data) {
-  if (!hashes_ || (size_t{size_} + 1) * 4 > (size_t{mask_} + 1) * 3) Grow();
-  const size_t i = FreeSlotFor(key.hash());
-  Entry& e = entries()[i];
-  if (key.tag() == Key::kTagString) {
-    // A reused table often gets the same keys in the same slots (threads of
-    // one program set the same keys): keep the text if it is already right.
-    const size_t n = key.bits();
-    const bool kept =
-        e.text.size() == n && (n <= 16 ? ShortBytesEqual(e.text.data(), key.data(), n)
-                                       : std::memcmp(e.text.data(), key.data(), n) == 0);
-    if (!kept) e.text.assign(key.data(), n);  // may throw: nothing changed yet
-  }
-  e.tag = key.tag();
-  e.bits = key.bits();
-  e.data = std::move(data);
-  hashes_[i] = key.hash();
+  if (!slots_ || (size_t{size_} + 1) * 4 > (size_t{mask_} + 1) * 3) Grow();
+  Slot& s = slots_[FreeSlotFor(key.hash())];
+  CopyKey(s, key);  // may throw: the slot stays empty
+  s.data = std::move(data);
   ++size_;
 }
 
 void KeyTable::AppendKeyNames(std::vector<std::string>& out) const {
-  for (size_t i = 0; hashes_ != nullptr && i <= mask_; ++i) {
-    if (hashes_[i] == 0) continue;
-    const Entry& e = entries()[i];
-    if (e.tag == Key::kTagString) {
-      out.push_back(Key(std::string_view(e.text.data(), e.bits)).ToString());
-    } else if (e.tag == Key::kTagNegative) {
-      out.push_back(Key(static_cast<int64_t>(e.bits)).ToString());
+  for (size_t i = 0; slots_ != nullptr && i <= mask_; ++i) {
+    const Slot& s = slots_[i];
+    if (s.hash == 0) continue;
+    const uint64_t stamp = StampOf(s.hash);
+    if (stamp == kStampLongString) {
+      out.push_back(Key(std::string_view(LongText(s), s.word1)).ToString());
+    } else if (stamp >= kStampInteger) {
+      out.push_back(stamp == (kStampInteger | Key::kTagNegative)
+                        ? Key(static_cast<int64_t>(s.word0)).ToString()
+                        : Key(s.word0).ToString());
     } else {
-      out.push_back(Key(e.bits).ToString());
+      out.push_back(Key(ShortText(s.word0, s.word1, stamp - kStampShortString)).ToString());
     }
   }
 }
 
 size_t KeyTable::block_bytes() const noexcept {
-  size_t bytes = capacity() * (sizeof(uint64_t) + sizeof(Entry));
-  for (size_t i = 0; hashes_ != nullptr && i <= mask_; ++i) {
-    if (entries()[i].text.capacity() > 15) bytes += entries()[i].text.capacity() + 1;
+  size_t bytes = capacity() * sizeof(Slot);
+  for (size_t i = 0; slots_ != nullptr && i <= mask_; ++i) {
+    if (StampOf(slots_[i].hash) == kStampLongString) bytes += slots_[i].word1;
   }
   return bytes;
 }
 
 size_t KeyTable::ProbesFor(const Key& key) const noexcept {
   if (size_ == 0) return 1;
-  const uint64_t h = key.hash();
+  const size_t found = IndexOf(key);
   size_t probes = 1;
-  for (size_t i = h & mask_;; i = (i + 1) & mask_, ++probes) {
-    const uint64_t slot = hashes_[i];
-    if (slot == 0 || (slot == h && entries()[i].Matches(key))) return probes;
+  for (size_t i = key.hash() & mask_;; i = (i + 1) & mask_, ++probes) {
+    if (i == found || slots_[i].hash == 0) return probes;
   }
 }
 
 void KeyTable::Clear() noexcept {
-  for (size_t i = 0; hashes_ != nullptr && i <= mask_; ++i) {
-    if (hashes_[i] == 0) continue;
-    hashes_[i] = 0;
+  for (size_t i = 0; slots_ != nullptr && i <= mask_; ++i) {
+    Slot& s = slots_[i];
+    if (s.hash == 0) continue;
+    ForgetKey(s);
     --size_;
-    Entry& e = entries()[i];
-    // Only the text and the handle need resetting: a slot whose hash is 0
-    // is empty, whatever its tag and bits say.
-    if (e.text.capacity() > 15) std::string().swap(e.text);  // a long key's heap text
-    Data released = std::move(e.data);
+    Data released = std::move(s.data);
   }
   below_ = nullptr;
 }
@@ -208,19 +270,17 @@ Data KeyTable::Erase(const Key& key) {
   if (below_ != nullptr && below_->IndexOf(key) != kAbsent) Materialize();
   size_t hole = IndexOf(key);
   if (hole == kAbsent) return Data();
-  Data removed = std::move(entries()[hole].data);
+  Data removed = std::move(slots_[hole].data);
+  ForgetKey(slots_[hole]);
   // Backward-shift deletion: move each later entry of the probe run into the
   // hole unless its home slot lies cyclically in (hole, j].
-  for (size_t j = (hole + 1) & mask_; hashes_[j] != 0; j = (j + 1) & mask_) {
-    const size_t home = hashes_[j] & mask_;
+  for (size_t j = (hole + 1) & mask_; slots_[j].hash != 0; j = (j + 1) & mask_) {
+    const size_t home = slots_[j].hash & mask_;
     const bool stays = hole <= j ? (hole < home && home <= j) : (hole < home || home <= j);
     if (stays) continue;
-    hashes_[hole] = hashes_[j];
-    entries()[hole] = std::move(entries()[j]);
+    MoveSlot(slots_[hole], slots_[j]);
     hole = j;
   }
-  hashes_[hole] = 0;
-  entries()[hole] = Entry();
   --size_;
   return removed;
 }

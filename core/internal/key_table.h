@@ -1,15 +1,19 @@
 // Internal: the per-thread key -> Data map. Not part of the API.
 //
-// Open addressing with linear probing over two parallel arrays: `hashes_` (8
-// bytes a slot, 0 = empty; every key hash has its top bit set so it is never 0)
-// and the entries right after them, in one heap block (one malloc per table, not two: a
-// thread's first allocations and their frees dominate its start/exit cost). A
-// probe scans the dense hash array and touches an entry only on a full 64-bit
-// hash match, so a hit costs one hash compare and one key compare, and a miss
-// usually none. Deletion shifts later entries back (no tombstones), so
-// lookups never slow down after churn. Load factor <= 3/4; capacity is a power of
-// two, starting at kInitialCapacity (small: most threads hold a few values, and
-// every byte of a stub is paid once per live thread).
+// Open addressing with linear probing over one array of 32-byte slots, two to
+// a cache line: the key's hash (0 = empty; Key::hash() is never 0 and its top
+// byte carries the kind of key and a short string's length), the key itself
+// and the Data handle (one pointer). A string of up to 16 bytes is held in the
+// slot as the two words Key computes for its hash (key.h ShortKeyWords), an
+// integer as its bits; only a longer string's text is on the heap. So a hit
+// on a short key or an integer compares three words in one slot and touches
+// one cache line of the table (blocks of 4 KiB and up are 64-byte aligned; a
+// probe that runs on crosses to the next line only from an odd slot), and a
+// miss usually stops at an empty slot in the same line. Deletion shifts later
+// entries back (no tombstones), so lookups never slow down after churn. Load
+// factor <= 3/4; capacity is a power of two, starting at kInitialCapacity
+// (small: most threads hold a few values, and every byte of a stub is paid
+// once per live thread).
 //
 // No user code runs inside any member: Put and Erase hand the displaced Data back
 // to the caller, who releases it after the table is consistent again. That is
@@ -47,8 +51,8 @@ class KeyTable {
   // detach and give-back).
   KeyTable& operator=(KeyTable&& other) noexcept {
     if (this == &other) return *this;
-    if (hashes_ != nullptr || below_ != nullptr) return MoveFrom(std::move(other));
-    hashes_ = std::exchange(other.hashes_, nullptr);
+    if (slots_ != nullptr || below_ != nullptr) return MoveFrom(std::move(other));
+    slots_ = std::exchange(other.slots_, nullptr);
     mask_ = std::exchange(other.mask_, 0);
     size_ = std::exchange(other.size_, 0);
     below_ = std::exchange(other.below_, nullptr);
@@ -56,11 +60,11 @@ class KeyTable {
   }
   ~KeyTable() { Free(); }
 
-  static constexpr size_t kInitialCapacity = 2;
+  static constexpr size_t kInitialCapacity = 2;  // one 64-byte block
 
   const Data* Find(const Key& key) const noexcept {
     const size_t i = IndexOf(key);
-    if (i != kAbsent) return &entries()[i].data;
+    if (i != kAbsent) return &slots_[i].data;
     if (below_ != nullptr) [[unlikely]]
       return FindBelow(key);
     return nullptr;
@@ -70,7 +74,7 @@ class KeyTable {
   // nullptr. Swapping it is not a structural change (registry.h).
   Data* FindOwn(const Key& key) noexcept {
     const size_t i = IndexOf(key);
-    return i == kAbsent ? nullptr : &entries()[i].data;
+    return i == kAbsent ? nullptr : &slots_[i].data;
   }
 
   // A copy sharing every handle, with the layer's values copied in (no layer).
@@ -96,10 +100,11 @@ class KeyTable {
   // Counting the layer's keys that this table does not shadow.
   size_t size() const noexcept { return below_ == nullptr ? size_ : size_ + BelowOnlyCount(); }
   bool empty() const noexcept { return size_ == 0 && below_ == nullptr; }
-  size_t capacity() const noexcept { return hashes_ ? size_t{mask_} + 1 : 0; }
+  size_t capacity() const noexcept { return slots_ ? size_t{mask_} + 1 : 0; }
 
   // What a walker reads (core/threads.h): the entries this table holds itself,
-  // their keys as Key::ToString writes them, and the heap block's size.
+  // their keys as Key::ToString writes them, and the heap bytes (the block and
+  // long keys' text).
   size_t own_size() const noexcept { return size_; }
   void AppendKeyNames(std::vector<std::string>& out) const;
   size_t block_bytes() const noexcept;
@@ -113,50 +118,35 @@ class KeyTable {
   // in no particular order. f must not modify the table.
   template <class F>
   void ForEach(F&& f) {
-    for (size_t i = 0; hashes_ && i <= mask_; ++i) {
-      if (hashes_[i] != 0) f(entries()[i].data);
+    for (size_t i = 0; slots_ && i <= mask_; ++i) {
+      if (slots_[i].hash != 0) f(slots_[i].data);
     }
   }
 
  private:
-  struct Entry {
-    bool Matches(const Key& key) const noexcept {
-      return tag == key.tag() && bits == key.bits() &&
-             (tag != Key::kTagString || std::memcmp(text.data(), key.data(), bits) == 0);
-    }
-    uint64_t bits = 0;  // string length, or the integer's bits
-    std::string text;   // the copied text of a string key
+  // An empty slot is all zero (hash 0, no text, an empty Data).
+  struct Slot {
+    uint64_t hash = 0;   // Key::hash(); 0 = empty
+    uint64_t word0 = 0;  // Key::word0(); a long string: its heap text (char*)
+    uint64_t word1 = 0;  // Key::word1(); a long string: its length
     Data data;
-    uint8_t tag = 0;
   };
+  static_assert(sizeof(Data) == 8 && sizeof(Slot) == 32, "two slots to a cache line");
 
   static constexpr size_t kAbsent = ~size_t{0};
-
-  // memcmp(a, b, n) == 0 for n <= 16, inline: two overlapping word loads per
-  // side, as Key's hash reads them. A memcmp call would cost more than the
-  // rest of a hit, and make every lookup save registers around it.
-  static bool ShortBytesEqual(const char* a, const char* b, size_t n) noexcept {
-    using internal::Load32;
-    using internal::Load64;
-    if (n >= 8) return ((Load64(a) ^ Load64(b)) | (Load64(a + n - 8) ^ Load64(b + n - 8))) == 0;
-    if (n >= 4) return ((Load32(a) ^ Load32(b)) | (Load32(a + n - 4) ^ Load32(b + n - 4))) == 0;
-    return n == 0 || (a[0] == b[0] && a[n >> 1] == b[n >> 1] && a[n - 1] == b[n - 1]);
-  }
 
   [[gnu::always_inline]] size_t IndexOf(const Key& key) const noexcept {
     if (size_ == 0) return kAbsent;
     const uint64_t h = key.hash();
     for (size_t i = h & mask_;; i = (i + 1) & mask_) {
-      const uint64_t slot = hashes_[i];
-      if (slot == h) {
-        const Entry& e = entries()[i];
-        if (e.tag == key.tag() && e.bits == key.bits()) {
-          if (e.tag != Key::kTagString) return i;
-          if (e.bits > 16) [[unlikely]]
-            return LongIndexOf(key, i);
-          if (ShortBytesEqual(e.text.data(), key.data(), e.bits)) return i;
-        }
-      } else if (slot == 0) {
+      const Slot& s = slots_[i];
+      if (s.hash == h) {
+        // A long string's slot holds a pointer where its Key holds 0: it
+        // never matches here.
+        if (s.word0 == key.word0() && s.word1 == key.word1()) [[likely]]
+          return i;
+        if (key.is_long_string()) return LongIndexOf(key, i);
+      } else if (s.hash == 0) {
         return kAbsent;
       }
     }
@@ -164,36 +154,45 @@ class KeyTable {
   // IndexOf for string keys over 16 bytes, going on with the probe at `i`.
   // Out of line (a tail call), so the common path calls nothing.
   [[gnu::noinline]] size_t LongIndexOf(const Key& key, size_t i) const noexcept;
+  static const char* LongText(const Slot& s) noexcept {
+    return reinterpret_cast<const char*>(s.word0);
+  }
+  // Frees a long key's text, if the slot holds one; the slot is then empty
+  // but for its Data.
+  static void ForgetKey(Slot& s) noexcept;
+  // Fills an empty slot's key with a copy of `key` / of `from`'s key. May
+  // throw (a long key's text): nothing changed.
+  static void CopyKey(Slot& to, const Key& key);
+  static void CopyKey(Slot& to, const Slot& from);
+  static bool SameKey(const Slot& a, const Slot& b) noexcept;
+  // Moves a whole entry into the empty slot `to`; `from` is left empty.
+  static void MoveSlot(Slot& to, Slot& from) noexcept;
+
   KeyTable& MoveFrom(KeyTable&& other) noexcept;  // frees this table's block first
   void Grow();
   size_t FreeSlotFor(uint64_t hash) const noexcept;
-  // Destroys the entries and releases the block; leaves the table empty.
+  // Releases every handle and key text and the block; leaves the table empty.
   void Free() noexcept;
-  // The index of a stored entry equal to `e` (hash `h`), or kAbsent.
-  size_t IndexOfEntry(uint64_t h, const Entry& e) const noexcept;
-  // Inserts a copy of `e` (hash `h`, not present). May throw: nothing changed.
-  void InsertCopy(uint64_t h, const Entry& e);
+  // The index of a stored slot with the key of `s`, or kAbsent.
+  size_t IndexOfSlot(const Slot& s) const noexcept;
+  // Inserts a copy of `s` (its key not present). May throw: nothing changed.
+  void InsertCopy(const Slot& s);
   // Copies the layer's unshadowed entries in and drops the layer.
   void Materialize();
   size_t BelowOnlyCount() const noexcept;
-  // Calls f(hash, entry) for each of the layer's entries this table does not
-  // shadow.
+  // Calls f(slot) for each of the layer's entries this table does not shadow.
   template <class F>
   void ForEachBelowOnly(F&& f) const {
     for (size_t i = 0; below_ != nullptr && i <= below_->mask_ && below_->size_ != 0; ++i) {
-      const uint64_t h = below_->hashes_[i];
-      if (h != 0 && IndexOfEntry(h, below_->entries()[i]) == kAbsent) f(h, below_->entries()[i]);
+      const Slot& s = below_->slots_[i];
+      if (s.hash != 0 && IndexOfSlot(s) == kAbsent) f(s);
     }
   }
   // Find in the layer: out of line, so Find stays small enough to inline.
   [[gnu::noinline]] const Data* FindBelow(const Key& key) const noexcept;
 
-  // The block: capacity() hashes, then as many entries (derived, not stored:
-  // every byte of a stub is paid once per live thread).
-  Entry* entries() const noexcept { return reinterpret_cast<Entry*>(hashes_ + size_t{mask_} + 1); }
-
-  uint64_t* hashes_ = nullptr;  // start of the block; capacity() slots
-  uint32_t mask_ = 0;           // capacity() - 1 (tables never reach 2^32 entries)
+  Slot* slots_ = nullptr;  // the block; capacity() slots
+  uint32_t mask_ = 0;      // capacity() - 1 (tables never reach 2^32 entries)
   uint32_t size_ = 0;
   const KeyTable* below_ = nullptr;  // a snapshot's table, read through (task views)
 };

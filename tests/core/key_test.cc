@@ -1,6 +1,7 @@
 // Keys: kinds, equality, and lookups that never allocate.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdint>
 #include <cstdlib>
@@ -8,6 +9,7 @@
 #include <new>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "tls/tls.h"
 
@@ -80,6 +82,40 @@ TEST_F(KeyTest, EmptyAndLongStringKeys) {
   EXPECT_EQ(tls::Get(long_key)->Value<int>(), 3);
   long_key.back() = 'x';
   EXPECT_EQ(tls::Get(long_key)->Value<int>(), 2);
+}
+
+// Every length from 0 to 40 bytes (the store holds keys of up to 16 bytes in
+// its slots as two words, longer ones as text), and at each length keys that
+// differ in one byte only, at every position: all distinct, each found,
+// listed by name, and deletable.
+TEST_F(KeyTest, KeysOfEveryLengthDifferingInAnyOneByteAreDistinct) {
+  std::vector<std::string> keys;
+  for (size_t n = 0; n <= 40; ++n) {
+    const std::string base(n, 'k');
+    keys.push_back(base);
+    for (size_t j = 0; j < n; ++j) {
+      std::string changed = base;
+      changed[j] = static_cast<char>(j % 2 ? '\0' : '\xff');  // NUL and high bytes too
+      keys.push_back(changed);
+    }
+  }
+  for (size_t i = 0; i < keys.size(); ++i) tls::Set(keys[i], tls::MakeData(static_cast<int>(i)));
+  for (size_t i = 0; i < keys.size(); ++i) {
+    ASSERT_EQ(tls::Get(keys[i])->Value<int>(), static_cast<int>(i)) << i;
+  }
+  std::vector<std::string> listed;
+  for (const tls::ThreadReport& t : tls::ListThreads()) {
+    if (t.id == tls::ID()) listed = t.keys;
+  }
+  std::vector<std::string> expected;
+  for (const std::string& k : keys) expected.push_back(tls::Key(k).ToString());
+  std::sort(listed.begin(), listed.end());
+  std::sort(expected.begin(), expected.end());
+  EXPECT_EQ(listed, expected);
+  for (size_t i = 0; i < keys.size(); i += 2) ASSERT_TRUE(tls::Del(keys[i])) << i;
+  for (size_t i = 0; i < keys.size(); ++i) {
+    ASSERT_EQ(tls::Find(keys[i]) != nullptr, i % 2 == 1) << i;
+  }
 }
 
 TEST_F(KeyTest, NullCStringKeyThrows) {
