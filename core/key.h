@@ -72,7 +72,7 @@ inline constexpr size_t kShortKeyBytes = 16;
 struct ShortWords {
   uint64_t a = 0, b = 0;
 };
-inline ShortWords ShortKeyWords(const char* p, size_t n) noexcept {
+[[gnu::always_inline]] inline ShortWords ShortKeyWords(const char* p, size_t n) noexcept {
   if (n >= 8) return {Load64(p), Load64(p + n - 8)};
   if (n >= 4) return {Load32(p), Load32(p + n - 4)};
   if (n == 0) return {};
@@ -82,23 +82,27 @@ inline ShortWords ShortKeyWords(const char* p, size_t n) noexcept {
           0};
 }
 
-inline uint64_t HashWords(uint64_t a, uint64_t b, uint64_t seed) noexcept {
+[[gnu::always_inline]] inline uint64_t HashWords(uint64_t a, uint64_t b, uint64_t seed) noexcept {
   // The final Fold spreads every input bit over the low bits the table
   // indexes with: without it sequential keys ("key0", "key1", ...) cluster at
   // some table sizes (mean probes 2.2x a random hash's at 64 keys).
   return Fold(Fold(a ^ kSeed1, b ^ seed) ^ kSeed2, kSeed3);
 }
 
-inline uint64_t HashBytes(const char* p, size_t n) noexcept {
-  if (n <= kShortKeyBytes) {
-    const ShortWords w = ShortKeyWords(p, n);
-    return HashWords(w.a, w.b, kSeed0 ^ n);
-  }
+// Strings over 16 bytes: out of line, so the inline Key constructor stays
+// small where the length is not known at compile time.
+[[gnu::noinline]] inline uint64_t HashLongBytes(const char* p, size_t n) noexcept {
   uint64_t seed = kSeed0 ^ n;
   for (size_t i = 0; i + 16 < n; i += 16) {
     seed = Fold(Load64(p + i) ^ kSeed1, Load64(p + i + 8) ^ seed);
   }
   return HashWords(Load64(p + n - 16), Load64(p + n - 8), seed);
+}
+
+inline uint64_t HashBytes(const char* p, size_t n) noexcept {
+  if (n > kShortKeyBytes) return HashLongBytes(p, n);
+  const ShortWords w = ShortKeyWords(p, n);
+  return HashWords(w.a, w.b, kSeed0 ^ n);
 }
 
 // Any integer type but bool (Key(bool) is deleted below).
@@ -118,7 +122,8 @@ class Key {
   enum class Kind : uint8_t { kString = 1, kInteger = 2 };
 
   // String keys. Views the text; nothing is copied.
-  Key(std::string_view s) noexcept  // NOLINT(google-explicit-constructor)
+  // Inline, so a literal's hash and words are computed at compile time.
+  [[gnu::always_inline]] Key(std::string_view s) noexcept  // NOLINT(google-explicit-constructor)
       : text_(s.data()), bits_(s.size()), tag_(kTagString) {
     if (s.size() <= internal::kShortKeyBytes) {
       const internal::ShortWords w = internal::ShortKeyWords(s.data(), s.size());
@@ -127,18 +132,18 @@ class Key {
       hash_ = Stamp(internal::HashWords(w.a, w.b, internal::kSeed0 ^ s.size()),
                     internal::kStampShortString | s.size());
     } else {
-      hash_ = Stamp(internal::HashBytes(s.data(), s.size()), internal::kStampLongString);
+      hash_ = Stamp(internal::HashLongBytes(s.data(), s.size()), internal::kStampLongString);
     }
   }
-  Key(const std::string& s) noexcept  // NOLINT(google-explicit-constructor)
+  [[gnu::always_inline]] Key(const std::string& s) noexcept  // NOLINT(google-explicit-constructor)
       : Key(std::string_view{s}) {}
   // Throws std::invalid_argument for a null pointer.
-  Key(const char* s)  // NOLINT(google-explicit-constructor)
+  [[gnu::always_inline]] Key(const char* s)  // NOLINT(google-explicit-constructor)
       : Key(s ? std::string_view(s) : NullString()) {}
 
   // Integer keys, compared by value whatever the C++ type.
   template <internal::IntegerKey I>
-  Key(I i) noexcept  // NOLINT(google-explicit-constructor)
+  [[gnu::always_inline]] Key(I i) noexcept  // NOLINT(google-explicit-constructor)
       : text_(nullptr),
         bits_(static_cast<uint64_t>(i)),
         word0_(bits_),

@@ -157,7 +157,9 @@ void KeyTable::Materialize() {
   *this = Clone();  // this table's own handles move over with the copies: none is released
 }
 
-const Data* KeyTable::FindBelow(const Key& key) const noexcept {
+const Data* KeyTable::FindSlow(const Key& key) const noexcept {
+  if (const size_t i = IndexOf(key); i != kAbsent) return &slots_[i].data;
+  if (below_ == nullptr) return nullptr;
   const size_t i = below_->IndexOf(key);
   return i == kAbsent ? nullptr : &below_->slots_[i].data;
 }
@@ -168,9 +170,10 @@ size_t KeyTable::BelowOnlyCount() const noexcept {
   return n;
 }
 
-size_t KeyTable::LongIndexOf(const Key& key, size_t i) const noexcept {
+size_t KeyTable::LongIndexOf(const Key& key) const noexcept {
+  if (size_ == 0) return kAbsent;
   const uint64_t h = key.hash();
-  for (;; i = (i + 1) & mask_) {
+  for (size_t i = h & mask_;; i = (i + 1) & mask_) {
     const Slot& s = slots_[i];
     if (s.hash == h && s.word1 == key.bits() &&
         std::memcmp(LongText(s), key.data(), key.bits()) == 0) {

@@ -63,17 +63,19 @@ class KeyTable {
   static constexpr size_t kInitialCapacity = 2;  // one 64-byte block
 
   const Data* Find(const Key& key) const noexcept {
-    const size_t i = IndexOf(key);
-    if (i != kAbsent) return &slots_[i].data;
-    if (below_ != nullptr) [[unlikely]]
-      return FindBelow(key);
-    return nullptr;
+    if (!key.is_long_string()) [[likely]] {
+      const size_t i = ShortIndexOf(key);
+      if (i != kAbsent) return &slots_[i].data;
+      if (below_ == nullptr) [[likely]]
+        return nullptr;
+    }
+    return FindSlow(key);  // a tail call: the common path saves no registers
   }
 
   // The handle this table itself holds under `key` (not the layer's), or
   // nullptr. Swapping it is not a structural change (registry.h).
   Data* FindOwn(const Key& key) noexcept {
-    const size_t i = IndexOf(key);
+    const size_t i = key.is_long_string() ? LongIndexOf(key) : ShortIndexOf(key);
     return i == kAbsent ? nullptr : &slots_[i].data;
   }
 
@@ -135,25 +137,25 @@ class KeyTable {
 
   static constexpr size_t kAbsent = ~size_t{0};
 
-  [[gnu::always_inline]] size_t IndexOf(const Key& key) const noexcept {
+  // The slot holding `key`, or kAbsent. A short string's or an integer's key
+  // is its hash and two words; a long string's slot holds a pointer where its
+  // Key holds 0, so it never matches here.
+  [[gnu::always_inline]] size_t ShortIndexOf(const Key& key) const noexcept {
     if (size_ == 0) return kAbsent;
     const uint64_t h = key.hash();
     for (size_t i = h & mask_;; i = (i + 1) & mask_) {
       const Slot& s = slots_[i];
-      if (s.hash == h) {
-        // A long string's slot holds a pointer where its Key holds 0: it
-        // never matches here.
-        if (s.word0 == key.word0() && s.word1 == key.word1()) [[likely]]
-          return i;
-        if (key.is_long_string()) return LongIndexOf(key, i);
-      } else if (s.hash == 0) {
-        return kAbsent;
-      }
+      if (s.hash == h && s.word0 == key.word0() && s.word1 == key.word1()) return i;
+      if (s.hash == 0) return kAbsent;
     }
   }
-  // IndexOf for string keys over 16 bytes, going on with the probe at `i`.
-  // Out of line (a tail call), so the common path calls nothing.
-  [[gnu::noinline]] size_t LongIndexOf(const Key& key, size_t i) const noexcept;
+  // For string keys over 16 bytes: the text compared.
+  size_t LongIndexOf(const Key& key) const noexcept;
+  size_t IndexOf(const Key& key) const noexcept {
+    return key.is_long_string() ? LongIndexOf(key) : ShortIndexOf(key);
+  }
+  // Find for long keys, and for keys the layer may hold.
+  [[gnu::noinline]] const Data* FindSlow(const Key& key) const noexcept;
   static const char* LongText(const Slot& s) noexcept {
     return reinterpret_cast<const char*>(s.word0);
   }
@@ -188,8 +190,6 @@ class KeyTable {
       if (s.hash != 0 && IndexOfSlot(s) == kAbsent) f(s);
     }
   }
-  // Find in the layer: out of line, so Find stays small enough to inline.
-  [[gnu::noinline]] const Data* FindBelow(const Key& key) const noexcept;
 
   Slot* slots_ = nullptr;  // the block; capacity() slots
   uint32_t mask_ = 0;      // capacity() - 1 (tables never reach 2^32 entries)
