@@ -7,7 +7,8 @@
 //   table_bench memory [MAX_N]   heap bytes per key: key=value lines
 //   table_bench lines N LOOKUPS find|keys|load
 //                                a workload to run under cachegrind (below)
-//   table_bench [--benchmark_*]  Google Benchmark: lookups vs the memory floor
+//   table_bench [--table_keys=N] [--benchmark_*]
+//                                Google Benchmark: lookups vs the memory floor
 //
 // Output lines are "name value", the format of tools/run_benchmarks.sh's extra
 // file, which tools/bench_table.py reads.
@@ -35,26 +36,28 @@
 // made on the stack, not read from a precomputed array: cachegrind simulates
 // no prefetcher, so even a sequential key array would add its own misses.
 //
-// Google Benchmark, at N = 4,096 (in cache) and 1,000,000 keys, the store of
-// the main thread holding "key0".."key{N-1}":
+// Google Benchmark, at N = 1,000,000 keys (--table_keys), the store of the
+// main thread holding "key0".."key{N-1}":
 //   BM_Tls_FindIndependentAtN   tls::Find of random keys, each lookup
 //                               independent of the last (they overlap);
 //   BM_Floor_IndependentLoadsAtN  random 8-byte loads over a buffer of the
 //                               table's block_bytes(): its floor;
-//   BM_Tls_FindDependentAtN     the next key is read from the value found:
-//                               a random cycle through every key, one lookup
-//                               after another (latency, not throughput);
+//   BM_Tls_FindDependentAtN     the same keys, but the next key's index is
+//                               this one's plus the found handle's non-null
+//                               bit: one lookup after another (latency);
 //   BM_Floor_DependentChaseAtN  a pointer chase along a random cycle through
 //                               the lines of a buffer of the same size;
+//   BM_Tls_FindValueChainAtN    the value under each key names the next key of
+//                               a random cycle through all keys: a lookup,
+//                               then a read of the value (what a user's
+//                               dependent lookups pay; no target);
 //   BM_Keys_*OnlyAtN            the key material alone, without lookups: what
-//                               the two engine benchmarks pay besides Find.
-// Key material is laid out to add no cache misses of its own. Independent
-// lookups read precomputed tls::Keys (hash included, text inline beside them)
-// from one array in lookup order, a sequential stream the prefetcher hides.
-// Dependent lookups: the value stored under a key is the next key (its text
-// and precomputed tls::Key); the values are allocated in cycle order, so the
-// chain reads them as a nearly sequential stream too. The floors read their
-// random indexes the same way, from a sequential array.
+//                               the engine benchmarks pay besides Find.
+// Key material is laid out to add no cache misses of its own. Lookups read
+// precomputed tls::Keys (hash included, text inline beside them) from one
+// array in lookup order, a sequential stream the prefetcher hides; the floors
+// read their random indexes the same way. The value chain's values are
+// allocated in cycle order, so it reads them as a nearly sequential stream.
 #include <algorithm>
 #include <charconv>
 #include <cstdint>
@@ -125,8 +128,7 @@ void PrintProbes(const char* kind, size_t max_n, MakeKey key) {
   FillInOrder(table, max_n, key, [&](size_t n) {
     const double hit = MeanProbes(table, 0, n, key);
     const double miss = MeanProbes(table, n, 2 * n, key);
-    std::printf("probes_hit.%s.%zu %.4f\nprobes_miss.%s.%zu %.4f\n", kind, n, hit, kind, n,
-                miss);
+    std::printf("probes_hit.%s.%zu %.4f\nprobes_miss.%s.%zu %.4f\n", kind, n, hit, kind, n, miss);
     if (hit > worst_hit) worst_hit = hit, worst_hit_n = n;
     if (miss > worst_miss) worst_miss = miss, worst_miss_n = n;
   });
@@ -369,20 +371,17 @@ void BM_Floor_DependentChaseAtN(benchmark::State& state) {
   }
 }
 
-// N-major, so each N's world is built once.
-void RegisterAll() {
-  for (int n : {4096, 1000000}) {
-    for (auto [name, fn] : {
-             std::pair{"BM_Keys_IndependentOnlyAtN", &BM_Keys_IndependentOnlyAtN},
-             std::pair{"BM_Tls_FindIndependentAtN", &BM_Tls_FindIndependentAtN},
-             std::pair{"BM_Floor_IndependentLoadsAtN", &BM_Floor_IndependentLoadsAtN},
-             std::pair{"BM_Tls_FindDependentAtN", &BM_Tls_FindDependentAtN},
-             std::pair{"BM_Keys_ValueChainOnlyAtN", &BM_Keys_ValueChainOnlyAtN},
-             std::pair{"BM_Tls_FindValueChainAtN", &BM_Tls_FindValueChainAtN},
-             std::pair{"BM_Floor_DependentChaseAtN", &BM_Floor_DependentChaseAtN},
-         }) {
-      benchmark::RegisterBenchmark(name, fn)->ArgName("keys")->Arg(n);
-    }
+void RegisterAll(int n) {
+  for (auto [name, fn] : {
+           std::pair{"BM_Keys_IndependentOnlyAtN", &BM_Keys_IndependentOnlyAtN},
+           std::pair{"BM_Tls_FindIndependentAtN", &BM_Tls_FindIndependentAtN},
+           std::pair{"BM_Floor_IndependentLoadsAtN", &BM_Floor_IndependentLoadsAtN},
+           std::pair{"BM_Tls_FindDependentAtN", &BM_Tls_FindDependentAtN},
+           std::pair{"BM_Keys_ValueChainOnlyAtN", &BM_Keys_ValueChainOnlyAtN},
+           std::pair{"BM_Tls_FindValueChainAtN", &BM_Tls_FindValueChainAtN},
+           std::pair{"BM_Floor_DependentChaseAtN", &BM_Floor_DependentChaseAtN},
+       }) {
+    benchmark::RegisterBenchmark(name, fn)->ArgName("keys")->Arg(n);
   }
 }
 
@@ -403,7 +402,15 @@ int main(int argc, char** argv) {
     }
     return Lines(ArgOr(argc, argv, 2, 0), ArgOr(argc, argv, 3, 0), argv[4]);
   }
-  RegisterAll();
+  // --table_keys=N (default 1,000,000): the one N of the timed benchmarks, so
+  // that one world serves them all, in any order (random interleaving).
+  int n = 1000000;
+  if (argc > 1 && std::string_view(argv[1]).starts_with("--table_keys=")) {
+    n = std::atoi(argv[1] + std::strlen("--table_keys="));
+    argv[1] = argv[0];
+    --argc, ++argv;
+  }
+  RegisterAll(n);
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   benchmark::RunSpecifiedBenchmarks();
