@@ -100,7 +100,8 @@ std::vector<size_t> Checkpoints(size_t max_n) {
 }
 
 // Puts key(0)..key(max_n - 1) into `table` in order, calling at(n) when it
-// holds n keys, for each checkpoint n.
+// holds n keys, for each checkpoint n. key(i) returns a std::string or an
+// integer, made into a Key for the call.
 template <class MakeKey>
 void FillInOrder(KeyTable& table, size_t max_n, MakeKey key,
                  const std::function<void(size_t)>& at) {
@@ -139,9 +140,10 @@ void PrintProbes(const char* kind, size_t max_n, MakeKey key) {
 }
 
 int Probes(size_t max_n) {
-  // The key's text must outlive only the call: Put copies it.
-  PrintProbes("string", max_n, [](size_t i) { return tls::Key(KeyName(i)); });
-  PrintProbes("int", max_n, [](size_t i) { return tls::Key(i); });
+  // The makers return what a Key is built from, not a Key: a Key views its
+  // text, which must live until the call that takes the Key returns.
+  PrintProbes("string", max_n, KeyName);
+  PrintProbes("int", max_n, [](size_t i) { return i; });
   return 0;
 }
 
@@ -163,12 +165,10 @@ size_t TableBytes(size_t n) {
 
 int Memory(size_t max_n) {
   KeyTable table;
-  FillInOrder(
-      table, max_n, [](size_t i) { return tls::Key(KeyName(i)); },
-      [&](size_t n) {
-        std::printf("table_bytes_per_key.%zu %.1f\n", n,
-                    static_cast<double>(table.block_bytes()) / static_cast<double>(n));
-      });
+  FillInOrder(table, max_n, KeyName, [&](size_t n) {
+    std::printf("table_bytes_per_key.%zu %.1f\n", n,
+                static_cast<double>(table.block_bytes()) / static_cast<double>(n));
+  });
   FillStore(max_n);
   const tls::Stats s = tls::GetStats();
   std::printf("store_bytes_per_key.%zu %.1f\n", max_n,
