@@ -6,6 +6,7 @@ thread_cost=$2
 thread_cost_without_registry=$3
 churn_bench=$4
 churn_bench_without_registry=$5
+table_bench=$6
 
 # The 1,000,000-key cases take most of a second to fill, and the 1,000 parked
 # threads of the Read cases are started for every timing pass; the rest is quick.
@@ -20,4 +21,15 @@ out=$("$churn_bench" --benchmark_min_time=0.0001)
 grep -q '^BM_Churn_Tls_WithRegistry' <<<"$out"
 out=$("$churn_bench_without_registry" --benchmark_min_time=0.0001)
 grep -q '^BM_Churn_Tls_WithoutRegistry' <<<"$out"
+# The key table's modes at small N (the 1,000,000-key cases take seconds to fill).
+out=$("$table_bench" probes 256)
+grep -q '^probes_hit_worst.string ' <<<"$out"
+out=$("$table_bench" memory 1000)
+grep -q '^store_bytes_per_key.1000 ' <<<"$out"
+for mode in keys find load; do
+  out=$("$table_bench" lines 1000 100 "$mode")
+  grep -q "^lines $mode" <<<"$out"
+done
+out=$("$table_bench" --table_keys=4096 --benchmark_min_time=0.0001)
+grep -q '^BM_Tls_FindDependentAtN/keys:4096 ' <<<"$out"
 echo "PASS"

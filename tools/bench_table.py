@@ -96,6 +96,21 @@ RATIO_ROWS = [
        "BM_Pool_RoundTripBare", target) for n, target in ((0, None), (4, 1.05), (16, None))],
     ("pool throughput (wall), 256 tasks per wait: `post(Wrap(f))`, 4 values, vs `post(f)`",
      "BM_Pool_BatchWrap/values:4", "BM_Pool_BatchBare", None),
+    # The key table against its floor (benchmarks/table_bench.cc), 1,000,000 keys.
+    ("random-key `tls::Find` at 1,000,000 keys, independent lookups, vs independent random "
+     "8-byte loads over a buffer of the table's size (floor)",
+     "BM_Tls_FindIndependentAtN/keys:1000000", "BM_Floor_IndependentLoadsAtN/keys:1000000", 3.0),
+    ("random-key `tls::Find` at 1,000,000 keys, each lookup's next key chosen by its result, "
+     "vs a dependent pointer chase over a buffer of the table's size (floor)",
+     "BM_Tls_FindDependentAtN/keys:1000000", "BM_Floor_DependentChaseAtN/keys:1000000", 1.1),
+    ("random-key `tls::Find` at 1,000,000 keys + reading the value found, which names the next "
+     "key (a cycle through all keys), vs the dependent pointer chase (floor)",
+     "BM_Tls_FindValueChainAtN/keys:1000000", "BM_Floor_DependentChaseAtN/keys:1000000", None),
+    ("key material alone at 1,000,000 keys: the independent lookups' precomputed keys read "
+     "without looking them up, vs with (`tls::Find`)",
+     "BM_Keys_IndependentOnlyAtN/keys:1000000", "BM_Tls_FindIndependentAtN/keys:1000000", None),
+    ("key material alone at 1,000,000 keys: the value chain walked without lookups, vs with",
+     "BM_Keys_ValueChainOnlyAtN/keys:1000000", "BM_Tls_FindValueChainAtN/keys:1000000", None),
 ]
 
 # Rows of an absolute cost: (measure, tls benchmark, baseline benchmark, target
@@ -163,10 +178,14 @@ def name_and_time(b):
     return name.removesuffix("/real_time"), real, t
 
 
-def load_benchmarks(path):
-    """name -> ns/op: the median when repetitions were aggregated."""
-    with open(path) as f:
-        data = json.load(f)
+def load_benchmarks(paths):
+    """name -> ns/op over the files: the median when repetitions were aggregated."""
+    data = {"benchmarks": []}
+    for path in paths:
+        with open(path) as f:
+            one = json.load(f)
+        data["benchmarks"] += one["benchmarks"]
+        data.setdefault("context", one.get("context", {}))
     single, median, cv = {}, {}, {}
     for b in data["benchmarks"]:
         name, real, t = name_and_time(b)
@@ -262,10 +281,49 @@ def ratio_rows(specs, times, cvs):
     return rows
 
 
+def table_rows(extra):
+    """Rows of the key table's own figures (benchmarks/table_bench.cc modes)."""
+    rows = []
+    for kind, keys, target in [("string", "`key0`…`key{N-1}`", 1.2),
+                               ("int", "integers 0…N-1", None)]:
+        hit = extra.get(f"probes_hit_worst.{kind}")
+        if hit is None:
+            rows.append(not_run(f"probes per lookup, keys {keys} (table_bench probes)", None,
+                                None, f"≤ {target}" if target else "—"))
+            continue
+        n = extra[f"probes_hit_worst_n.{kind}"]
+        miss, miss_n = extra[f"probes_miss_worst.{kind}"], extra[f"probes_miss_worst_n.{kind}"]
+        rows.append((f"probes per lookup (slots examined, 1 = at home), keys {keys} inserted "
+                     "in order: worst mean over N = 8…1,048,576 of hits (tls), of misses (peer)",
+                     f"{hit:.2f} at N = {n:,.0f}", f"{miss:.2f} at N = {miss_n:,.0f}", "—",
+                     f"≤ {target} (hits)" if target else "—", met(hit <= target) if target else ""))
+    for key, label in [("table_bytes_per_key.1000000", "the table's heap block (`block_bytes`)"),
+                       ("store_bytes_per_key.1000000", "a thread's store through the API "
+                        "(`GetStats().bytes` / values)")]:
+        v = extra.get(key)
+        measure = f"memory per key at 1,000,000 string keys: {label}, values not counted"
+        rows.append(not_run(measure, None, None, "≤ 100 B") if v is None else
+                    (measure, f"{v:.0f} B", "—", "—", "≤ 100 B", met(v <= 100)))
+    for prefix, cache in [("lines_per_lookup_1m", "D1"), ("ll_lines_per_lookup_1m", "LL")]:
+        find, load = extra.get(f"{prefix}.find"), extra.get(f"{prefix}.load")
+        measure = (f"cache lines per random-key `tls::Find` at 1,000,000 keys (cachegrind {cache} "
+                   "read misses per lookup), vs one random 8-byte load over a buffer of the "
+                   "table's size (floor)")
+        target = 1.5 if cache == "D1" else None
+        if find is None or load is None:
+            rows.append(not_run(measure, None, None, f"≤ {target}" if target else "—"))
+            continue
+        rows.append((measure, f"{find:.2f}", f"{load:.2f}", f"{find / load:.2f}×",
+                     f"≤ {target} lines" if target else "—", met(find <= target) if target else ""))
+    return rows
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("benchmark_json")
-    ap.add_argument("--extra", help="key value lines: RSS and callgrind figures")
+    ap.add_argument("benchmark_json", nargs="+",
+                    help="Google Benchmark JSON of binaries run in turn (tls_bench, table_bench)")
+    ap.add_argument("--extra",
+                    help="key value lines: RSS, callgrind, cachegrind and key table figures")
     ap.add_argument("--runs", nargs="+", default=[],
                     help="Google Benchmark JSON of alternating runs (one repetition each)")
     ap.add_argument("--python", help="python_bench.py JSON output")
@@ -329,6 +387,8 @@ def main():
                          "with the registry of stubs vs without (two builds)",
                          f"{rss['value']:.2f} KiB", f"{rss['value_without_registry']:.2f} KiB",
                          f"{d:+.2f} KiB", "—", ""))
+
+    rows += table_rows(extra)
 
     if args.python:
         with open(args.python) as f:

@@ -33,7 +33,7 @@ log() { echo "run_benchmarks: $*" >&2; }
 log "building (--config=bench)"
 "${bazel[@]}" build "${build_flags[@]}" //benchmarks:tls_bench //benchmarks:thread_cost \
   //benchmarks:thread_cost_without_registry //benchmarks:churn_bench \
-  //benchmarks:churn_bench_without_registry >&2
+  //benchmarks:churn_bench_without_registry //benchmarks:table_bench >&2
 bin=$("${bazel[@]}" info "${build_flags[@]}" bazel-bin 2>/dev/null)/benchmarks
 
 # 1. Google Benchmark: the engine and every peer in one process.
@@ -45,8 +45,26 @@ log "tls_bench: $reps repetitions (results in $out)"
   --benchmark_out="$out/tls_bench.json" \
   --benchmark_out_format=json >&2
 
+# The key table against its floor (issue 12): lookups at 1,000,000 keys vs
+# random loads and a pointer chase over the same bytes, the repetitions of all
+# interleaved in random order, so that drift (other users' memory traffic, on a
+# shared machine) hits each alike.
+log "table_bench: $reps repetitions, interleaved"
+"$bin/table_bench" \
+  --benchmark_repetitions="$reps" \
+  --benchmark_enable_random_interleaving=true \
+  --benchmark_report_aggregates_only=true \
+  --benchmark_min_time="$min_time" \
+  --benchmark_out="$out/table_bench.json" \
+  --benchmark_out_format=json >&2
+
 extra="$out/extra.txt"
 : >"$extra"
+
+# Probe lengths and bytes per key of the key table: deterministic, no timing.
+log "table_bench probes, memory"
+"$bin/table_bench" probes >>"$extra"
+"$bin/table_bench" memory >>"$extra"
 
 # 2. RSS per live thread (64 KiB stacks), each mode in its own process, the
 #    median of 3 runs. value_without_registry: one value, on the engine built
@@ -81,8 +99,29 @@ if command -v valgrind >/dev/null; then
     log "callgrind $mode: $per instructions/thread"
     echo "instructions_per_thread.$mode $per" >>"$extra"
   done
+
+  # Cache lines a random-key tls::Find touches at 1,000,000 keys: cachegrind's
+  # D1 and LL read misses of the lookups minus those of the same run without
+  # them (keys made, not looked up), per lookup; and the same for one random
+  # 8-byte load over a buffer the table's size (the floor, ~1). Explicit caches
+  # smaller than the table, so the figure does not depend on the host. ~40 s.
+  lookups=200000
+  misses() {  # mode -> "D1 LL" read misses
+    valgrind --tool=cachegrind --cache-sim=yes --D1=32768,8,64 --LL=4194304,16,64 \
+      --cachegrind-out-file=/dev/null "$bin/table_bench" lines 1000000 "$lookups" "$1" 2>&1 |
+      sed -n 's/.*\(D1\|LLd\) *misses:.*( *\([0-9,]*\) rd.*/\2/p' | tr -d , | tr '\n' ' '
+  }
+  read -r d1_keys ll_keys <<<"$(misses keys)"
+  for mode in find load; do
+    read -r d1 ll <<<"$(misses "$mode")"
+    d1_per=$(awk -v a="$d1" -v b="$d1_keys" -v n="$lookups" 'BEGIN { printf "%.3f", (a - b) / n }')
+    ll_per=$(awk -v a="$ll" -v b="$ll_keys" -v n="$lookups" 'BEGIN { printf "%.3f", (a - b) / n }')
+    log "cachegrind $mode: $d1_per D1, $ll_per LL lines per lookup"
+    echo "lines_per_lookup_1m.$mode $d1_per" >>"$extra"
+    echo "ll_lines_per_lookup_1m.$mode $ll_per" >>"$extra"
+  done
 else
-  log "valgrind not found: instruction counts skipped"
+  log "valgrind not found: instruction counts and lines per lookup skipped"
 fi
 
 # 4. Thread churn with and without the registry of stubs (issue 11): one source
@@ -125,5 +164,5 @@ else
   log "python: //python:wheel does not build; Python benchmarks skipped"
 fi
 
-python3 tools/bench_table.py "$out/tls_bench.json" --extra "$extra" \
+python3 tools/bench_table.py "$out/tls_bench.json" "$out/table_bench.json" --extra "$extra" \
   --runs "${churn_json[@]}" "${py_json[@]}"
