@@ -17,8 +17,11 @@
 // into a KeyTable in order; at N = 8, 16, ..., 2^20 and 100, 1000, ..., 10^6
 // it prints the mean KeyTable::ProbesFor (slots a lookup examines, 1 = at
 // home) over the N present keys and over N absent ones ("key{N}".."key{2N-1}",
-// integers N..2N-1), and the worst mean over all N. Deterministic: a test-like
-// measure of the hash's clustering, no timing.
+// integers N..2N-1), and the worst mean over all N; and the worst ratio of the
+// hit mean to what a uniformly random hash averages at the same load (linear
+// probing at load a: (1 + 1/(1-a))/2, 1.5 at load 1/2), which is what the
+// hash itself adds. Deterministic: a test-like measure of the hash's
+// clustering, no timing.
 //
 // memory: KeyTable::block_bytes() / size() at the same N (string keys); and
 // at the largest N, the calling thread's store filled through the public API,
@@ -124,15 +127,23 @@ double MeanProbes(const KeyTable& table, size_t from, size_t to, MakeKey key) {
 template <class MakeKey>
 void PrintProbes(const char* kind, size_t max_n, MakeKey key) {
   KeyTable table;
-  double worst_hit = 0, worst_miss = 0;
-  size_t worst_hit_n = 0, worst_miss_n = 0;
+  double worst_hit = 0, worst_miss = 0, worst_vs_uniform = 0;
+  size_t worst_hit_n = 0, worst_miss_n = 0, worst_vs_uniform_n = 0;
   FillInOrder(table, max_n, key, [&](size_t n) {
     const double hit = MeanProbes(table, 0, n, key);
     const double miss = MeanProbes(table, n, 2 * n, key);
-    std::printf("probes_hit.%s.%zu %.4f\nprobes_miss.%s.%zu %.4f\n", kind, n, hit, kind, n, miss);
+    // What linear probing averages for a hit with a uniformly random hash at
+    // this load (Knuth): the part of the probe length no hash can remove.
+    const double load = static_cast<double>(n) / static_cast<double>(table.capacity());
+    const double uniform = 0.5 * (1 + 1 / (1 - load));
+    std::printf("probes_hit.%s.%zu %.4f\nprobes_miss.%s.%zu %.4f\nprobes_hit_uniform.%s.%zu %.4f\n",
+                kind, n, hit, kind, n, miss, kind, n, uniform);
     if (hit > worst_hit) worst_hit = hit, worst_hit_n = n;
     if (miss > worst_miss) worst_miss = miss, worst_miss_n = n;
+    if (hit / uniform > worst_vs_uniform) worst_vs_uniform = hit / uniform, worst_vs_uniform_n = n;
   });
+  std::printf("probes_hit_vs_uniform_worst.%s %.4f\nprobes_hit_vs_uniform_worst_n.%s %zu\n", kind,
+              worst_vs_uniform, kind, worst_vs_uniform_n);
   std::printf("probes_hit_worst.%s %.4f\nprobes_hit_worst_n.%s %zu\n", kind, worst_hit, kind,
               worst_hit_n);
   std::printf("probes_miss_worst.%s %.4f\nprobes_miss_worst_n.%s %zu\n", kind, worst_miss, kind,

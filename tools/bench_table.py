@@ -297,6 +297,13 @@ def table_rows(extra):
                      "in order: worst mean over N = 8…1,048,576 of hits (tls), of misses (peer)",
                      f"{hit:.2f} at N = {n:,.0f}", f"{miss:.2f} at N = {miss_n:,.0f}", "—",
                      f"≤ {target} (hits)" if target else "—", met(hit <= target) if target else ""))
+        vs = extra.get(f"probes_hit_vs_uniform_worst.{kind}")
+        if vs is not None:
+            vs_n = extra[f"probes_hit_vs_uniform_worst_n.{kind}"]
+            rows.append((f"probes per hit, keys {keys}: worst ratio over N to what a uniformly "
+                         "random hash averages at the same load (the hash's own clustering)",
+                         f"{vs:.2f}× at N = {vs_n:,.0f}", "1.00×", f"{vs:.2f}×",
+                         "≤ 1.2×" if target else "—", met(vs <= 1.2) if target else ""))
     for key, label in [("table_bytes_per_key.1000000", "the table's heap block (`block_bytes`)"),
                        ("store_bytes_per_key.1000000", "a thread's store through the API "
                         "(`GetStats().bytes` / values)")]:
