@@ -61,6 +61,8 @@
 // array in lookup order, a sequential stream the prefetcher hides; the floors
 // read their random indexes the same way. The value chain's values are
 // allocated in cycle order, so it reads them as a nearly sequential stream.
+#include <sys/mman.h>
+
 #include <algorithm>
 #include <charconv>
 #include <cstdint>
@@ -76,6 +78,31 @@
 #include "benchmark/benchmark.h"
 #include "core/internal/key_table.h"
 #include "tls/tls.h"
+
+namespace {
+
+// The floor buffers get what the engine gives a big table (core/internal/
+// key_table.cc): a 2 MiB-aligned block advised to use transparent huge pages,
+// so the floor and the table pay the same TLB costs.
+template <class T>
+struct HugePageAllocator {
+  using value_type = T;
+  HugePageAllocator() = default;
+  template <class U>
+  HugePageAllocator(const HugePageAllocator<U>&) noexcept {}  // NOLINT
+  static constexpr std::align_val_t kAlign{size_t{2} << 20};
+  T* allocate(size_t n) {
+    void* p = ::operator new(n * sizeof(T), kAlign);
+    madvise(p, n * sizeof(T), MADV_HUGEPAGE);
+    return static_cast<T*>(p);
+  }
+  void deallocate(T* p, size_t) noexcept { ::operator delete(p, kAlign); }
+  friend bool operator==(const HugePageAllocator&, const HugePageAllocator&) { return true; }
+};
+template <class T>
+using HugeVector = std::vector<T, HugePageAllocator<T>>;
+
+}  // namespace
 
 namespace {
 
@@ -202,7 +229,7 @@ int Lines(size_t n, size_t lookups, std::string_view what) {
   if (!find && !load && what != "keys") return 2;
   FillStore(n);
   const size_t words = TableBytes(n) / 8;
-  std::vector<uint64_t> buffer(words, 1);
+  HugeVector<uint64_t> buffer(words, 1);
   Rng rng;
   uint64_t sum = 0;
   char text[kTextBytes];
@@ -255,7 +282,7 @@ struct World {
   uint64_t store_id = 0;
   std::vector<InlineKey> keys;     // kLookups random keys, in lookup order
   const NextKey* first = nullptr;  // the chain's start (values live in the store)
-  std::vector<Line> buffer;        // TableBytes(n) bytes
+  HugeVector<Line> buffer;         // TableBytes(n) bytes
   std::vector<uint32_t> words;     // kLookups random word indexes into `buffer`
 };
 
@@ -286,7 +313,7 @@ World& GetWorld(size_t n) {
 
   // The floor: a buffer as big as the table, its lines in one random cycle.
   const size_t lines = TableBytes(n) / sizeof(Line);
-  w.buffer = std::vector<Line>(lines);
+  w.buffer = HugeVector<Line>(lines);
   std::vector<uint32_t> order(lines);
   for (size_t i = 0; i < lines; ++i) order[i] = static_cast<uint32_t>(i);
   for (size_t i = lines - 1; i > 0; --i) std::swap(order[i], order[rng() % i]);
