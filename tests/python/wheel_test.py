@@ -42,7 +42,7 @@ CHECK = textwrap.dedent("""
 """)
 
 
-NAME = re.compile(r"tls-0\.1\.0-(cp3\d+)-(cp3\d+)-(manylinux_2_\d+_x86_64)\.whl")
+NAME = re.compile(r"tls-0\.2\.0-(cp3\d+)-(cp3\d+)-(manylinux_2_\d+_x86_64)\.whl")
 
 
 class WheelContentsTest(unittest.TestCase):
