@@ -150,6 +150,17 @@ PYTHON_ROWS = [
      "snapshot.run(f)", "f()", None),
 ]
 
+# Python floor rows (issue 12): (measure, tls key, floor key, target ratio).
+# python_bench.py times each pair in alternating rounds (CPU time) and gives
+# the median of the per-round ratios with its quartiles, under "mine / peer".
+PYTHON_FLOOR_ROWS = [
+    ("Python `tls.get('k')` hit vs the floor: `floor.get('k')`, the same dict lookup in a "
+     "minimal C extension with the dict in a C `thread_local` (paired rounds; quartiles)",
+     "tls.get('k')", "floor.get('k')", 1.05),
+    ("Python `tls.set('k', 1)` over an existing key vs the floor: `floor.set('k', 1)` "
+     "(paired rounds; quartiles)", "tls.set('k', 1)", "floor.set('k', 1)", 1.05),
+]
+
 
 SCALE = {"ns": 1.0, "us": 1e3, "ms": 1e6, "s": 1e9}
 
@@ -250,6 +261,16 @@ def not_run(measure, a, b, target_text):
     return (measure, fmt_ns(a), fmt_ns(b), "n/a", target_text, "not run")
 
 
+def paired_ratio_row(measure, a, b, paired, target):
+    """One row of a median per-round ratio (`paired`: median, q1, q3) against
+    `target`; "noise" when the quartiles are more than NOISY_CV apart."""
+    r, q1, q3 = paired["median"], paired["q1"], paired["q3"]
+    spread = (q3 - q1) / r
+    verdict = f"noise (quartiles {spread:.0%} apart)" if spread > NOISY_CV else met(r <= target)
+    return (measure, fmt_ns(a), fmt_ns(b), f"{r:.2f}× ({q1:.2f}–{q3:.2f})", f"≤ {target:g}×",
+            verdict)
+
+
 def ratio_rows(specs, times, cvs):
     """Table rows for (measure, mine, peer, target) specs: "not run" where a side is missing."""
     rows = []
@@ -339,6 +360,12 @@ def main():
                 continue
             rows.append(ratio_row(measure, a, b, target,
                                   (py.get(mine + " cv"), py.get(peer + " cv"))))
+        for measure, mine, peer, target in PYTHON_FLOOR_ROWS:
+            paired = py.get(f"{mine} / {peer}")
+            if paired is None:
+                rows.append(not_run(measure, py.get(mine), py.get(peer), f"≤ {target}×"))
+                continue
+            rows.append(paired_ratio_row(measure, py[mine], py[peer], paired, target))
 
     print("| measure | tls | peer | ratio | target | met? |")
     print("|---|---|---|---|---|---|")
