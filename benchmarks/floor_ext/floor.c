@@ -48,8 +48,11 @@ static PyMethodDef floor_methods[] = {
 };
 
 static struct PyModuleDef floor_module = {
-    PyModuleDef_HEAD_INIT, "tls_floor",
-    "Benchmark floor: a per-thread dict in a C thread_local (not shipped).", -1, floor_methods,
+    PyModuleDef_HEAD_INIT,
+    "tls_floor",
+    "Benchmark floor: a per-thread dict in a C thread_local (not shipped).",
+    -1,
+    floor_methods,
 };
 
 PyMODINIT_FUNC PyInit_tls_floor(void) {
