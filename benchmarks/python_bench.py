@@ -43,9 +43,12 @@ if tls_floor is not None and tls_floor.built_for != sys.hexversion >> 16:
 
 # The floor pairs: (name, tls statement, floor statement). `tls` and `floor`
 # are module globals of the timed code, as in a user's module.
+# get_kw: the floor's get with tls.get's signature (key, /, default=None), for
+# the part of the gap that is CPython's call of such a function (no target).
 FLOOR_PAIRS = [
     ("get", "tls.get('k')", "floor.get('k')"),
     ("set", "tls.set('k', 1)", "floor.set('k', 1)"),
+    ("get_kw", "tls.get('k')", "floor.get_kw('k')"),
 ]
 
 
@@ -73,46 +76,44 @@ def quartiles(values):
 
 
 def time_floor_pairs(rounds, n):
-    """{key: value} for the floor rows: per pair, each side's median ns, the
-    median per-round ratio tls/floor and its quartiles, and the empty loop's
-    ns (timeit's own cost, in both sides)."""
+    """{key: value} for the floor rows: per pair ("mine / theirs"), the median
+    per-round ratio tls/floor with its quartiles and range, and each side's
+    median ns; and the empty loop's ns (timeit's own cost, in both sides)."""
     env = {"tls": tls, "floor": tls_floor}
-    for i in range(8):  # the same 9 keys in both dicts
+    for i in range(8):  # the same 9 keys in both dicts (main() set tls's key0..key7)
         tls_floor.set(f"key{i}", i)
     tls.set("k", 1)
     tls_floor.set("k", 1)
-    out = {}
+
+    def ns(stmt):
+        return timeit.timeit(stmt, globals=env, number=n, timer=time.thread_time) / n * 1e9
+
     loop = []
-    samples = {name: ([], [], []) for name, _, _ in FLOOR_PAIRS}
+    samples = {name: ([], [], []) for name, _, _ in FLOOR_PAIRS}  # tls ns, floor ns, ratios
     for r in range(rounds):
-        loop.append(timeit.timeit("pass", number=n, timer=time.thread_time) / n * 1e9)
+        loop.append(ns("pass"))
         for name, mine, theirs in FLOOR_PAIRS:
+            # ABBA or BAAB: each side runs once early and once late in the round.
+            order = (mine, theirs, theirs, mine) if r % 2 == 0 else (theirs, mine, mine, theirs)
+            t = {mine: 0.0, theirs: 0.0}
+            for stmt in order:
+                t[stmt] += ns(stmt) / 2
             a_ns, b_ns, ratios = samples[name]
-            # ABBA: in every round, each side runs once early and once late.
-            order = [(mine, a_ns), (theirs, b_ns), (theirs, b_ns), (mine, a_ns)]
-            if r % 2:
-                order.reverse()
-            got = {id(dest): [] for _, dest in order}
-            for stmt, dest in order:
-                got[id(dest)].append(
-                    timeit.timeit(stmt, globals=env, number=n, timer=time.thread_time) / n * 1e9)
-            a, b = statistics.mean(got[id(a_ns)]), statistics.mean(got[id(b_ns)])
-            a_ns.append(a)
-            b_ns.append(b)
-            ratios.append(a / b)
-    out["empty timeit loop"] = statistics.median(loop)
+            a_ns.append(t[mine])
+            b_ns.append(t[theirs])
+            ratios.append(t[mine] / t[theirs])
+    out = {"empty timeit loop": statistics.median(loop)}
     for name, mine, theirs in FLOOR_PAIRS:
         a_ns, b_ns, ratios = samples[name]
         q1, q2, q3 = quartiles(ratios)
-        out[mine] = statistics.median(a_ns)
-        out[theirs] = statistics.median(b_ns)
-        out[f"{mine} / {theirs}"] = {"median": q2, "q1": q1, "q3": q3,
-                                     "min": min(ratios), "max": max(ratios),
-                                     "rounds": rounds}
-        print(f"python_bench: {mine} {out[mine]:.1f} ns, {theirs} {out[theirs]:.1f} ns: "
-              f"{q2:.3f}x (quartiles {q1:.3f}-{q3:.3f}, range {min(ratios):.3f}-"
-              f"{max(ratios):.3f}, {rounds} rounds; empty loop {out['empty timeit loop']:.1f} ns)",
-              file=sys.stderr)
+        out[f"{mine} / {theirs}"] = {
+            "median": q2, "q1": q1, "q3": q3, "min": min(ratios), "max": max(ratios),
+            "rounds": rounds, "mine_ns": statistics.median(a_ns),
+            "theirs_ns": statistics.median(b_ns)}
+        print(f"python_bench: {mine} {statistics.median(a_ns):.1f} ns, {theirs} "
+              f"{statistics.median(b_ns):.1f} ns: {q2:.3f}x (quartiles {q1:.3f}-{q3:.3f}, "
+              f"range {min(ratios):.3f}-{max(ratios):.3f}, {rounds} rounds; empty loop "
+              f"{out['empty timeit loop']:.1f} ns)", file=sys.stderr)
     return out
 
 

@@ -95,42 +95,59 @@ PyObject* Get(PyObject*, PyObject* const* args, Py_ssize_t nargs, PyObject* kwna
   return GetSlowly(args, nargs, kwnames);
 }
 
-// The calling thread's dict, its PyState made if missing; nullptr with an
-// error set on failure.
-inline PyObject* DictToStoreIn() {
-  if (PyObject* dict = CurrentDict()) [[likely]]
-    return dict;
-  PyState* state = NewPyState();
-  return state == nullptr ? nullptr : state->dict();
+// The str's cached hash, or -1 if `key` is not exactly a str or its hash was
+// never taken.
+inline Py_hash_t CachedStrHash(PyObject* key) noexcept {
+  return PyUnicode_CheckExact(key) ? reinterpret_cast<PyASCIIObject*>(key)->hash : -1;
+}
+
+// Stores args[1] under args[0] (whose hash is `hash`) in `dict`, held
+// meanwhile. Returns -1 with an error set, 0 if `dict` is still the thread's
+// afterwards, 1 if the key's __eq__ or a replaced value's __del__ replaced the
+// thread's store (held: no other dict can have taken its address).
+inline int StoreIn(PyObject* dict, PyObject* const* args, Py_hash_t hash) {
+  Py_INCREF(dict);
+  int rc = _PyDict_SetItem_KnownHash(dict, args[0], args[1], hash);
+  bool still_current = CurrentDict() == dict;
+  Py_DECREF(dict);
+  return rc < 0 ? -1 : still_current ? 0 : 1;
 }
 
 // As a dict does, set keeps the value when the key's own code (__hash__,
 // __eq__) resets or unloads the store: the hash is taken before the store is,
 // and if __eq__ (run on a hash collision) replaced the store meanwhile, the
 // value goes into the new one too (an empty store runs no key code, so this
-// ends).
+// ends). `attempts`: stores left to try.
+[[gnu::noinline]] PyObject* SetSlowly(PyObject* const* args, int attempts) {
+  Py_hash_t hash = CachedStrHash(args[0]);
+  if (hash == -1 && (hash = PyObject_Hash(args[0])) == -1) return nullptr;
+  for (; attempts > 0; --attempts) {
+    PyObject* dict = CurrentDict();
+    if (dict == nullptr) {
+      PyState* state = NewPyState();  // may run the collector: before the store is taken
+      if (state == nullptr) return nullptr;
+      dict = state->dict();
+    }
+    int rc = StoreIn(dict, args, hash);
+    if (rc < 0) return nullptr;
+    if (rc == 0) break;
+  }
+  Py_RETURN_NONE;
+}
+
+// set(key, value, /). Inline: a str key (its hash taken) into the cached dict.
 PyObject* Set(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
   if (nargs != 2) [[unlikely]]
     return WrongArgCount("set", nargs, 2, 2);
-  PyObject* key = args[0];
-  Py_hash_t hash = -1;
-  if (PyUnicode_CheckExact(key)) hash = reinterpret_cast<PyASCIIObject*>(key)->hash;  // cached
-  if (hash == -1 && (hash = PyObject_Hash(key)) == -1) [[unlikely]]
-    return nullptr;
-  for (int attempt = 0; attempt < 4; ++attempt) {
-    PyObject* dict = DictToStoreIn();
-    if (dict == nullptr) [[unlikely]]
-      return nullptr;
-    Py_INCREF(dict);
-    int rc = _PyDict_SetItem_KnownHash(dict, key, args[1], hash);
-    bool still_current = CurrentDict() == dict;  // held: not another at its address
-    Py_DECREF(dict);
-    if (rc < 0) [[unlikely]]
-      return nullptr;
-    if (still_current) [[likely]]
-      break;
-  }
-  Py_RETURN_NONE;
+  constexpr int kAttempts = 4;
+  Py_hash_t hash = CachedStrHash(args[0]);
+  PyObject* dict = CachedDict();
+  if (hash == -1 || dict == nullptr) [[unlikely]]
+    return SetSlowly(args, kAttempts);
+  int rc = StoreIn(dict, args, hash);
+  if (rc == 0) [[likely]]
+    Py_RETURN_NONE;
+  return rc < 0 ? nullptr : SetSlowly(args, kAttempts - 1);
 }
 
 PyObject* Delete(PyObject*, PyObject* const* args, Py_ssize_t nargs) {

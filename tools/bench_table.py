@@ -151,14 +151,18 @@ PYTHON_ROWS = [
 ]
 
 # Python floor rows (issue 12): (measure, tls key, floor key, target ratio).
-# python_bench.py times each pair in alternating rounds (CPU time) and gives
-# the median of the per-round ratios with its quartiles, under "mine / peer".
+# python_bench.py times each pair in alternating rounds (CPU time) and gives,
+# under "mine / peer", the median of the per-round ratios with its quartiles
+# and each side's median ns.
 PYTHON_FLOOR_ROWS = [
     ("Python `tls.get('k')` hit vs the floor: `floor.get('k')`, the same dict lookup in a "
      "minimal C extension with the dict in a C `thread_local` (paired rounds; quartiles)",
      "tls.get('k')", "floor.get('k')", 1.05),
     ("Python `tls.set('k', 1)` over an existing key vs the floor: `floor.set('k', 1)` "
      "(paired rounds; quartiles)", "tls.set('k', 1)", "floor.set('k', 1)", 1.05),
+    ("Python `tls.get('k')` vs `floor.get_kw('k')`: the floor's get with `tls.get`'s "
+     "signature (`default=` by keyword: METH_FASTCALL with METH_KEYWORDS, not METH_O)",
+     "tls.get('k')", "floor.get_kw('k')", None),
 ]
 
 
@@ -263,12 +267,15 @@ def not_run(measure, a, b, target_text):
 
 def paired_ratio_row(measure, a, b, paired, target):
     """One row of a median per-round ratio (`paired`: median, q1, q3) against
-    `target`; "noise" when the quartiles are more than NOISY_CV apart."""
+    `target` (or None); "noise" when the quartiles are more than NOISY_CV apart."""
     r, q1, q3 = paired["median"], paired["q1"], paired["q3"]
     spread = (q3 - q1) / r
-    verdict = f"noise (quartiles {spread:.0%} apart)" if spread > NOISY_CV else met(r <= target)
-    return (measure, fmt_ns(a), fmt_ns(b), f"{r:.2f}× ({q1:.2f}–{q3:.2f})", f"≤ {target:g}×",
-            verdict)
+    if spread > NOISY_CV:
+        verdict = f"noise (quartiles {spread:.0%} apart)"
+    else:
+        verdict = met(r <= target) if target else ""
+    return (measure, fmt_ns(a), fmt_ns(b), f"{r:.2f}× ({q1:.2f}–{q3:.2f})",
+            f"≤ {target:g}×" if target else "—", verdict)
 
 
 def ratio_rows(specs, times, cvs):
@@ -363,9 +370,10 @@ def main():
         for measure, mine, peer, target in PYTHON_FLOOR_ROWS:
             paired = py.get(f"{mine} / {peer}")
             if paired is None:
-                rows.append(not_run(measure, py.get(mine), py.get(peer), f"≤ {target}×"))
+                rows.append(not_run(measure, None, None, f"≤ {target}×" if target else "—"))
                 continue
-            rows.append(paired_ratio_row(measure, py[mine], py[peer], paired, target))
+            rows.append(paired_ratio_row(measure, paired["mine_ns"], paired["theirs_ns"], paired,
+                                         target))
 
     print("| measure | tls | peer | ratio | target | met? |")
     print("|---|---|---|---|---|---|")

@@ -7,6 +7,9 @@
  *
  *   get(key, /)         the value under key, or None
  *   set(key, value, /)  stores value under key
+ *   get_kw(key, /, default=None)  get with tls.get's signature (METH_FASTCALL
+ *                       | METH_KEYWORDS, not METH_O): what CPython's call of
+ *                       such a function costs over get's (an untargeted row)
  *
  * Benchmark-only: built by //benchmarks/floor_ext, never shipped. */
 #define PY_SSIZE_T_CLEAN
@@ -28,6 +31,33 @@ static PyObject* floor_get(PyObject* module, PyObject* key) {
   Py_RETURN_NONE;
 }
 
+static PyObject* floor_get_kw(PyObject* module, PyObject* const* args, Py_ssize_t nargs,
+                              PyObject* kwnames) {
+  (void)module;
+  PyObject* fallback = nargs == 2 ? args[1] : Py_None;
+  if (kwnames != NULL && PyTuple_GET_SIZE(kwnames) != 0) {
+    if (nargs != 1 || PyTuple_GET_SIZE(kwnames) != 1) { /* the name is not checked: a floor */
+      PyErr_SetString(PyExc_TypeError, "get_kw(key, /, default=None)");
+      return NULL;
+    }
+    fallback = args[1];
+  } else if (nargs < 1 || nargs > 2) {
+    PyErr_SetString(PyExc_TypeError, "get_kw() takes 1 or 2 arguments");
+    return NULL;
+  }
+  PyObject* dict = t_dict;
+  if (dict != NULL) {
+    PyObject* value = PyDict_GetItemWithError(dict, args[0]); /* borrowed */
+    if (value != NULL) {
+      Py_INCREF(value);
+      return value;
+    }
+    if (PyErr_Occurred()) return NULL;
+  }
+  Py_INCREF(fallback);
+  return fallback;
+}
+
 static PyObject* floor_set(PyObject* module, PyObject* const* args, Py_ssize_t nargs) {
   (void)module;
   if (nargs != 2) {
@@ -42,6 +72,8 @@ static PyObject* floor_set(PyObject* module, PyObject* const* args, Py_ssize_t n
 
 static PyMethodDef floor_methods[] = {
     {"get", (PyCFunction)floor_get, METH_O, "get(key, /): the value under key, or None."},
+    {"get_kw", (PyCFunction)(void (*)(void))floor_get_kw, METH_FASTCALL | METH_KEYWORDS,
+     "get_kw(key, /, default=None): the value under key, or default."},
     {"set", (PyCFunction)(void (*)(void))floor_set, METH_FASTCALL,
      "set(key, value, /): stores value under key."},
     {NULL, NULL, 0, NULL},
