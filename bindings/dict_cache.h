@@ -26,11 +26,14 @@
 // (TLS_TESTING_HOOKS) checks every cached read against the slot and aborts
 // on a stale one, so the whole Python suite tests this rule.
 //
-// Initial-exec in a dlopen'ed module: glibc places the module's whole TLS
-// block (~120 bytes) in the static TLS surplus it reserves for this
-// (glibc.rtld.optional_static_tls, 512 bytes by default) and copies it into
-// every thread already running, so importing tls after threads started works
-// (tests/python/late_import_test.py).
+// Initial-exec in a dlopen'ed module: the module is marked STATIC_TLS, and
+// glibc places its whole TLS block (105 bytes: this pointer and the engine's
+// thread_locals) in the static TLS surplus it keeps for such modules (at
+// least 1,664 bytes in glibc 2.36, whatever glibc.rtld.optional_static_tls
+// says), initialised in every thread already running. So importing tls after
+// threads started works (tests/python/late_import_test.py); the import would
+// fail ("cannot allocate memory in static TLS block") only if other modules
+// had used up the surplus.
 #ifndef TLS_BINDINGS_DICT_CACHE_H_
 #define TLS_BINDINGS_DICT_CACHE_H_
 
