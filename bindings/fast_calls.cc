@@ -2,6 +2,7 @@
 
 #include <exception>
 
+#include "bindings/dict_cache.h"
 #include "bindings/py_state.h"
 #include "tls/tls.h"
 
@@ -17,8 +18,10 @@ extern "C" int _PyDict_SetItem_KnownHash(PyObject* mp, PyObject* key, PyObject* 
 namespace tls::bindings {
 namespace {
 
-bool CheckArgs(const char* name, Py_ssize_t nargs, Py_ssize_t min, Py_ssize_t max) {
-  if (nargs >= min && nargs <= max) return true;
+// Sets the TypeError for a call with `nargs` arguments to a function taking
+// min to max. Out of line: the hot calls check their count inline.
+[[gnu::cold, gnu::noinline]] PyObject* WrongArgCount(const char* name, Py_ssize_t nargs,
+                                                     Py_ssize_t min, Py_ssize_t max) {
   if (min == max) {
     PyErr_Format(PyExc_TypeError, "%s() takes exactly %zd argument%s (%zd given)", name, min,
                  min == 1 ? "" : "s", nargs);
@@ -26,12 +29,13 @@ bool CheckArgs(const char* name, Py_ssize_t nargs, Py_ssize_t min, Py_ssize_t ma
     PyErr_Format(PyExc_TypeError, "%s() takes from %zd to %zd arguments (%zd given)", name, min,
                  max, nargs);
   }
-  return false;
+  return nullptr;
 }
 
-// The dict is held for the duration of each call: a key's __hash__/__eq__ or a
-// replaced value's __del__ may run tls.reset()/unload(), which frees the
-// thread's PyState.
+// The dict is held for the duration of each lookup or store: a key's
+// __hash__/__eq__ or a replaced value's __del__ may run tls.reset()/unload(),
+// which frees the thread's PyState. The dict comes from the thread's cache
+// (dict_cache.h), which those clear.
 
 // Whether get()'s keywords are just `default`, with the key alone before it;
 // else sets the TypeError Python's own functions give.
@@ -51,68 +55,110 @@ bool DefaultIsTheOnlyKeyword(Py_ssize_t nargs, PyObject* kwnames) {
   return true;
 }
 
-// get(key, /, default=None): `default` by position or keyword.
-PyObject* Get(PyObject*, PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames) {
+// dict[key] if there, else `fallback`: a new reference, or nullptr with the
+// error set (an unhashable key, or __eq__ raised).
+inline PyObject* LookUp(PyObject* dict, PyObject* key, PyObject* fallback) {
+  Py_INCREF(dict);
+  PyObject* value = PyDict_GetItemWithError(dict, key);  // borrowed
+  if (value != nullptr) [[likely]] {
+    Py_INCREF(value);  // before the dict may go
+    Py_DECREF(dict);
+    return value;
+  }
+  Py_DECREF(dict);
+  if (PyErr_Occurred()) return nullptr;
+  Py_INCREF(fallback);
+  return fallback;
+}
+
+// get() but for its common form, `get(key)` on a thread whose dict is cached.
+[[gnu::noinline]] PyObject* GetSlowly(PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames) {
   PyObject* fallback = nargs == 2 ? args[1] : Py_None;
-  if (kwnames != nullptr && PyTuple_GET_SIZE(kwnames) != 0) [[unlikely]] {
+  if (kwnames != nullptr && PyTuple_GET_SIZE(kwnames) != 0) {
     if (!DefaultIsTheOnlyKeyword(nargs, kwnames)) return nullptr;
     fallback = args[1];  // keyword values follow the positional ones
   }
-  if (!CheckArgs("get", nargs, 1, 2)) return nullptr;
+  if (nargs < 1 || nargs > 2) return WrongArgCount("get", nargs, 1, 2);
   PyObject* key = args[0];
-  if (PyState* state = g_py_state.Get()) {
-    PyObject* dict = state->dict();
-    Py_INCREF(dict);
-    PyObject* value = PyDict_GetItemWithError(dict, key);  // borrowed
-    if (value != nullptr) {
-      Py_INCREF(value);
-      Py_DECREF(dict);
-      return value;
-    }
-    Py_DECREF(dict);
-    if (PyErr_Occurred()) return nullptr;  // unhashable key, or __eq__ raised
-  } else if (PyObject_Hash(key) == -1) {
-    return nullptr;  // same TypeError for an unhashable key with no state yet
-  }
+  if (PyObject* dict = CurrentDict()) return LookUp(dict, key, fallback);
+  if (PyObject_Hash(key) == -1) return nullptr;  // same TypeError for an unhashable key
   Py_INCREF(fallback);
   return fallback;
+}
+
+// get(key, /, default=None): `default` by position or keyword.
+PyObject* Get(PyObject*, PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames) {
+  if (nargs == 1 && kwnames == nullptr) [[likely]] {
+    if (PyObject* dict = CachedDict()) [[likely]]
+      return LookUp(dict, args[0], Py_None);
+  }
+  return GetSlowly(args, nargs, kwnames);
+}
+
+// The str's cached hash, or -1 if `key` is not exactly a str or its hash was
+// never taken.
+inline Py_hash_t CachedStrHash(PyObject* key) noexcept {
+  return PyUnicode_CheckExact(key) ? reinterpret_cast<PyASCIIObject*>(key)->hash : -1;
+}
+
+// Stores args[1] under args[0] (whose hash is `hash`) in `dict`, held
+// meanwhile. Returns -1 with an error set, 0 if `dict` is still the thread's
+// afterwards, 1 if the key's __eq__ or a replaced value's __del__ replaced the
+// thread's store (held: no other dict can have taken its address).
+inline int StoreIn(PyObject* dict, PyObject* const* args, Py_hash_t hash) {
+  Py_INCREF(dict);
+  int rc = _PyDict_SetItem_KnownHash(dict, args[0], args[1], hash);
+  bool still_current = CurrentDict() == dict;
+  Py_DECREF(dict);
+  return rc < 0 ? -1 : still_current ? 0 : 1;
 }
 
 // As a dict does, set keeps the value when the key's own code (__hash__,
 // __eq__) resets or unloads the store: the hash is taken before the store is,
 // and if __eq__ (run on a hash collision) replaced the store meanwhile, the
 // value goes into the new one too (an empty store runs no key code, so this
-// ends).
-PyObject* Set(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
-  if (!CheckArgs("set", nargs, 2, 2)) return nullptr;
-  PyObject* key = args[0];
-  Py_hash_t hash = -1;
-  if (PyUnicode_CheckExact(key)) hash = reinterpret_cast<PyASCIIObject*>(key)->hash;  // cached
-  if (hash == -1 && (hash = PyObject_Hash(key)) == -1) return nullptr;
-  for (int attempt = 0; attempt < 4; ++attempt) {
-    PyState* state = g_py_state.Get();
-    if (state == nullptr && (state = NewPyState()) == nullptr) return nullptr;
-    PyObject* dict = state->dict();
-    Py_INCREF(dict);
-    int rc = _PyDict_SetItem_KnownHash(dict, key, args[1], hash);
-    PyState* now = g_py_state.Get();
-    bool still_current = now != nullptr && now->dict() == dict;
-    Py_DECREF(dict);
+// ends). `attempts`: stores left to try.
+[[gnu::noinline]] PyObject* SetSlowly(PyObject* const* args, int attempts) {
+  Py_hash_t hash = CachedStrHash(args[0]);
+  if (hash == -1 && (hash = PyObject_Hash(args[0])) == -1) return nullptr;
+  for (; attempts > 0; --attempts) {
+    PyObject* dict = CurrentDict();
+    if (dict == nullptr) {
+      PyState* state = NewPyState();  // may run the collector: before the store is taken
+      if (state == nullptr) return nullptr;
+      dict = state->dict();
+    }
+    int rc = StoreIn(dict, args, hash);
     if (rc < 0) return nullptr;
-    if (still_current) break;
+    if (rc == 0) break;
   }
   Py_RETURN_NONE;
 }
 
+// set(key, value, /). Inline: a str key (its hash taken) into the cached dict.
+PyObject* Set(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
+  if (nargs != 2) [[unlikely]]
+    return WrongArgCount("set", nargs, 2, 2);
+  constexpr int kAttempts = 4;
+  Py_hash_t hash = CachedStrHash(args[0]);
+  PyObject* dict = CachedDict();
+  if (hash == -1 || dict == nullptr) [[unlikely]]
+    return SetSlowly(args, kAttempts);
+  int rc = StoreIn(dict, args, hash);
+  if (rc == 0) [[likely]]
+    Py_RETURN_NONE;
+  return rc < 0 ? nullptr : SetSlowly(args, kAttempts - 1);
+}
+
 PyObject* Delete(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
-  if (!CheckArgs("delete", nargs, 1, 1)) return nullptr;
+  if (nargs != 1) [[unlikely]]
+    return WrongArgCount("delete", nargs, 1, 1);
   PyObject* key = args[0];
-  PyState* state = g_py_state.Get();
-  if (state == nullptr) {
+  PyObject* dict = CurrentDict();
+  if (dict == nullptr) {
     if (PyObject_Hash(key) == -1) return nullptr;
     Py_RETURN_FALSE;
   }
-  PyObject* dict = state->dict();
   Py_INCREF(dict);
   int rc = PyDict_DelItem(dict, key);
   Py_DECREF(dict);
@@ -123,7 +169,7 @@ PyObject* Delete(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
 }
 
 PyObject* Id(PyObject*, PyObject* const*, Py_ssize_t nargs) {
-  if (!CheckArgs("id", nargs, 0, 0)) return nullptr;
+  if (nargs != 0) return WrongArgCount("id", nargs, 0, 0);
   try {
     return PyLong_FromUnsignedLongLong(tls::ID());
   } catch (const std::exception&) {

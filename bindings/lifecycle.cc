@@ -4,6 +4,7 @@
 #include <memory>
 #include <string>
 
+#include "bindings/dict_cache.h"
 #include "bindings/python_access.h"
 #include "bindings/thread_end.h"
 #include "tls/tls.h"
@@ -50,13 +51,18 @@ void AtExit(py::handle fn) {
   tls::AtExit([handler] { (*handler)(); });
 }
 
+// Each forgets the cached dict when the engine returns, whatever ran inside
+// (PyState::Close and ~PyState forget it as it happens: dict_cache.h).
 void Reset() {
   tls::Reset();
+  ForgetCachedDict();
   DrainReleases();
 }
 
 void Unload() {
+  ForgetCachedDict();  // the PyState may be destroyed later, on another thread
   tls::Unload();
+  ForgetCachedDict();
   DrainReleases();
 }
 

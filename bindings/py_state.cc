@@ -2,6 +2,7 @@
 
 #include <new>
 
+#include "bindings/dict_cache.h"
 #include "bindings/pointer_set.h"
 #include "bindings/python_access.h"
 #include "bindings/tasks.h"
@@ -28,9 +29,13 @@ int LookUpClose(PyObject* value, PyObject** close) {
 
 }  // namespace
 
-PyState::~PyState() { ReleaseFromDestructor(dict_); }
+PyState::~PyState() {
+  ForgetCachedDict(dict_);
+  ReleaseFromDestructor(dict_);
+}
 
 void PyState::Close() {
+  ForgetCachedDict();  // the engine took this PyState out of the thread's slot
   PythonCall py;
   if (!py) return;
   py.Run([&] {
@@ -71,6 +76,7 @@ PyState* NewPyState() {
   if (dict == nullptr) return nullptr;
   if (PyState* made_meanwhile = g_py_state.Get()) {
     Py_DECREF(dict);
+    CacheDict(made_meanwhile->dict());
     return made_meanwhile;
   }
   PyState* state = nullptr;
@@ -82,6 +88,7 @@ PyState* NewPyState() {
     PyErr_Format(PyExc_RuntimeError, "tls: cannot create thread state: %s", e.what());
   }
   Py_DECREF(dict);  // the PyState holds its own reference
+  if (state != nullptr) CacheDict(state->dict());
   return state;
 }
 

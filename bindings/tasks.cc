@@ -3,6 +3,7 @@
 #include <exception>
 #include <new>
 
+#include "bindings/dict_cache.h"
 #include "bindings/fast_calls.h"
 #include "bindings/py_state.h"
 #include "bindings/python_access.h"
@@ -32,18 +33,25 @@ struct OpenTask {
 thread_local constinit OpenTask* t_open_tasks = nullptr;
 
 // Pushes an OpenTask for its lifetime. Touches no Python object, so a forced
-// unwind may pass it.
+// unwind may pass it. The thread's dict changes as the task begins and ends:
+// the cached one is forgotten then (dict_cache.h).
 class OpenTaskScope {
  public:
   explicit OpenTaskScope(PyObject* captured) noexcept : task_{captured, nullptr, t_open_tasks} {
     t_open_tasks = &task_;
   }
-  ~OpenTaskScope() { t_open_tasks = task_.outer; }
+  ~OpenTaskScope() {
+    ForgetCachedDict();  // the task ended (its TaskScope is gone): the thread's own dict is back
+    t_open_tasks = task_.outer;
+  }
   OpenTaskScope(const OpenTaskScope&) = delete;
   OpenTaskScope& operator=(const OpenTaskScope&) = delete;
 
   // Called right after the engine task began: it is the innermost one.
-  void Began() noexcept { task_.engine = internal::t_thread.task; }
+  void Began() noexcept {
+    ForgetCachedDict();  // the thread's own dict is hidden now
+    task_.engine = internal::t_thread.task;
+  }
 
  private:
   OpenTask task_;

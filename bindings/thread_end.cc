@@ -2,6 +2,7 @@
 
 #include <pythread.h>
 
+#include "bindings/dict_cache.h"
 #include "bindings/python_access.h"
 #include "core/internal/exit.h"
 
@@ -15,6 +16,7 @@ using tls::internal::RunThreadExit;
 
 void RunEarlyExit() {
   RunThreadExit(ExitCause::kEarly);
+  ForgetCachedDict();  // as PyState::Close did (dict_cache.h)
   DrainReleases();
 }
 

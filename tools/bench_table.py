@@ -165,6 +165,21 @@ PYTHON_ROWS = [
      "snapshot.run(f)", "f()", None),
 ]
 
+# Python floor rows (issue 12): (measure, tls key, floor key, target ratio).
+# python_bench.py times each pair in alternating rounds (CPU time) and gives,
+# under "mine / peer", the median of the per-round ratios with its quartiles
+# and each side's median ns.
+PYTHON_FLOOR_ROWS = [
+    ("Python `tls.get('k')` hit vs the floor: `floor.get('k')`, the same dict lookup in a "
+     "minimal C extension with the dict in a C `thread_local` (paired rounds; quartiles)",
+     "tls.get('k')", "floor.get('k')", 1.05),
+    ("Python `tls.set('k', 1)` over an existing key vs the floor: `floor.set('k', 1)` "
+     "(paired rounds; quartiles)", "tls.set('k', 1)", "floor.set('k', 1)", 1.05),
+    ("Python `tls.get('k')` vs `floor.get_kw('k')`: the floor's get with `tls.get`'s "
+     "signature (`default=` by keyword: METH_FASTCALL with METH_KEYWORDS, not METH_O)",
+     "tls.get('k')", "floor.get_kw('k')", None),
+]
+
 
 SCALE = {"ns": 1.0, "us": 1e3, "ms": 1e6, "s": 1e9}
 
@@ -267,6 +282,19 @@ def ratio_row(measure, a, b, target, cvs):
 def not_run(measure, a, b, target_text):
     """The row of a measure one of whose sides did not run."""
     return (measure, fmt_ns(a), fmt_ns(b), "n/a", target_text, "not run")
+
+
+def paired_ratio_row(measure, a, b, paired, target):
+    """One row of a median per-round ratio (`paired`: median, q1, q3) against
+    `target` (or None); "noise" when the quartiles are more than NOISY_CV apart."""
+    r, q1, q3 = paired["median"], paired["q1"], paired["q3"]
+    spread = (q3 - q1) / r
+    if spread > NOISY_CV:
+        verdict = f"noise (quartiles {spread:.0%} apart)"
+    else:
+        verdict = met(r <= target) if target else ""
+    return (measure, fmt_ns(a), fmt_ns(b), f"{r:.2f}× ({q1:.2f}–{q3:.2f})",
+            f"≤ {target:g}×" if target else "—", verdict)
 
 
 def ratio_rows(specs, times, cvs):
@@ -406,6 +434,13 @@ def main():
                 continue
             rows.append(ratio_row(measure, a, b, target,
                                   (py.get(mine + " cv"), py.get(peer + " cv"))))
+        for measure, mine, peer, target in PYTHON_FLOOR_ROWS:
+            paired = py.get(f"{mine} / {peer}")
+            if paired is None:
+                rows.append(not_run(measure, None, None, f"≤ {target}×" if target else "—"))
+                continue
+            rows.append(paired_ratio_row(measure, paired["mine_ns"], paired["theirs_ns"], paired,
+                                         target))
 
     print("| measure | tls | peer | ratio | target | met? |")
     print("|---|---|---|---|---|---|")

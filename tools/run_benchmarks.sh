@@ -146,9 +146,13 @@ done
 #    python/BUILD) of the default python3, installed into a fresh venv.
 py_json=()
 py=${PYTHON_BIN_PATH:-python3}  # the interpreter @local_python made //python:wheel for
+#    The floor rows' `tls_floor` (benchmarks/floor_ext, built for the same
+#    python3) goes on the benchmark's PYTHONPATH only, not into the venv.
 if [[ -f benchmarks/python_bench.py ]] &&
-  "${bazel[@]}" build --symlink_prefix=/ "--jobs=${BENCH_JOBS:-2}" //python:wheels //python:wheel_list >/dev/null 2>&1; then
+  "${bazel[@]}" build --symlink_prefix=/ "--jobs=${BENCH_JOBS:-2}" //python:wheels //python:wheel_list \
+    //benchmarks/floor_ext >/dev/null 2>&1; then
   pybin="$("${bazel[@]}" info bazel-bin 2>/dev/null)/python"
+  floor_dir="$(dirname "$pybin")/benchmarks/floor_ext"
   tag=$("$py" -c 'import sys; print("cp%d%d" % sys.version_info[:2])')
   wheel="$pybin/$(grep -- "-$tag-$tag-" "$pybin/wheels.txt")"  # this build's name, not a stale one
   rm -rf "$out/venv"
@@ -157,8 +161,8 @@ if [[ -f benchmarks/python_bench.py ]] &&
   log "python_bench: $reps repetitions, $(basename "$wheel") in a venv"
   quick_flag=()
   if [[ $quick == 1 ]]; then quick_flag=(--quick); fi
-  (cd "$out" && venv/bin/python "$OLDPWD/benchmarks/python_bench.py" --repetitions "$reps" \
-    "${quick_flag[@]}") >"$out/python_bench.json"
+  (cd "$out" && PYTHONPATH="$floor_dir" venv/bin/python "$OLDPWD/benchmarks/python_bench.py" \
+    --repetitions "$reps" "${quick_flag[@]}") >"$out/python_bench.json"
   py_json=(--python "$out/python_bench.json")
 else
   log "python: //python:wheel does not build; Python benchmarks skipped"

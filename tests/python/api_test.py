@@ -417,6 +417,54 @@ class ReentrantKeyTest(unittest.TestCase):
                 tls.set(key, "value")
                 self.assertEqual(tls.get(key), "value")
 
+    # str keys take get's and set's inline path (the thread's dict cached,
+    # bindings/dict_cache.h); code run inside them must find the same rules.
+
+    def str_key_twin(self, action):
+        """A key equal in hash to "k" whose __eq__ runs `action` once."""
+        class Twin:
+            armed = True
+
+            def __hash__(self):
+                return hash("k")
+
+            def __eq__(self, other):
+                if Twin.armed and other is not self:
+                    Twin.armed = False
+                    action()
+                return NotImplemented
+
+        return Twin()
+
+    def test_str_key_lookup_whose_colliding_key_resets_finds_the_empty_store(self):
+        for action in (tls.reset, tls.unload):
+            with self.subTest(action=action.__name__):
+                tls.set(self.str_key_twin(action), 1)
+                tls.set("other", 2)
+                self.assertEqual(tls.get("k", "missing"), "missing")  # compared: store emptied
+                self.assertIsNone(tls.get("other"))
+
+    def test_str_key_set_whose_colliding_key_resets_keeps_the_value(self):
+        for action in (tls.reset, tls.unload):
+            with self.subTest(action=action.__name__):
+                tls.set(self.str_key_twin(action), 1)
+                tls.set("k", "value")
+                self.assertEqual(tls.get("k"), "value")
+                self.assertEqual(tls.capture().run(lambda: tls.get("k")), "value")
+
+    def test_replaced_value_whose_del_resets_keeps_the_new_value(self):
+        for action in (tls.reset, tls.unload):
+            with self.subTest(action=action.__name__):
+                class Old:
+                    def __del__(self):
+                        action()
+
+                tls.set("k", Old())
+                tls.set("other", 1)
+                tls.set("k", "new")   # Old() goes, and with it the store it was in
+                self.assertEqual(tls.get("k"), "new")
+                self.assertIsNone(tls.get("other"))
+
 
 class GarbageCollectorDuringFirstSetTest(unittest.TestCase):
     def test_value_stored_by_a_del_during_the_first_set_is_kept_and_closed_once(self):
