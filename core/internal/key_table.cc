@@ -2,6 +2,7 @@
 
 #include <sys/mman.h>
 
+#include <bit>
 #include <cstring>
 #include <new>
 #include <utility>
@@ -81,7 +82,7 @@ void KeyTable::CopyKey(Slot& to, const Key& key) {
   if (key.is_long_string()) {
     char* text = new char[key.bits()];  // may throw: nothing changed yet
     std::memcpy(text, key.data(), key.bits());
-    to.word0 = reinterpret_cast<uint64_t>(text);
+    to.word0 = std::bit_cast<uint64_t>(static_cast<const char*>(text));
     to.word1 = key.bits();
   } else {
     to.word0 = key.word0();
@@ -94,7 +95,7 @@ void KeyTable::CopyKey(Slot& to, const Slot& from) {
   if (StampOf(from.hash) == kStampLongString) {
     char* text = new char[from.word1];  // may throw: nothing changed yet
     std::memcpy(text, LongText(from), from.word1);
-    to.word0 = reinterpret_cast<uint64_t>(text);
+    to.word0 = std::bit_cast<uint64_t>(static_cast<const char*>(text));
   } else {
     to.word0 = from.word0;
   }

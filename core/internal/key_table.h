@@ -29,6 +29,7 @@
 #ifndef TLS_CORE_INTERNAL_KEY_TABLE_H_
 #define TLS_CORE_INTERNAL_KEY_TABLE_H_
 
+#include <bit>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -163,7 +164,7 @@ class KeyTable {
   // Find for long keys, and for keys the layer may hold.
   [[gnu::noinline]] const Data* FindSlow(const Key& key) const noexcept;
   static const char* LongText(const Slot& s) noexcept {
-    return reinterpret_cast<const char*>(s.word0);
+    return std::bit_cast<const char*>(s.word0);
   }
   // Frees a long key's text, if the slot holds one; the slot is then empty
   // but for its Data.
