@@ -64,19 +64,22 @@ class KeyTable {
   static constexpr size_t kInitialCapacity = 2;  // one 64-byte block
 
   const Data* Find(const Key& key) const noexcept {
-    if (!key.is_long_string()) [[likely]] {
-      const size_t i = ShortIndexOf(key);
-      if (i != kAbsent) return &slots_[i].data;
-      if (below_ == nullptr) [[likely]]
-        return nullptr;
-    }
+    // A long key never matches in ShortIndexOf (its slot holds a pointer where
+    // its Key holds 0), so it is checked for only after a miss.
+    const size_t i = ShortIndexOf(key);
+    if (i != kAbsent) [[likely]]
+      return &slots_[i].data;
+    if (below_ == nullptr && !key.is_long_string()) [[likely]]
+      return nullptr;
     return FindSlow(key);  // a tail call: the common path saves no registers
   }
 
   // The handle this table itself holds under `key` (not the layer's), or
   // nullptr. Swapping it is not a structural change (registry.h).
   Data* FindOwn(const Key& key) noexcept {
-    const size_t i = key.is_long_string() ? LongIndexOf(key) : ShortIndexOf(key);
+    size_t i = ShortIndexOf(key);
+    if (i == kAbsent && key.is_long_string()) [[unlikely]]
+      i = LongIndexOf(key);
     return i == kAbsent ? nullptr : &slots_[i].data;
   }
 
