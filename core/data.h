@@ -2,8 +2,10 @@
 //
 // tls::Data is what a thread's store holds: a copyable handle to one shared,
 // type-erased value, like go-tls's Data. Copies share the value; the value is
-// destroyed when the last handle goes. Closing happens at most once per value,
-// whichever handle or thread asks first.
+// destroyed when the last handle goes, on whichever thread that is. Closing
+// happens at most once per value, whichever handle or thread asks first. A
+// Data is one pointer (the count of handles lives with the value): copying
+// one is an atomic increment, so on hot paths prefer tls::Find, which borrows.
 //
 // Example:
 //   struct Conn { void Close(); };
