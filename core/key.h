@@ -99,12 +99,6 @@ struct ShortWords {
   return HashWords(Load64(p + n - 16), Load64(p + n - 8), seed);
 }
 
-inline uint64_t HashBytes(const char* p, size_t n) noexcept {
-  if (n > kShortKeyBytes) return HashLongBytes(p, n);
-  const ShortWords w = ShortKeyWords(p, n);
-  return HashWords(w.a, w.b, kSeed0 ^ n);
-}
-
 // Any integer type but bool (Key(bool) is deleted below).
 template <class I>
 concept IntegerKey = std::integral<I> && !std::same_as<I, bool>;

@@ -69,10 +69,17 @@ std::string ShortText(uint64_t a, uint64_t b, size_t n) {
 
 uint64_t StampOf(uint64_t hash) noexcept { return hash >> kStampShift; }
 
+// A heap copy of a long key's text, as a slot's word0 holds it. May throw.
+uint64_t CopyText(const char* text, size_t n) {
+  char* copy = new char[n];
+  std::memcpy(copy, text, n);
+  return std::bit_cast<uint64_t>(static_cast<const char*>(copy));
+}
+
 }  // namespace
 
 void KeyTable::ForgetKey(Slot& s) noexcept {
-  if (StampOf(s.hash) == kStampLongString) delete[] LongText(s);
+  if (HoldsLongKey(s)) delete[] LongText(s);
   s.hash = 0;
   s.word0 = 0;
   s.word1 = 0;
@@ -80,9 +87,7 @@ void KeyTable::ForgetKey(Slot& s) noexcept {
 
 void KeyTable::CopyKey(Slot& to, const Key& key) {
   if (key.is_long_string()) {
-    char* text = new char[key.bits()];  // may throw: nothing changed yet
-    std::memcpy(text, key.data(), key.bits());
-    to.word0 = std::bit_cast<uint64_t>(static_cast<const char*>(text));
+    to.word0 = CopyText(key.data(), key.bits());  // may throw: nothing changed yet
     to.word1 = key.bits();
   } else {
     to.word0 = key.word0();
@@ -92,10 +97,8 @@ void KeyTable::CopyKey(Slot& to, const Key& key) {
 }
 
 void KeyTable::CopyKey(Slot& to, const Slot& from) {
-  if (StampOf(from.hash) == kStampLongString) {
-    char* text = new char[from.word1];  // may throw: nothing changed yet
-    std::memcpy(text, LongText(from), from.word1);
-    to.word0 = std::bit_cast<uint64_t>(static_cast<const char*>(text));
+  if (HoldsLongKey(from)) {
+    to.word0 = CopyText(LongText(from), from.word1);  // may throw: nothing changed yet
   } else {
     to.word0 = from.word0;
   }
@@ -112,7 +115,7 @@ void KeyTable::MoveSlot(Slot& to, Slot& from) noexcept {
 
 bool KeyTable::SameKey(const Slot& a, const Slot& b) noexcept {
   if (a.hash != b.hash) return false;
-  if (StampOf(a.hash) != kStampLongString) return a.word0 == b.word0 && a.word1 == b.word1;
+  if (!HoldsLongKey(a)) return a.word0 == b.word0 && a.word1 == b.word1;
   return a.word1 == b.word1 && std::memcmp(LongText(a), LongText(b), a.word1) == 0;
 }
 
@@ -159,7 +162,7 @@ size_t KeyTable::IndexOfSlot(const Slot& s) const noexcept {
 }
 
 void KeyTable::InsertCopy(const Slot& s) {
-  if (!slots_ || (size_t{size_} + 1) * 4 > (size_t{mask_} + 1) * 3) Grow();
+  GrowIfFull();
   Slot& to = slots_[FreeSlotFor(s.hash)];
   CopyKey(to, s);  // may throw: the slot stays empty
   to.data = s.data;
@@ -230,7 +233,7 @@ Data KeyTable::Put(const Key& key, Data data) {
 }
 
 void KeyTable::Insert(const Key& key, Data&& data) {
-  if (!slots_ || (size_t{size_} + 1) * 4 > (size_t{mask_} + 1) * 3) Grow();
+  GrowIfFull();
   Slot& s = slots_[FreeSlotFor(key.hash())];
   CopyKey(s, key);  // may throw: the slot stays empty
   s.data = std::move(data);
@@ -257,7 +260,7 @@ void KeyTable::AppendKeyNames(std::vector<std::string>& out) const {
 size_t KeyTable::block_bytes() const noexcept {
   size_t bytes = capacity() * sizeof(Slot);
   for (size_t i = 0; slots_ != nullptr && i <= mask_; ++i) {
-    if (StampOf(slots_[i].hash) == kStampLongString) bytes += slots_[i].word1;
+    if (HoldsLongKey(slots_[i])) bytes += slots_[i].word1;
   }
   return bytes;
 }

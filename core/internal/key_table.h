@@ -166,6 +166,9 @@ class KeyTable {
   }
   // Find for long keys, and for keys the layer may hold.
   [[gnu::noinline]] const Data* FindSlow(const Key& key) const noexcept;
+  static bool HoldsLongKey(const Slot& s) noexcept {
+    return (s.hash >> kStampShift) == kStampLongString;
+  }
   static const char* LongText(const Slot& s) noexcept {
     return std::bit_cast<const char*>(s.word0);
   }
@@ -182,6 +185,10 @@ class KeyTable {
 
   KeyTable& MoveFrom(KeyTable&& other) noexcept;  // frees this table's block first
   void Grow();
+  // Grows if one more entry would pass the load factor (or there is no block).
+  void GrowIfFull() {
+    if (!slots_ || (size_t{size_} + 1) * 4 > (size_t{mask_} + 1) * 3) Grow();
+  }
   size_t FreeSlotFor(uint64_t hash) const noexcept;
   // Releases every handle and key text and the block; leaves the table empty.
   void Free() noexcept;
