@@ -97,8 +97,18 @@ PyObject* Get(PyObject*, PyObject* const* args, Py_ssize_t nargs, PyObject* kwna
 
 // The str's cached hash, or -1 if `key` is not exactly a str or its hash was
 // never taken.
+// The hash field is written by whichever thread hashes the str first: a
+// free-threaded build reads it atomically (as CPython's own accessor, public
+// from 3.15, does); with a GIL a plain read is what CPython itself does.
 inline Py_hash_t CachedStrHash(PyObject* key) noexcept {
-  return PyUnicode_CheckExact(key) ? reinterpret_cast<PyASCIIObject*>(key)->hash : -1;
+  if (!PyUnicode_CheckExact(key)) return -1;
+#if PY_VERSION_HEX >= 0x030F0000
+  return PyUnstable_Unicode_GET_CACHED_HASH(key);
+#elif defined(Py_GIL_DISABLED)
+  return __atomic_load_n(&reinterpret_cast<PyASCIIObject*>(key)->hash, __ATOMIC_RELAXED);
+#else
+  return reinterpret_cast<PyASCIIObject*>(key)->hash;
+#endif
 }
 
 // Stores args[1] under args[0] (whose hash is `hash`) in `dict`, held

@@ -126,11 +126,13 @@ PyObject* Threads(PyObject*, PyObject*) {
   } catch (const std::bad_alloc&) {
     return PyErr_NoMemory();
   }
-  // The C++ walk first: a Python store is made only by a thread holding the
-  // GIL, which this one holds until both walks are done, so every store the
-  // second walk finds is on a thread or task the first one listed. (One whose
-  // id is not listed would be dropped: the listing is the C++ view's.) A
-  // thread that ends between the walks shows with no Python keys.
+  // The C++ walk first. With a GIL, a Python store is made only by a thread
+  // holding it, which this one holds until both walks are done, so every
+  // store the second walk finds is on a thread or task the first one listed.
+  // Without a GIL (3.13t) a thread may make its store between the walks: its
+  // id is not listed and the store is left out, as if the walk came first.
+  // (The listing is the C++ view's.) A thread that ends between the walks
+  // shows with no Python keys.
   std::vector<PyStore> stores;
   if (!TakeStores(stores)) return nullptr;
   std::sort(stores.begin(), stores.end(),
@@ -154,7 +156,9 @@ PyObject* Stats(PyObject*, PyObject*) {
   size_t python_threads = 0;
   size_t values = 0;
   for (const PyStore& store : stores) {
-    const size_t n = static_cast<size_t>(PyDict_GET_SIZE(store.dict));
+    // Another thread's dict, which its owner may be writing: PyDict_Size
+    // reads the count atomically in a free-threaded build.
+    const size_t n = static_cast<size_t>(PyDict_Size(store.dict));
     python_threads += n != 0;
     values += n;
   }

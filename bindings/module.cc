@@ -9,11 +9,17 @@
 // the module, and from `tls/__init__.py` through _require_main_interpreter()
 // if the main interpreter loaded it first (CPython then copies the module into
 // the subinterpreter without calling this function again).
+//
+// Free-threaded CPython (3.13t): the module declares that it needs no GIL
+// (py::mod_gil_not_used), so importing it leaves the GIL off. What protected
+// each piece of the binding's state once the GIL did is listed in
+// bindings/FREE_THREADING.md.
 #include <pybind11/pybind11.h>
 
 #include "bindings/fast_calls.h"
 #include "bindings/introspection.h"
 #include "bindings/lifecycle.h"
+#include "bindings/py_state.h"
 #include "bindings/tasks.h"
 #ifdef TLS_TESTING_HOOKS
 #include "bindings/testing.h"  // only in the test build (bindings/BUILD)
@@ -47,6 +53,7 @@ void Register(py::module_& m) {
   if (PyModule_AddFunctions(m.ptr(), g_interpreter_methods) < 0) {
     throw py::error_already_set();
   }
+  if (tls::bindings::InitPyState() < 0) throw py::error_already_set();
   tls::bindings::RegisterThreadEndBindings(m);
   tls::bindings::RegisterFastCalls(m);
   tls::bindings::RegisterIntrospection(m);
@@ -70,10 +77,12 @@ extern "C" PYBIND11_EXPORT PyObject* PyInit__tls() {
   }
   PYBIND11_CHECK_PYTHON_VERSION
   PYBIND11_ENSURE_INTERNALS_READY
-  auto m = py::module_::create_extension_module("_tls", nullptr, &g_module_def);
+  auto m = py::module_::create_extension_module("_tls", nullptr, &g_module_def,
+                                                py::mod_gil_not_used());
   try {
     Register(m);
     return m.ptr();
   }
   PYBIND11_CATCH_INIT_EXCEPTIONS
+  return nullptr;  // pybind11 3's catch clauses set ImportError and fall through
 }

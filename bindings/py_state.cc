@@ -14,12 +14,16 @@ tls::Slot<PyState> g_py_state;
 
 namespace {
 
+// "close", interned at import (InitPyState): a function-local static would be
+// initialised under a C++ guard that other threads block on while the first
+// runs Python code, which can deadlock a free-threaded build's stop-the-world.
+PyObject* g_close_name = nullptr;
+
 // Looks up value.close: 1 with a new reference in *close, 0 if there is none
 // (no AttributeError is raised and cleared: a task ends with this lookup on
 // each value it set, and most values are not closers), -1 on another error.
 int LookUpClose(PyObject* value, PyObject** close) {
-  static PyObject* const name = PyUnicode_InternFromString("close");  // kept for good
-  if (name == nullptr) return -1;
+  PyObject* const name = g_close_name;
 #if PY_VERSION_HEX >= 0x030D0000
   return PyObject_GetOptionalAttr(value, name, close);
 #else
@@ -28,6 +32,11 @@ int LookUpClose(PyObject* value, PyObject** close) {
 }
 
 }  // namespace
+
+int InitPyState() {
+  g_close_name = PyUnicode_InternFromString("close");  // kept for good
+  return g_close_name == nullptr ? -1 : 0;
+}
 
 PyState::~PyState() {
   ForgetCachedDict(dict_);

@@ -42,6 +42,10 @@ class PyState {
   PyObject* dict_;
 };
 
+// Called once at import, before any PyState exists: -1 with a Python error
+// set on failure.
+int InitPyState();
+
 // The slot holding each thread's PyState.
 extern tls::Slot<PyState> g_py_state;
 

@@ -5,6 +5,7 @@
 
 #include "bindings/dict_cache.h"
 #include "bindings/fast_calls.h"
+#include "bindings/py_compat.h"
 #include "bindings/py_state.h"
 #include "bindings/python_access.h"
 #include "core/internal/stub.h"
@@ -233,9 +234,11 @@ PyObject* CopyValues(PyObject* const* keys, Py_ssize_t nkeys) {
     values = PyDict_Copy(source);
   } else if ((values = PyDict_New()) != nullptr) {
     for (Py_ssize_t i = 0; i < nkeys; ++i) {
-      PyObject* value = PyDict_GetItemWithError(source, keys[i]);  // borrowed
-      if (value == nullptr ? PyErr_Occurred() != nullptr
-                           : PyDict_SetItem(values, keys[i], value) < 0) {
+      PyObject* value = nullptr;
+      const int found = DictGetItemRef(source, keys[i], &value);
+      const bool failed = found < 0 || (found > 0 && PyDict_SetItem(values, keys[i], value) < 0);
+      Py_XDECREF(value);
+      if (failed) {
         Py_CLEAR(values);
         break;
       }

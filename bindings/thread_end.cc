@@ -2,7 +2,11 @@
 
 #include <pythread.h>
 
+#include <atomic>
+#include <new>
+
 #include "bindings/dict_cache.h"
+#include "bindings/py_compat.h"
 #include "bindings/python_access.h"
 #include "core/internal/exit.h"
 
@@ -92,35 +96,62 @@ PyMethodDef g_run_exit_then_delete = {
 
 // What CurrentManagedThread reads of `threading`, looked up once (threading
 // never rebinds them; _active is cleared and refilled in place after fork).
+// Published once, whole, through an atomic pointer: without a GIL two threads
+// may look them up at once; the first to publish wins and the other drops its
+// own (no thread ever waits on another here).
 struct ThreadingNames {
-  PyObject* active = nullptr;  // threading._active: ident -> Thread
-  PyTypeObject* thread = nullptr;
-  PyTypeObject* dummy = nullptr;
-  PyTypeObject* main = nullptr;
+  PyObject* active;  // threading._active: ident -> Thread
+  PyTypeObject* thread;
+  PyTypeObject* dummy;
+  PyTypeObject* main;
 };
-ThreadingNames g_threading;
+std::atomic<const ThreadingNames*> g_threading{nullptr};
 
-// Fills g_threading if `threading` has been imported; false if not (yet).
-bool LookUpThreading() {
-  if (g_threading.active != nullptr) return true;
+void DropNames(PyObject* active, PyObject* thread, PyObject* dummy, PyObject* main) {
+  Py_XDECREF(active);
+  Py_XDECREF(thread);
+  Py_XDECREF(dummy);
+  Py_XDECREF(main);
+}
+
+// g_threading, filled if `threading` has been imported; nullptr if not (yet).
+const ThreadingNames* LookUpThreading() {
+  if (const ThreadingNames* names = g_threading.load(std::memory_order_acquire)) return names;
   PyObject* threading = PyImport_GetModule(g_threading_name);  // no import
-  if (threading == nullptr) return false;
+  if (threading == nullptr) return nullptr;
   PyObject* active = PyObject_GetAttrString(threading, "_active");
   PyObject* thread = PyObject_GetAttrString(threading, "Thread");
   PyObject* dummy = PyObject_GetAttrString(threading, "_DummyThread");
   PyObject* main = PyObject_GetAttrString(threading, "_MainThread");
   Py_DECREF(threading);
-  if (active != nullptr && PyDict_Check(active) && thread != nullptr && PyType_Check(thread) &&
-      dummy != nullptr && PyType_Check(dummy) && main != nullptr && PyType_Check(main)) {
-    g_threading = {active, reinterpret_cast<PyTypeObject*>(thread),
-                   reinterpret_cast<PyTypeObject*>(dummy), reinterpret_cast<PyTypeObject*>(main)};
-    return true;
+  if (!(active != nullptr && PyDict_Check(active) && thread != nullptr && PyType_Check(thread) &&
+        dummy != nullptr && PyType_Check(dummy) && main != nullptr && PyType_Check(main))) {
+    DropNames(active, thread, dummy, main);  // a `threading` unlike CPython's: the sentinel only
+    return nullptr;
   }
-  Py_XDECREF(active);  // a `threading` unlike CPython's: use the sentinel only
-  Py_XDECREF(thread);
-  Py_XDECREF(dummy);
-  Py_XDECREF(main);
-  return false;
+  auto* names = new (std::nothrow) ThreadingNames{
+      active, reinterpret_cast<PyTypeObject*>(thread), reinterpret_cast<PyTypeObject*>(dummy),
+      reinterpret_cast<PyTypeObject*>(main)};
+  if (names == nullptr) {
+    DropNames(active, thread, dummy, main);
+    return nullptr;
+  }
+  const ThreadingNames* first = nullptr;
+  if (!g_threading.compare_exchange_strong(first, names, std::memory_order_acq_rel)) {
+    DropNames(active, thread, dummy, main);  // another thread published first: use its
+    delete names;
+    return first;
+  }
+  return names;  // kept for good, as the module is
+}
+
+// threading._active[ident] as a new reference, or nullptr (none, or an error,
+// left set). Other threads add and remove their entries meanwhile: without a
+// GIL only a reference taken under the dict's own lock stays valid.
+PyObject* ActiveThread(PyObject* active, PyObject* ident) {
+  PyObject* thread = nullptr;
+  DictGetItemRef(active, ident, &thread);
+  return thread;
 }
 
 // The calling thread's threading.Thread, if `threading` manages it (not the
@@ -128,18 +159,16 @@ bool LookUpThreading() {
 // nullptr. Never creates a dummy thread; never fails.
 PyObject* CurrentManagedThread() {
   PyObject* thread = nullptr;
-  if (LookUpThreading()) {
+  if (const ThreadingNames* names = LookUpThreading()) {
     PyObject* ident = PyLong_FromUnsignedLong(PyThread_get_thread_ident());
     if (ident != nullptr) {
-      thread = PyDict_GetItemWithError(g_threading.active, ident);  // borrowed
+      thread = ActiveThread(names->active, ident);
       Py_DECREF(ident);
     }
-    if (thread != nullptr && PyObject_TypeCheck(thread, g_threading.thread) &&
-        !PyObject_TypeCheck(thread, g_threading.dummy) &&
-        !PyObject_TypeCheck(thread, g_threading.main)) {
-      Py_INCREF(thread);
-    } else {
-      thread = nullptr;
+    if (thread != nullptr &&
+        !(PyObject_TypeCheck(thread, names->thread) && !PyObject_TypeCheck(thread, names->dummy) &&
+          !PyObject_TypeCheck(thread, names->main))) {
+      Py_CLEAR(thread);
     }
   }
   PyErr_Clear();

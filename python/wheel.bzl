@@ -3,7 +3,7 @@
 load("//tools:python_ext.bzl", "optimized_file")
 
 def tls_wheel(name, py, version, platform, metadata_args, files, extra_srcs):
-    """Declares `name` -> tls-<version>-<tag>-<tag>-<platform>.whl.
+    """Declares `name` -> tls-<version>-<python tag>-<abi tag>-<platform>.whl.
 
     The extension is //bindings' release variant for `py`, built with
     compilation_mode=opt whatever the command line, stripped of its symbol table
@@ -12,7 +12,8 @@ def tls_wheel(name, py, version, platform, metadata_args, files, extra_srcs):
 
     Args:
       name: the wheel's target, by convention "wheel_<tag>".
-      py: {"tag", "ext_suffix"} of one CPython (@local_python//:defs.bzl PYTHONS).
+      py: {"tag", "python_tag", "ext_suffix"} of one CPython (@local_python//:defs.bzl
+        PYTHONS): tag is the ABI tag (cp313, or cp313t for a free-threaded build).
       version: the package version.
       platform: the platform tag, e.g. "manylinux_2_34_x86_64".
       metadata_args: build_wheel.py flags for METADATA.
@@ -42,11 +43,11 @@ def tls_wheel(name, py, version, platform, metadata_args, files, extra_srcs):
     native.genrule(
         name = name,
         srcs = wheel_files.keys() + extra_srcs,
-        outs = ["tls-%s-%s-%s-%s.whl" % (version, tag, tag, platform)],
+        outs = ["tls-%s-%s-%s-%s.whl" % (version, py["python_tag"], tag, platform)],
         cmd = " ".join([
             "$(location :build_wheel)",
             "--out $@",
-            "--tag %s-%s-%s" % (tag, tag, platform),
+            "--tag %s-%s-%s" % (py["python_tag"], tag, platform),
         ] + metadata_args + [
             "--file %s=$(location %s)" % (dest, src)
             for src, dest in wheel_files.items()

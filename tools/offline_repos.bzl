@@ -58,11 +58,46 @@ def java_package_configuration(**kw): native.java_package_configuration(**kw)
 
 stub_rules_java = repository_rule(implementation = _stub_rules_java_impl)
 
+_PLATFORMS_DEFAULT = "/var/cache/tls-platforms"
+
+def _platforms_dir(rctx):
+    return rctx.os.environ.get("TLS_PLATFORMS") or _PLATFORMS_DEFAULT
+
+def _local_pybind11_impl(rctx):
+    # pybind11 3.1 from sid, header-only, fetched by tools/setup_platforms.sh
+    # into the platforms cache: the one pybind11 every extension is built with
+    # (bookworm's 2.10 knows neither CPython 3.14 nor free-threaded builds).
+    src = _platforms_dir(rctx) + "/pybind11/include/pybind11"
+    if not rctx.path(src + "/pybind11.h").exists:
+        fail("pybind11 not found at %s: run tools/setup_platforms.sh pybind11" % src)
+    rctx.symlink(src, "pybind11")
+    rctx.symlink(_platforms_dir(rctx) + "/pybind11/VERSION", "VERSION")
+    rctx.file("BUILD", """
+load("@rules_cc//cc:defs.bzl", "cc_library")
+package(default_visibility = ["//visibility:public"])
+exports_files(["VERSION"])
+# Header-only. The Python headers are not a dependency here: each extension
+# adds the ones of the CPython it is built for (@local_python//:headers_cpXY).
+cc_library(
+    name = "pybind11",
+    hdrs = glob(["pybind11/**/*.h"]),
+    # -isystem here: ahead of /usr/include, where bookworm's pybind11 2.10
+    # may also be installed.
+    includes = ["."],
+)
+""")
+
+local_pybind11 = repository_rule(
+    implementation = _local_pybind11_impl,
+    environ = ["TLS_PLATFORMS"],
+    local = True,
+)
+
 # CPython versions the Python package supports: the oldest still maintained that
 # has every C API the extension calls (PyObject_CallNoArgs is new in 3.9), up to
 # the newest the suite has run on. Interpreters outside the range are skipped.
 MIN_PYTHON = (3, 9)
-MAX_PYTHON = (3, 13)
+MAX_PYTHON = (3, 15)
 
 _QUERY = """
 import json, os, platform, sys, sysconfig
@@ -74,6 +109,7 @@ print(json.dumps({
     "include": inc,
     "headers": os.path.exists(os.path.join(inc, "Python.h")),
     "ext_suffix": sysconfig.get_config_var("EXT_SUFFIX"),
+    "free_threaded": bool(sysconfig.get_config_var("Py_GIL_DISABLED")),
 }))
 """
 
@@ -81,10 +117,22 @@ def _query(rctx, python):
     res = rctx.execute([python, "-c", _QUERY])
     if res.return_code != 0:
         return None
-    return json.decode(res.stdout.strip())
+    info = json.decode(res.stdout.strip())
+
+    # A sid interpreter runs inside the chroot (tools/sid_python.sh), where its
+    # headers are the chroot's: the host compiles against the self-contained
+    # copy tools/setup_platforms.sh made next to the wrapper.
+    bin_dir = rctx.path(python).dirname
+    copied = "%s/include/python%d.%d" % ((bin_dir.dirname,) + tuple(info["version"]))
+    if bin_dir.get_child("run-in-chroot").exists:
+        info["include"] = copied
+        info["headers"] = True
+        info["executable"] = str(python)  # the wrapper: sys.executable is the chroot's path
+    return info
 
 def _version_key(xy):
-    return [int(p) for p in xy.split(".")]
+    # "3.13" before "3.13t" before "3.14".
+    return [int(p) for p in xy.rstrip("t").split(".")] + [1 if xy.endswith("t") else 0]
 
 def _skip_reason(info):
     """Why an interpreter gets no extension, or None if it is supported."""
@@ -117,6 +165,17 @@ def _local_python_impl(rctx):
             if rctx.path(d + "/bin/python3").exists:
                 candidates.append(d + "/bin/python3")
 
+    # The newer platforms tools/setup_platforms.sh builds, if it has: the sid
+    # chroot's CPythons (through their wrappers) and the free-threaded 3.13t.
+    platforms = _platforms_dir(rctx)
+    for python in [
+        platforms + "/python3.13t/bin/python3.13t",
+        platforms + "/sid-python/3.14/bin/python3.14",
+        platforms + "/sid-python/3.15/bin/python3.15",
+    ]:
+        if rctx.path(python).exists:
+            candidates.append(python)
+
     pythons = {}  # "3.11" -> query result
     skipped = {}  # "3.8" -> reason
     default_xy = None  # set by the first candidate, or fail() above it
@@ -126,7 +185,8 @@ def _local_python_impl(rctx):
             if i == 0:
                 fail("cannot run %s" % python)
             continue
-        xy = "%d.%d" % tuple(info["version"])
+        # X.Y, or X.Yt for a free-threaded build (its own ABI, its own wheel).
+        xy = "%d.%d" % tuple(info["version"]) + ("t" if info["free_threaded"] else "")
         if xy in pythons or xy in skipped:
             continue
         reason = _skip_reason(info)
@@ -136,7 +196,10 @@ def _local_python_impl(rctx):
             skipped[xy] = reason
             print("tls: skipping %s (%s): %s" % (python, xy, reason))  # buildifier: disable=print
             continue
-        info["tag"] = "cp%d%d" % tuple(info["version"])
+        # tag: the ABI tag (cp313, cp313t), which names the targets;
+        # python_tag: the interpreter tag of the wheel's name (cp313 for both).
+        info["python_tag"] = "cp%d%d" % tuple(info["version"])
+        info["tag"] = info["python_tag"] + ("t" if info["free_threaded"] else "")
         pythons[xy] = info
         if i == 0:
             default_xy = xy
@@ -165,7 +228,7 @@ cc_library(
         "PY_TAG = %r" % default_info["tag"],
         "# X.Y -> {tag, ext_suffix, executable}, for every supported CPython found.",
         "PYTHONS = %r" % {
-            xy: {k: pythons[xy][k] for k in ("tag", "ext_suffix", "executable")}
+            xy: {k: pythons[xy][k] for k in ("tag", "python_tag", "ext_suffix", "executable", "free_threaded")}
             for xy in sorted(pythons, key = _version_key)
         },
         "# X.Y -> why it gets no wheel.",
@@ -196,7 +259,7 @@ toolchain(
 
 local_python = repository_rule(
     implementation = _local_python_impl,
-    environ = ["PYTHON_BIN_PATH", "PATH", "PYENV_ROOT", "HOME"],
+    environ = ["PYTHON_BIN_PATH", "PATH", "PYENV_ROOT", "HOME", "TLS_PLATFORMS"],
     local = True,
 )
 

@@ -2,7 +2,21 @@
 # Installs what a fresh Debian bookworm machine lacks to build, test and benchmark
 # this project. Idempotent: does nothing when everything is present. Debian's
 # archive only; no GitHub, no PyPI.
+#
+#   tools/setup.sh              the host's packages, and pybind11 (every build)
+#   tools/setup.sh --platforms  also the newer interpreters the wheels are built
+#                               for: CPython 3.14/3.15 (a sid chroot) and a
+#                               free-threaded 3.13t (tools/setup_platforms.sh)
 set -euo pipefail
+cd "$(dirname "$0")/.."
+
+platforms() {
+  if [[ ${1:-} == --platforms ]]; then
+    tools/setup_platforms.sh all
+  else
+    tools/setup_platforms.sh pybind11
+  fi
+}
 
 packages=(
   bazel-bootstrap     # Bazel 4.2.3 (+ OpenJDK 17)
@@ -12,7 +26,6 @@ packages=(
   cmake               # the CMake build (CMakeLists.txt), ctest, consumer checks
   pkg-config          # the pkg-config consumer check (tls-core.pc)
   libgtest-dev        # GoogleTest for the CMake build's tests
-  pybind11-dev        # Python binding headers
   python3-dev
   python3-venv        # the wheel test installs into a fresh venv
   python3-wheel-whl   # wheel for that venv, offline
@@ -31,6 +44,7 @@ for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 if ((${#missing[@]} == 0)); then
+  platforms "$@"
   exit 0
 fi
 
@@ -40,3 +54,4 @@ if [[ $(id -u) != 0 ]]; then sudo=(sudo); fi
 export DEBIAN_FRONTEND=noninteractive
 "${sudo[@]}" apt-get update -qq
 "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+platforms "$@"

@@ -4,11 +4,13 @@
 #
 #   tools/wheels.sh                    a wheel for every supported CPython found
 #   tools/wheels.sh --python 3.12      the wheel for CPython 3.12 only
+#   tools/wheels.sh --python 3.13t     the free-threaded 3.13's
 #   tools/wheels.sh --pythons-file     print the path of @local_python's pythons.txt
 #
 # Other arguments go to `bazel build`. Interpreters are found by
 # tools/offline_repos.bzl (python3 on PATH or $PYTHON_BIN_PATH, and pyenv's
-# versions/*); supported: CPython 3.9 to 3.13.
+# versions/*, and what tools/setup_platforms.sh built: sid's 3.14 and 3.15,
+# a free-threaded 3.13t); supported: CPython 3.9 to 3.15, and 3.13t.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -46,8 +48,8 @@ if [[ -z $version ]]; then
   exit 0
 fi
 
-if ! [[ $version =~ ^[0-9]+\.[0-9]+$ ]]; then
-  echo "wheels: --python wants X.Y (e.g. 3.12), got '$version'" >&2
+if ! [[ $version =~ ^[0-9]+\.[0-9]+t?$ ]]; then
+  echo "wheels: --python wants X.Y or X.Yt (e.g. 3.12, 3.13t), got '$version'" >&2
   exit 2
 fi
 line=$(awk -v v="$version" '$1 == v' "$pythons")
@@ -63,4 +65,4 @@ if [[ $tag == skipped: ]]; then
 fi
 bazel build "${bazel_args[@]}" "//python:wheel_$tag"
 bin=$(bin_dir)
-ls "$bin"/python/tls-*-"$tag"-"$tag"-*.whl
+ls "$bin"/python/tls-*-cp*-"$tag"-*.whl

@@ -1,0 +1,11 @@
+#!/bin/sh
+# Runs a command inside the sid chroot at @ROOT@, from the same working
+# directory: tools/setup_platforms.sh bind-mounts /work, /tmp, $HOME and its
+# cache at the same paths inside, so paths mean the same on both sides. sid's
+# binaries need sid's glibc: this is how the host runs them. Installed by
+# tools/setup_platforms.sh as $TLS_PLATFORMS/sid-python/X.Y/bin/run-in-chroot,
+# next to the pythonX.Y wrapper that calls it.
+#
+#   run-in-chroot /usr/bin/python3.14 -c 'import sys; print(sys.version)'
+#   run-in-chroot /tmp/venv/bin/python -m pip --version   (a venv made in the chroot)
+exec chroot @ROOT@ /bin/sh -c 'cd "$1" && shift && exec "$@"' sh "$PWD" "$@"
