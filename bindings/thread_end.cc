@@ -78,13 +78,44 @@ PyType_Spec g_sentinel_spec = {
 #if PY_VERSION_HEX >= 0x030B0000
 PyObject* g_delete_name = nullptr;     // "_delete"
 PyObject* g_threading_name = nullptr;  // "threading"
+PyObject* g_context_name = nullptr;    // "_context" (3.14+)
+
+// From 3.14, Thread.run() runs in the Thread's own contextvars.Context
+// (`_context`: a copy of its creator's, or an empty one, as
+// sys.flags.thread_inherit_context says), left when run() returns. The exit
+// re-enters it, so handlers see the ContextVars the thread's code saw, as
+// they do on 3.13 and older (where run() used the thread state's context).
+// Returns the entered context (a new reference), or nullptr for none.
+PyObject* EnterRunContext(PyObject* thread) {
+#if PY_VERSION_HEX >= 0x030E0000
+  PyObject* context = nullptr;
+  if (PyObject_GetOptionalAttr(thread, g_context_name, &context) <= 0 ||
+      !PyContext_CheckExact(context) || PyContext_Enter(context) < 0) {
+    PyErr_Clear();  // none, or already entered elsewhere: the thread state's context
+    Py_XDECREF(context);
+    return nullptr;
+  }
+  return context;
+#else
+  (void)thread;
+  return nullptr;
+#endif
+}
+
+void LeaveRunContext(PyObject* context) {
+  if (context == nullptr) return;
+  if (PyContext_Exit(context) < 0) PyErr_WriteUnraisable(context);
+  Py_DECREF(context);
+}
 
 PyObject* RunExitThenDelete(PyObject* thread, PyObject*) {
   Py_INCREF(thread);
   // Back to the class's _delete (this also drops the wrapper's reference to
   // the thread, the cycle thread -> __dict__ -> wrapper -> thread).
   if (PyObject_GenericSetAttr(thread, g_delete_name, nullptr) < 0) PyErr_Clear();
+  PyObject* context = EnterRunContext(thread);
   RunEarlyExit();
+  LeaveRunContext(context);
   PyObject* result = PyObject_CallMethodNoArgs(thread, g_delete_name);
   Py_DECREF(thread);
   return result;
@@ -219,7 +250,10 @@ void RegisterThreadEndBindings(py::module_& m) {
 #if PY_VERSION_HEX >= 0x030B0000
   g_delete_name = PyUnicode_InternFromString("_delete");
   g_threading_name = PyUnicode_InternFromString("threading");
-  if (g_delete_name == nullptr || g_threading_name == nullptr) throw py::error_already_set();
+  g_context_name = PyUnicode_InternFromString("_context");
+  if (g_delete_name == nullptr || g_threading_name == nullptr || g_context_name == nullptr) {
+    throw py::error_already_set();
+  }
 #endif
 
   m.def(

@@ -8,4 +8,6 @@
 #
 #   run-in-chroot /usr/bin/python3.14 -c 'import sys; print(sys.version)'
 #   run-in-chroot /tmp/venv/bin/python -m pip --version   (a venv made in the chroot)
-exec chroot @ROOT@ /bin/sh -c 'cd "$1" && shift && exec "$@"' sh "$PWD" "$@"
+# The chroot's own PATH: the host's (pyenv's shims, say) names host binaries.
+exec env PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+  chroot @ROOT@ /bin/sh -c 'cd "$1" && shift && exec "$@"' sh "$PWD" "$@"

@@ -96,9 +96,25 @@ chroot_mounts() {
   done
 }
 
+# What the chroot holds besides debootstrap's base: the interpreters with venv,
+# Bazel 7 (examples/embedding/check_bzlmod.sh), mypy (tests/python/stubtest_test.py).
+sid_packages=(python3.15-dev python3.15-venv bazel-bootstrap pybind11-dev python3-mypy)
+
+sid_install() {
+  local root=$cache/sid missing=() p
+  for p in "${sid_packages[@]}"; do
+    chroot "$root" dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  if ((${#missing[@]} == 0)); then return; fi
+  log "sid chroot: installing ${missing[*]}"
+  chroot "$root" apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive chroot "$root" apt-get install -y -qq --no-install-recommends \
+    "${missing[@]}" >/dev/null
+}
+
 setup_sid() {
   local root=$cache/sid
-  if [[ -f $root/.tls-ready ]]; then chroot_mounts; return; fi
+  if [[ -f $root/.tls-ready ]]; then chroot_mounts; sid_install; return; fi
   host_packages debootstrap
   log "sid chroot: debootstrap into $root (about 2 minutes)"
   rm -rf "$root"
@@ -109,10 +125,7 @@ setup_sid() {
   echo "deb $mirror sid main" >"$root/etc/apt/sources.list"
   echo "deb $mirror experimental main" >>"$root/etc/apt/sources.list"
   chroot_mounts
-  log "sid chroot: python3.15, Bazel 7, pybind11"
-  chroot "$root" apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive chroot "$root" apt-get install -y -qq --no-install-recommends \
-    python3.15-dev python3.15-venv bazel-bootstrap pybind11-dev >/dev/null
+  sid_install
   touch "$root/.tls-ready"
 }
 

@@ -28,6 +28,9 @@ import time
 TESTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "python")
 NOT_HERE = {"wheel_test.py"}  # checks the build's files, not an installed package
 SMOKE = "import tls; tls.set('k', 1); print(tls.get('k'), tls.id())"
+# A free-threaded wheel must leave the GIL off: the module declares
+# Py_MOD_GIL_NOT_USED, else importing it turns the GIL back on (with a warning).
+GIL_OFF = "import sys, tls; assert not sys._is_gil_enabled(), 'import tls enabled the GIL'"
 WHERE = "import sys, tls; assert tls.__file__.startswith(sys.prefix), tls.__file__"
 
 
@@ -46,7 +49,15 @@ def run(cmd, **kw):
     return subprocess.run(cmd, capture_output=True, text=True, **kw)
 
 
-def test_one(wheel, python, workdir):
+def runner_for(python):
+    """What runs a venv's python made by `python`: nothing for the host's own,
+    the chroot's run-in-chroot beside a sid interpreter's wrapper
+    (tools/setup_platforms.sh), since sid's binaries need sid's glibc."""
+    chroot = os.path.join(os.path.dirname(python), "run-in-chroot")
+    return [chroot] if os.path.exists(chroot) else []
+
+
+def test_one(wheel, python, workdir, free_threaded):
     """Installs `wheel` into a fresh venv of `python` and runs the suite.
     Returns (ok, lines to print)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "PIP_", "VIRTUAL_ENV"))}
@@ -56,8 +67,8 @@ def test_one(wheel, python, workdir):
     step = run([python, "-m", "venv", venv], env=env)
     if step.returncode != 0:
         return False, [f"  venv failed:\n{step.stderr}"]
-    vpython = os.path.join(venv, "bin", "python")
-    step = run([vpython, "-m", "pip", "install", "--no-index", wheel], env=env)
+    vpython = runner_for(python) + [os.path.join(venv, "bin", "python")]
+    step = run(vpython + ["-m", "pip", "install", "--no-index", wheel], env=env)
     if step.returncode != 0:
         return False, [f"  pip install --no-index failed:\n{step.stdout}{step.stderr}"]
     tests = os.path.join(workdir, "tests")
@@ -65,15 +76,19 @@ def test_one(wheel, python, workdir):
     for name in sorted(os.listdir(TESTS)):
         if (name.endswith((".py", ".txt")) and name not in NOT_HERE):
             shutil.copy(os.path.join(TESTS, name), tests)
-    for code in (WHERE, SMOKE):
-        step = run([vpython, "-c", code], cwd=tests, env=env, timeout=60)
+    for code in (WHERE, GIL_OFF, SMOKE) if free_threaded else (WHERE, SMOKE):
+        step = run(vpython + ["-c", code], cwd=tests, env=env, timeout=60)
         if step.returncode != 0:
             return False, out + [f"  python -c {code!r} failed:\n{step.stderr}"]
     out.append(f"  python -c {SMOKE!r}: {step.stdout.strip()}")
+    if free_threaded:
+        # The suite with the GIL kept off whatever any module says.
+        env["PYTHON_GIL"] = "0"
+        out.append("  free-threaded: import tls leaves the GIL off; the suite runs with PYTHON_GIL=0")
     ok = True
     for name in sorted(n for n in os.listdir(tests) if n.endswith("_test.py")):
         start = time.monotonic()
-        step = run([vpython, "-m", "unittest", "-v", name[:-3]], cwd=tests, env=env, timeout=1200)
+        step = run(vpython + ["-m", "unittest", "-v", name[:-3]], cwd=tests, env=env, timeout=1200)
         lines = step.stderr.strip().splitlines() or ["(no output)"]
         ran = next((line.split(" in ")[0] for line in lines if line.startswith("Ran ")), "")
         out.append(f"  {name:22} {ran:14} {lines[-1]:18} {time.monotonic() - start:5.1f} s")
@@ -95,7 +110,7 @@ def main():
     failed = []
     began = time.monotonic()
     for wheel in args.wheels:
-        tag = os.path.basename(wheel).split("-")[2]
+        tag = os.path.basename(wheel).split("-")[3]  # the ABI tag: cp313, cp313t
         start = time.monotonic()
         print(f"== {os.path.basename(wheel)}", flush=True)
         if tag not in found:
@@ -103,7 +118,7 @@ def main():
             failed.append(wheel)
             continue
         with tempfile.TemporaryDirectory(prefix=f"tls-wheel-{tag}.") as workdir:
-            ok, lines = test_one(os.path.abspath(wheel), found[tag], workdir)
+            ok, lines = test_one(os.path.abspath(wheel), found[tag], workdir, tag.endswith("t"))
         print("\n".join(lines))
         print(f"  {'passed' if ok else 'FAILED'} with {found[tag]} in {time.monotonic() - start:.0f} s",
               flush=True)

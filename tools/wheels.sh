@@ -32,7 +32,9 @@ bin_dir() {
   echo "$bin"
 }
 
-# What the repository rule found on this machine (fetched on first use).
+# What the repository rule found on this machine, looked for again each time:
+# tools/setup_platforms.sh may have built new interpreters since.
+bazel sync "${bazel_args[@]}" --only=local_python >/dev/null 2>&1 || true
 bazel build "${bazel_args[@]}" @local_python//:pythons.txt 2>/dev/null ||
   bazel build "${bazel_args[@]}" @local_python//:pythons.txt
 pythons="$(bazel info output_base 2>/dev/null)/external/local_python/pythons.txt"

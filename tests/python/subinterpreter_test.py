@@ -98,10 +98,8 @@ print("main", tls.get("k"), flush=True)
         out = self.run_child(STORE_DURING_THREAD_STATE_CLEAR + """
 closed = threading.Semaphore(0)
 for _ in range(3):
-    t = threading.Thread(target=worker)
-    t.start(); t.join()
-for _ in range(3):      # join() does not wait for the native thread's end
-    closed.acquire()
+    start_worker()
+    closed.acquire()    # its close, at the native thread's end
 print("done", flush=True)
 """)
         self.assertEqual(out, ["closed True"] * 3 + ["done"])
@@ -112,7 +110,7 @@ print("done", flush=True)
         proc = run_python(SUBINTERPRETER + STORE_DURING_THREAD_STATE_CLEAR + """
 closed = threading.Semaphore(0)
 for _ in range(20):
-    threading.Thread(target=worker).start()
+    start_worker()
 """)
         self.assertEqual(proc.returncode, 0, proc.stderr)
         self.assertEqual(proc.stderr, "")
@@ -120,7 +118,7 @@ for _ in range(20):
 
 
 STORE_DURING_THREAD_STATE_CLEAR = """
-import contextvars, threading, tls
+import _thread, contextvars, threading, tls
 in_subinterpreter("pass")
 var = contextvars.ContextVar("var")
 
@@ -139,6 +137,12 @@ class StoreOnDel:
 
 def worker():
     var.set(StoreOnDel())   # freed with the thread's context
+
+def start_worker():
+    # A _thread thread runs in its thread state's own context, freed when that
+    # state is cleared. (threading.Thread runs in the Thread's context from
+    # 3.14, freed with the Thread object, on whichever thread drops it last.)
+    _thread.start_new_thread(worker, ())
 """
 
 if __name__ == "__main__":

@@ -42,7 +42,8 @@ CHECK = textwrap.dedent("""
 """)
 
 
-NAME = re.compile(r"tls-0\.2\.0-(cp3\d+)-(cp3\d+)-(manylinux_2_\d+_x86_64)\.whl")
+# Interpreter tag, ABI tag (cp313t for the free-threaded 3.13), platform.
+NAME = re.compile(r"tls-0\.2\.0-(cp3\d+)-(cp3\d+t?)-(manylinux_2_\d+_x86_64)\.whl")
 
 
 class WheelContentsTest(unittest.TestCase):
@@ -57,7 +58,7 @@ class WheelContentsTest(unittest.TestCase):
                 yield path, zf
 
     def extension(self, path, zf):
-        tag = NAME.fullmatch(os.path.basename(path)).group(1)
+        tag = NAME.fullmatch(os.path.basename(path)).group(2)
         suffix = f".cpython-{tag[2:]}-x86_64-linux-gnu.so"
         return zf.read("tls/_tls" + suffix)
 
@@ -65,7 +66,7 @@ class WheelContentsTest(unittest.TestCase):
         return email.parser.Parser().parsestr(zf.read("tls-0.2.0.dist-info/METADATA").decode())
 
     def test_one_wheel_per_interpreter_and_the_default_is_this_one(self):
-        tags = [NAME.fullmatch(os.path.basename(w)).group(1) for w in WHEELS]
+        tags = [NAME.fullmatch(os.path.basename(w)).group(2) for w in WHEELS]
         self.assertEqual(len(tags), len(set(tags)))
         self.assertIn(WHEEL, WHEELS)
         me = "cp%d%d" % sys.version_info[:2]
@@ -74,8 +75,8 @@ class WheelContentsTest(unittest.TestCase):
     def test_file_name_and_wheel_tag_agree(self):
         for path, zf in self.wheels():
             match = NAME.fullmatch(os.path.basename(path))
-            self.assertIsNotNone(match, "name is tls-0.2.0-cpXY-cpXY-manylinux_2_N_x86_64.whl")
-            self.assertEqual(match.group(1), match.group(2))
+            self.assertIsNotNone(match, "name is tls-0.2.0-cpXY-cpXY[t]-manylinux_2_N_x86_64.whl")
+            self.assertEqual(match.group(1), match.group(2).rstrip("t"))
             wheel = zf.read("tls-0.2.0.dist-info/WHEEL").decode()
             self.assertIn("Root-Is-Purelib: false", wheel)
             self.assertIn("Tag: " + "-".join(match.groups()), wheel)
