@@ -96,10 +96,13 @@ class Unraisables:
         return False
 
 
-def run_python(code, timeout=120):
+def run_python(code, timeout=120, env_drop=()):
     """Runs `code` in a fresh interpreter that imports the same `tls` as this
-    test; returns the CompletedProcess (text output)."""
+    test, without the environment variables named in `env_drop`; returns the
+    CompletedProcess (text output)."""
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+    for name in env_drop:
+        env.pop(name, None)
     return subprocess.run(
         [sys.executable, "-c", textwrap.dedent(code)],
         env=env,
