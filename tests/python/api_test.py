@@ -1,6 +1,7 @@
 """tls API semantics: one test per rule of the Python API (issue 3)."""
 
 import gc
+import sysconfig
 import threading
 import unittest
 
@@ -503,6 +504,10 @@ class GarbageCollectorDuringFirstSetTest(unittest.TestCase):
             seen = run_in_thread(body)
             if inside and inside[-1]:
                 break
+        if not (inside and inside[-1]) and sysconfig.get_config_var("Py_GIL_DISABLED"):
+            # 3.13t counts allocations per thread and collects at its own pace:
+            # gc.set_threshold(1) does not make the first set's allocations collect.
+            self.skipTest("free-threaded build: the collector could not be made to run inside set()")
         self.assertTrue(inside and inside[-1], "the collector never ran inside set()")
         self.assertEqual(seen, (True, True))
         self.assertEqual(sorted(log[-2:]), [("from_gc", "close"), ("k", "close")])
