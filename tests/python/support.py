@@ -4,6 +4,7 @@ import ctypes
 import os
 import subprocess
 import sys
+import tempfile
 import textwrap
 import threading
 import unittest
@@ -99,14 +100,23 @@ class Unraisables:
 def run_python(code, timeout=120):
     """Runs `code` in a fresh interpreter that imports the same `tls` as this
     test; returns the CompletedProcess (text output)."""
+    return _run_child([sys.executable, "-c", textwrap.dedent(code)], timeout)
+
+
+def run_python_script(code, timeout=120, args=()):
+    """As run_python, but from a script file: multiprocessing's spawn and
+    forkserver children import the main module from its path (with `-c` they
+    could not find the functions it defines). `args` go to sys.argv[1:]."""
+    with tempfile.TemporaryDirectory() as folder:
+        script = os.path.join(folder, "main.py")
+        with open(script, "w") as f:
+            f.write(textwrap.dedent(code))
+        return _run_child([sys.executable, script, *args], timeout)
+
+
+def _run_child(argv, timeout):
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
-    return subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+    return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=timeout)
 
 
 # Appended to a child program (run_python) before it exits: keeps finalization
