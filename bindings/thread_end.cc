@@ -268,7 +268,26 @@ void RegisterThreadEndBindings(py::module_& m) {
       },
       "Runs the calling thread's tls exit sequence now (registered with atexit "
       "for the main thread; not API).");
-  py::module_::import("atexit").attr("register")(m.attr("_run_main_thread_exit"));
+  py::module_ atexit = py::module_::import("atexit");
+  py::object run_exit = m.attr("_run_main_thread_exit");
+  py::object register_exit = atexit.attr("register");
+  register_exit(run_exit);
+  // The exit must stay registered through atexit._clear(): 3.13's
+  // multiprocessing calls it in each fork and forkserver child (to drop the
+  // parent's callbacks), then runs what is registered after it with
+  // atexit._run_exitfuncs() before os._exit, and the process ending there is
+  // still a main thread ending. So _clear is wrapped: clear, then register the
+  // exit again (first after the clear, it runs after the callbacks registered
+  // later, as it does after import).
+  py::object clear = atexit.attr("_clear");
+  atexit.attr("_clear") = py::cpp_function(
+      [clear, register_exit, run_exit] {
+        clear();
+        register_exit(run_exit);
+      },
+      py::name("_clear"),
+      "Clears atexit's callbacks, then registers tls's main-thread exit again "
+      "(tls: bindings/thread_end.cc).");
 }
 
 }  // namespace tls::bindings

@@ -16,7 +16,9 @@
 //    sentinel's deallocator runs the exit (RunThreadExit(kEarly)) as normal
 //    Python code on its own thread, though `threading` has let go of it.
 //  - the main thread: its dict is only cleared during finalization, too
-//    late; its exit runs from an `atexit` callback registered at import.
+//    late; its exit runs from an `atexit` callback registered at import, and
+//    again by atexit._clear() (a 3.13 multiprocessing fork or forkserver child
+//    clears atexit, then runs what is registered after the clear).
 //
 // The sentinel ignores a clear that is not its own thread's: at finalization
 // (other threads' states are cleared from the main thread) and in a fork child

@@ -30,6 +30,26 @@ class MainThreadExitTest(unittest.TestCase):
         )
         self.assertEqual(proc.stderr, "")
 
+    def test_atexit_clear_keeps_the_main_thread_exit_registered(self):
+        # atexit._clear() drops the callbacks registered so far; tls's exit is
+        # registered again at once (the oldest again: it still runs last).
+        proc = run_python("""
+            import atexit, tls
+
+            class V:
+                def close(self):
+                    print("close", flush=True)
+
+            atexit.register(lambda: print("cleared: never runs", flush=True))
+            atexit._clear()
+            atexit.register(lambda: print("user-atexit", flush=True))
+            tls.set("v", V())
+            tls.at_exit(lambda: print("handler", flush=True))
+        """)
+        self.assertEqual(proc.returncode, 0, proc.stderr)
+        self.assertEqual(proc.stdout, "user-atexit\nhandler\nclose\n")
+        self.assertEqual(proc.stderr, "")
+
     def test_main_thread_handler_error_goes_to_unraisablehook_exit_code_kept(self):
         proc = run_python("""
             import sys, tls

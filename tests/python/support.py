@@ -4,6 +4,7 @@ import ctypes
 import os
 import subprocess
 import sys
+import tempfile
 import textwrap
 import threading
 import unittest
@@ -100,16 +101,25 @@ def run_python(code, timeout=120, env_drop=()):
     """Runs `code` in a fresh interpreter that imports the same `tls` as this
     test, without the environment variables named in `env_drop`; returns the
     CompletedProcess (text output)."""
+    return _run_child([sys.executable, "-c", textwrap.dedent(code)], timeout, env_drop)
+
+
+def run_python_script(code, timeout=120, args=()):
+    """As run_python, but from a script file: multiprocessing's spawn and
+    forkserver children import the main module from its path (with `-c` they
+    could not find the functions it defines). `args` go to sys.argv[1:]."""
+    with tempfile.TemporaryDirectory() as folder:
+        script = os.path.join(folder, "main.py")
+        with open(script, "w") as f:
+            f.write(textwrap.dedent(code))
+        return _run_child([sys.executable, script, *args], timeout)
+
+
+def _run_child(argv, timeout, env_drop=()):
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
     for name in env_drop:
         env.pop(name, None)
-    return subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+    return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=timeout)
 
 
 # Appended to a child program (run_python) before it exits: keeps finalization
