@@ -128,6 +128,74 @@ int StartTaskValues(PyObject* captured) {
   return rc;
 }
 
+// Closes an async generator (it has no close()) with no event loop: the
+// awaitable of its aclose(), stepped once, finishes unless the generator awaits
+// while closing, an error then. A Python error is set if it failed.
+void CloseAsyncGen(PyObject* agen) {
+  PyObject* closing = PyObject_CallMethod(agen, "aclose", nullptr);
+  if (closing == nullptr) return;
+  PyObject* step = PyObject_CallMethod(closing, "send", "O", Py_None);
+  if (step == nullptr) {
+    if (PyErr_ExceptionMatches(PyExc_StopIteration)) PyErr_Clear();  // closed
+  } else {
+    Py_DECREF(step);
+    Py_XDECREF(PyObject_CallMethod(closing, "close", nullptr));
+    if (!PyErr_Occurred()) {
+      PyErr_SetString(PyExc_RuntimeError, "async generator awaited while closing, with no loop");
+    }
+  }
+  Py_DECREF(closing);
+}
+
+// fn's result (stolen; nullptr if fn raised), unless it is a generator, a
+// coroutine or an async generator: calling fn only made that, and its body
+// would run later wherever it is iterated or awaited, outside the task. Such a
+// result is closed here, in the task (a started one's cleanup sees the task's
+// values; a coroutine never awaited warns no more), and refused: TypeError, the
+// task then ends as if fn raised it. (A forced unwind out of close() leaks it.)
+PyObject* RefuseDeferredBody(PyObject* result) {
+  if (result == nullptr) return nullptr;
+  const char* instead;
+  if (PyGen_Check(result)) {
+    instead = "consume it inside the task, e.g. snapshot.run(lambda: list(gen()))";
+  } else if (PyCoro_CheckExact(result)) {
+    instead =
+        "run the event loop inside the task, e.g. snapshot.run(lambda: asyncio.run(main())); "
+        "or, within one event loop, keep per-request state in contextvars (each asyncio task "
+        "has its own copy)";
+  } else if (PyAsyncGen_CheckExact(result)) {
+    instead =
+        "iterate it in a coroutine run inside the task, e.g. "
+        "snapshot.run(lambda: asyncio.run(consume(agen())))";
+  } else {
+    return result;
+  }
+  if (PyAsyncGen_CheckExact(result)) {
+    CloseAsyncGen(result);
+  } else {
+    Py_XDECREF(PyObject_CallMethod(result, "close", nullptr));
+  }
+  PyObject *type, *value, *traceback;  // close()'s error, if any: the TypeError's context
+  PyErr_Fetch(&type, &value, &traceback);
+  PyErr_Format(PyExc_TypeError,
+               "run(): fn returned %R, whose body would run later, where it is iterated or "
+               "awaited: outside the task, in that thread's values; it was closed. Instead, %s",
+               result, instead);
+  Py_DECREF(result);
+  if (type != nullptr) {
+    PyObject *error_type, *error, *error_traceback;
+    PyErr_Fetch(&error_type, &error, &error_traceback);
+    PyErr_NormalizeException(&error_type, &error, &error_traceback);
+    PyErr_NormalizeException(&type, &value, &traceback);
+    if (traceback != nullptr) PyException_SetTraceback(value, traceback);
+    PyException_SetContext(error, value);  // steals value
+    Py_DECREF(type);
+    Py_XDECREF(traceback);
+    PyErr_Restore(error_type, error, error_traceback);
+  }
+  return nullptr;
+}
+
 // The task itself, between OpenTaskScope and End. Anything else that leaves it
 // (a C++ exception, or CPython's forced unwind ending the thread) ends the task
 // through ~TaskScope (whose handlers and closes run Python only where
@@ -141,7 +209,8 @@ PyObject* RunAsTask(SnapshotObject* self, PyObject* const* args, Py_ssize_t narg
   PyObject* result = nullptr;
   if (self->values == nullptr || StartTaskValues(self->values) == 0) {
     // The keyword values follow the positional ones in `args`.
-    result = PyObject_Vectorcall(args[0], args + 1, static_cast<size_t>(nargs - 1), kwnames);
+    result = RefuseDeferredBody(
+        PyObject_Vectorcall(args[0], args + 1, static_cast<size_t>(nargs - 1), kwnames));
   }
   // The task's exit: its handlers and closes save and restore the pending
   // exception, if fn raised (PythonCall).
@@ -189,7 +258,9 @@ PyMethodDef g_snapshot_methods[] = {
      "own. At the end: the task's at_exit handlers run (newest first, values\n"
      "readable), then the values it set are closed, once; captured values are\n"
      "never closed by a task. Then the thread's values are back, unchanged.\n"
-     "Any thread may run a snapshot, many at once."},
+     "Any thread may run a snapshot, many at once. If fn returns a generator,\n"
+     "coroutine or async generator (its body would run later, outside the\n"
+     "task), run closes it and raises TypeError: consume it inside fn instead."},
     {nullptr, nullptr, 0, nullptr},
 };
 

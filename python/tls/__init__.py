@@ -31,6 +31,9 @@ every ``submit``::
     with tls.ThreadPoolExecutor() as pool:
         pool.submit(lambda: print(tls.get("request")))   # r-17, on a pool thread
 
+Generators and coroutines are refused (TypeError): their body would run later,
+outside the task. Consume them inside it: ``pool.submit(lambda: list(gen()))``.
+
 Debugging: ``threads()`` lists every live thread and open task with its ID,
 thread name and keys (never values); ``stats()`` gives the totals.
 """

@@ -6,11 +6,15 @@ back unchanged. One test per rule, named after it."""
 
 import asyncio
 import concurrent.futures
+import contextlib
 import contextvars
+import functools
 import gc
+import inspect
 import sys
 import threading
 import unittest
+import warnings
 import weakref
 
 import tls
@@ -518,6 +522,275 @@ class ExecutorTest(TaskTestCase):
             pool.shutdown()
         self.assertEqual(results, [[(f"{how}{i}", f"{how}{i}", True) for i in range(20)]
                                    for how in ["pool", "default", "to_thread"]])
+
+
+# Calling one of these only makes a generator, coroutine or async generator:
+# the body, which logs, reads the caller's "request" and stores a value, would
+# run later, wherever the object is iterated or awaited.
+def generator_fn(log):
+    log.append(("body ran", tls.get("request")))
+    tls.set("leaked", Closer(log, "leaked"))
+    yield tls.get("request")
+
+
+async def coroutine_fn(log):
+    log.append(("body ran", tls.get("request")))
+    tls.set("leaked", Closer(log, "leaked"))
+    return tls.get("request")
+
+
+async def async_generator_fn(log):
+    log.append(("body ran", tls.get("request")))
+    tls.set("leaked", Closer(log, "leaked"))
+    yield tls.get("request")
+
+
+class Handlers:
+    def generator(self, log):
+        yield from generator_fn(log)
+
+    async def coroutine(self, log):
+        return await coroutine_fn(log)
+
+    async def async_generator(self, log):
+        async for item in async_generator_fn(log):
+            yield item
+
+
+# kind: (the function, the object's type name (its Handlers method too), what
+# the message suggests instead)
+DEFERRED = {
+    "generator": (generator_fn, "generator", r"lambda: list\(gen\(\)\)"),
+    "coroutine": (coroutine_fn, "coroutine", r"lambda: asyncio\.run\(main\(\)\)"),
+    "async generator": (async_generator_fn, "async_generator",
+                        r"lambda: asyncio\.run\(consume\(agen\(\)\)\)"),
+}
+
+
+def forms(kind, log):
+    """(name, callable, args) for each way of handing over the kind's function:
+    inspect sees through a partial and a bound method, in either order."""
+    fn, type_name, _ = DEFERRED[kind]
+    method = getattr(Handlers(), type_name)
+    return [("function", fn, (log,)),
+            ("partial", functools.partial(fn, log), ()),
+            ("bound method", method, (log,)),
+            ("partial of a bound method", functools.partial(method, log), ())]
+
+
+def wrap_one(fn, args):
+    return tls.wrap(fn)(*args)
+
+
+def submit_one(fn, args):
+    with tls.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(fn, *args).result()
+
+
+class DeferredBodyTest(TaskTestCase):
+    """Generators and coroutines are refused (TypeError): their body would run
+    outside the task, where they are iterated or awaited, in that thread's
+    values. wrap and submit refuse the function up front; Snapshot.run refuses
+    (and closes) a generator, coroutine or async generator that fn returned."""
+
+    def assert_refused(self, pattern, call):
+        """call(log) raises TypeError matching pattern; the body never ran, no
+        RuntimeWarning ("never awaited") is left, the caller's store is as it was."""
+        log = []
+        conn = Closer(log, "caller's")
+        tls.set("request", "caller's")
+        tls.set("conn", conn)
+        thread_id = tls.id()
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            with self.assertRaisesRegex(TypeError, pattern) as raised:
+                call(log)
+            del raised   # its traceback: the frames that held the object
+            gc.collect()
+        self.assertEqual([str(w.message) for w in caught], [])
+        self.assertEqual(log, [])
+        self.assertEqual((tls.get("request"), tls.get("conn"), tls.get("leaked"), tls.id()),
+                         ("caller's", conn, None, thread_id))
+
+    def assert_each_form_refused(self, pattern, kind, hand_over):
+        """hand_over(fn, args) refuses the kind's function in each of its forms."""
+        for i, (form, _, _) in enumerate(forms(kind, None)):
+            with self.subTest(form=form):
+                self.assert_refused(pattern, lambda log: hand_over(*forms(kind, log)[i][1:]))
+
+    def assert_refused_up_front(self, api, kind, hand_over):
+        made = "an async generator" if kind == "async generator" else f"a {kind}"
+        pattern = (rf"^{api}\(\) cannot run \S+ as a task: it is {made} function, .*"
+                   rf"outside the task.*{DEFERRED[kind][2]}")
+        self.assert_each_form_refused(pattern, kind, hand_over)
+
+    def assert_run_refuses(self, kind):
+        _, type_name, instead = DEFERRED[kind]
+        pattern = (rf"^run\(\): fn returned <{type_name} object .*outside the task.*"
+                   rf"it was closed.*{instead}")
+        self.assert_each_form_refused(pattern, kind,
+                                      lambda fn, args: tls.capture().run(fn, *args))
+
+    def test_wrap_refuses_a_generator_function(self):
+        self.assert_refused_up_front("wrap", "generator", wrap_one)
+
+    def test_wrap_refuses_a_coroutine_function(self):
+        self.assert_refused_up_front("wrap", "coroutine", wrap_one)
+
+    def test_wrap_refuses_an_async_generator_function(self):
+        self.assert_refused_up_front("wrap", "async generator", wrap_one)
+
+    def test_submit_refuses_a_generator_function(self):
+        self.assert_refused_up_front("submit", "generator", submit_one)
+
+    def test_submit_refuses_a_coroutine_function(self):
+        self.assert_refused_up_front("submit", "coroutine", submit_one)
+
+    def test_submit_refuses_an_async_generator_function(self):
+        self.assert_refused_up_front("submit", "async generator", submit_one)
+
+    def test_run_refuses_a_generator_function(self):
+        self.assert_run_refuses("generator")
+
+    def test_run_refuses_a_coroutine_function(self):
+        self.assert_run_refuses("coroutine")
+
+    def test_run_refuses_an_async_generator_function(self):
+        self.assert_run_refuses("async generator")
+
+    def test_run_refuses_a_generator_or_coroutine_returned_by_a_plain_function(self):
+        # inspect cannot tell that these make one: wrap and submit take them,
+        # and Snapshot.run, which they call, refuses the result behind them too.
+        class AsyncCall:
+            async def __call__(self, log):
+                return await coroutine_fn(log)
+
+        makers = [(type_name, lambda log, fn=fn: fn(log)) for fn, type_name, _ in DEFERRED.values()]
+        makers.append(("coroutine", AsyncCall()))
+        hand_overs = [("run", lambda fn, args: tls.capture().run(fn, *args)),
+                      ("wrap", wrap_one), ("submit", submit_one)]
+        for type_name, maker in makers:
+            for api, hand_over in hand_overs:
+                with self.subTest(made=type_name, by=type(maker).__name__, api=api):
+                    self.assertIs(inspect.iscoroutinefunction(maker), False)
+                    self.assert_refused(rf"^run\(\): fn returned <{type_name} object ",
+                                        lambda log: hand_over(maker, (log,)))
+
+    def test_run_closes_what_it_refuses_so_its_body_never_runs_later(self):
+        for kind, (fn, _, _) in DEFERRED.items():
+            with self.subTest(kind=kind):
+                log, kept = [], []
+
+                def keep():
+                    kept.append(fn(log))     # fn keeps a reference: closed all the same
+                    return kept[0]
+
+                with self.assertRaises(TypeError):
+                    tls.Snapshot().run(keep)
+                made = kept.pop()
+                if kind == "generator":
+                    self.assertRaises(StopIteration, next, made)
+                elif kind == "coroutine":
+                    with self.assertRaisesRegex(RuntimeError, "cannot reuse already awaited"):
+                        made.send(None)
+                else:
+                    self.assertRaises(StopAsyncIteration, made.__anext__().send, None)
+                self.assertEqual(log, [])
+
+    def test_run_closes_a_started_generator_in_the_task_which_then_ends_as_if_fn_raised(self):
+        log = []
+        tls.set("request", "caller's")
+
+        def started():
+            try:
+                yield
+            finally:      # runs at the close, inside the task
+                log.append(("generator's finally", tls.get("request"), tls.get("task's").name))
+
+        def fn():
+            tls.set("task's", Closer(log, "task's"))
+            tls.at_exit(lambda: log.append("task's handler"))
+            gen = started()
+            next(gen)
+            return gen
+
+        with self.assertRaisesRegex(TypeError, "^run\\(\\): fn returned <generator object "):
+            tls.capture().run(fn)
+        self.assertEqual(log, [("generator's finally", "caller's", "task's"), "task's handler",
+                               ("task's", "close")])
+        self.assertEqual((tls.get("request"), tls.get("task's")), ("caller's", None))
+
+    def test_run_refusal_has_the_error_of_closing_as_its_context(self):
+        def ignores_generator_exit():
+            try:
+                yield 1
+            finally:
+                yield 2
+
+        async def awaits_while_closing():
+            try:
+                yield 1
+            finally:
+                await asyncio.sleep(0)
+
+        def started_generator():
+            gen = ignores_generator_exit()
+            next(gen)
+            return gen
+
+        def started_async_generator():
+            agen = awaits_while_closing()
+            try:
+                agen.asend(None).send(None)     # to its first yield, no event loop
+            except StopIteration:
+                pass
+            return agen
+
+        for fn, context in [(started_generator, "generator ignored GeneratorExit"),
+                            (started_async_generator, "async generator awaited while closing")]:
+            with self.subTest(fn=fn.__name__):
+                with self.assertRaisesRegex(TypeError, "^run\\(\\): fn returned ") as raised:
+                    tls.Snapshot().run(fn)
+                self.assertIsInstance(raised.exception.__context__, RuntimeError)
+                self.assertRegex(str(raised.exception.__context__), context)
+
+    def test_generators_and_coroutines_consumed_inside_the_task_run_in_it(self):
+        tls.set("request", "caller's")
+
+        def gen():
+            tls.set("mine", "task's")
+            yield tls.get("request")
+            yield tls.get("mine")
+
+        async def main():
+            tls.set("mine", "task's")
+            await asyncio.sleep(0)
+            return [tls.get("request"), tls.get("mine")]
+
+        async def agen():
+            tls.set("mine", "task's")
+            await asyncio.sleep(0)
+            yield tls.get("request")
+            yield tls.get("mine")
+
+        async def consume():
+            return [item async for item in agen()]
+
+        @contextlib.contextmanager
+        def managed():      # not a generator function: calling it makes a context manager
+            yield tls.get("request")
+
+        def use_managed():
+            with managed() as request:
+                return [request, tls.get("mine")]
+
+        expected = ["caller's", "task's"]
+        self.assertEqual(tls.capture().run(lambda: list(gen())), expected)
+        self.assertEqual(tls.wrap(lambda: asyncio.run(main()))(), expected)
+        with tls.ThreadPoolExecutor(max_workers=1) as pool:
+            self.assertEqual(pool.submit(lambda: asyncio.run(consume())).result(), expected)
+            self.assertEqual(pool.submit(tls.wrap(use_managed)).result(), ["caller's", None])
+        self.assertEqual((tls.get("request"), tls.get("mine")), ("caller's", None))
 
 
 # A daemon thread is inside a task when the interpreter exits, woken during
