@@ -77,8 +77,8 @@ extern "C" PYBIND11_EXPORT PyObject* PyInit__tls() {
   }
   PYBIND11_CHECK_PYTHON_VERSION
   PYBIND11_ENSURE_INTERNALS_READY
-  auto m = py::module_::create_extension_module("_tls", nullptr, &g_module_def,
-                                                py::mod_gil_not_used());
+  auto m =
+      py::module_::create_extension_module("_tls", nullptr, &g_module_def, py::mod_gil_not_used());
   try {
     Register(m);
     return m.ptr();

@@ -160,9 +160,9 @@ const ThreadingNames* LookUpThreading() {
     DropNames(active, thread, dummy, main);  // a `threading` unlike CPython's: the sentinel only
     return nullptr;
   }
-  auto* names = new (std::nothrow) ThreadingNames{
-      active, reinterpret_cast<PyTypeObject*>(thread), reinterpret_cast<PyTypeObject*>(dummy),
-      reinterpret_cast<PyTypeObject*>(main)};
+  auto* names = new (std::nothrow)
+      ThreadingNames{active, reinterpret_cast<PyTypeObject*>(thread),
+                     reinterpret_cast<PyTypeObject*>(dummy), reinterpret_cast<PyTypeObject*>(main)};
   if (names == nullptr) {
     DropNames(active, thread, dummy, main);
     return nullptr;

@@ -185,6 +185,7 @@ def _local_python_impl(rctx):
             if i == 0:
                 fail("cannot run %s" % python)
             continue
+
         # X.Y, or X.Yt for a free-threaded build (its own ABI, its own wheel).
         xy = "%d.%d" % tuple(info["version"]) + ("t" if info["free_threaded"] else "")
         if xy in pythons or xy in skipped:
@@ -196,6 +197,7 @@ def _local_python_impl(rctx):
             skipped[xy] = reason
             print("tls: skipping %s (%s): %s" % (python, xy, reason))  # buildifier: disable=print
             continue
+
         # tag: the ABI tag (cp313, cp313t), which names the targets;
         # python_tag: the interpreter tag of the wheel's name (cp313 for both).
         info["python_tag"] = "cp%d%d" % tuple(info["version"])
