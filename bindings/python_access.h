@@ -95,7 +95,10 @@ struct OutsideEntry {
 class PythonCall {
  public:
   PythonCall() noexcept {
-    if (!Py_IsInitialized() || PythonFinalizing()) return;
+    // Finalizing first: an atomic read in 3.13t, set for good once finalization
+    // begins; Py_IsInitialized() reads a plain int that _Py_Finalize writes
+    // (a data race TSan reported on a daemon thread woken at exit).
+    if (PythonFinalizing() || !Py_IsInitialized()) return;
     if (!HoldsGil()) {
       if (!OutsideEntry::Enter()) return;
       gil_ = PyGILState_Ensure();
