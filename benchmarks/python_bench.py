@@ -22,7 +22,8 @@ the rows of that build, in the same rounds-and-medians way:
   started together (a barrier; wall time from the first thread's start to the
   last one's end) over the same N ops on 1 thread, and the same for the
   control, a plain dict of the thread's own (`d = {}` in the thread, then
-  `d['k']` / `d['k'] = 1`). Each thread runs its own loop of the statement
+  `d['k']` / `d['k'] = 1`); and, to check the method, a dict both threads
+  write (`shared['k'] = 1`) against the same control. Each thread runs its own loop of the statement
   written out 10 times (the loop's own cost, which scales, matters less), on a
   fresh thread whose store (or dict) exists before the barrier. Each side's N
   is calibrated so that its 1-thread run takes about the same time. A round
@@ -142,9 +143,15 @@ def time_floor_pairs(rounds, n):
 # control setup, control statement); each thread runs its side's setup before
 # the barrier: the tls side's sets 'k' (the thread's store exists), the
 # control's makes its own dict `d` with 'k' in it.
+# The last pair is a check of the method, not of tls: a dict both threads
+# write (`shared`, one object: each write takes its lock and moves its cache
+# line), which must come out well above the control wherever the two threads
+# really run in parallel; where it does not, the scaling rows cannot show a
+# loss either.
 FT_SCALING_PAIRS = [
     ("tls.set('k', 1)", "tls.get('k')", "d = {}; d['k'] = 1", "d['k']"),
     ("tls.set('k', 1)", "tls.set('k', 1)", "d = {}; d['k'] = 1", "d['k'] = 1"),
+    ("pass", "shared['k'] = 1", "d = {}; d['k'] = 1", "d['k'] = 1"),
 ]
 FT_UNROLL = 10  # the statement written out this many times per loop iteration
 # Single-thread pairs against threading.local (`tl`, a module global): first
@@ -300,7 +307,8 @@ def free_threaded(quick):
     results = {"free_threaded": {"gil_enabled": gil, "version": sys.version.split()[0],
                                  "loadavg_before": os.getloadavg()[0]}}
     results.update(time_ft_scaling(rounds=5 if quick else 41,
-                                   run_seconds=0.001 if quick else 0.005))
+                                   run_seconds=0.001 if quick else 0.005,
+                                   env={"shared": {"k": 1}}))
     tl = threading.local()
     tl.x = 1
     for i in range(8):

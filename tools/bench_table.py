@@ -192,7 +192,14 @@ PYTHON_FT_SCALING_ROWS = [
      "tls.get('k')", "d['k']", 1.2),
     ("Python 3.13t scaling, 2 threads vs 1: `tls.set('k', 1)` vs `d['k'] = 1` on a plain "
      "per-thread dict (paired rounds; quartiles)", "tls.set('k', 1)", "d['k'] = 1", 1.2),
+    ("Python 3.13t scaling, check of the method: a dict both threads write, `shared['k'] = 1` "
+     "(one lock, one cache line), vs `d['k'] = 1` per thread: well above 1× wherever the "
+     "2 threads really run in parallel", "shared['k'] = 1", "d['k'] = 1", None),
 ]
+# A scaling row gives no verdict when the control itself took more than this
+# (2 threads' wall over 1 thread's; 1.0 on two free cores): the machine did
+# not run the threads in parallel, so no loss of scaling could show.
+FT_CONTROL_SCALES = 1.5
 # Single-thread on 3.13t: (measure, tls key, peer key, target), paired rounds
 # in thread CPU time as the floor rows.
 # The first two spell the calls as the default python3's rows above do (`get`
@@ -351,6 +358,9 @@ def ft_rows(path):
             row = (measure, f"{paired['mine_ratio']:.2f}× ({fmt_ns(paired['mine_1t_ns'])}/op "
                    "alone)", f"{paired['theirs_ratio']:.2f}× ({fmt_ns(paired['theirs_1t_ns'])}"
                    "/op alone)", *row[3:])
+            if target and paired["theirs_ratio"] > FT_CONTROL_SCALES:
+                row = (*row[:5], f"not shown: the control took {paired['theirs_ratio']:.2f}× "
+                       "on 2 threads (no parallelism)")
         else:
             row = paired_ratio_row(measure, paired["mine_ns"], paired["theirs_ns"], paired,
                                    target)
