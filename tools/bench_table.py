@@ -180,6 +180,43 @@ PYTHON_FLOOR_ROWS = [
      "tls.get('k')", "floor.get_kw('k')", None),
 ]
 
+# Free-threaded CPython 3.13t rows (issue 18), from `python_bench.py
+# --free-threaded` on the cp313t wheel (--python-ft). Scaling: (measure, tls
+# statement, control statement, target); tls and peer are each side's median
+# ratio of 2 threads' wall time to 1 thread's (same ops per thread), the ratio
+# the median of the per-round quotients tls/control.
+PYTHON_FT_SCALING_ROWS = [
+    ("Python 3.13t (free-threaded) scaling, wall time of 2 threads each doing N `tls.get('k')` "
+     "at once over 1 thread doing N (tls), vs the same on a plain dict of each thread's own, "
+     "`d['k']` (peer); ratio: tls's over the peer's (paired rounds; quartiles)",
+     "tls.get('k')", "d['k']", 1.2),
+    ("Python 3.13t scaling, 2 threads vs 1: `tls.set('k', 1)` vs `d['k'] = 1` on a plain "
+     "per-thread dict (paired rounds; quartiles)", "tls.set('k', 1)", "d['k'] = 1", 1.2),
+    ("Python 3.13t scaling, check of the method: a dict both threads write, `shared['k'] = 1` "
+     "(one lock, one cache line), vs `d['k'] = 1` per thread: well above 1× wherever the "
+     "2 threads really run in parallel", "shared['k'] = 1", "d['k'] = 1", None),
+]
+# A scaling row gives no verdict when the control itself took more than this
+# (2 threads' wall over 1 thread's; 1.0 on two free cores): the machine did
+# not run the threads in parallel, so no loss of scaling could show.
+FT_CONTROL_SCALES = 1.5
+# Single-thread on 3.13t: (measure, tls key, peer key, target), paired rounds
+# in thread CPU time as the floor rows.
+# The first two spell the calls as the default python3's rows above do (`get`
+# bound to a name, as `from tls import get` gives); the last two through the
+# module attribute, which 3.13t (no bytecode specialisation) looks up in full.
+PYTHON_FT_ROWS = [
+    ("Python 3.13t `tls.get(k)` hit vs `threading.local` attribute get, one thread "
+     "(paired rounds; quartiles)", "3.13t get(k)", "tl.x", 1.0),
+    ("Python 3.13t `tls.set(k, v)` vs `threading.local` attribute set, one thread "
+     "(paired rounds; quartiles)", "3.13t set_(k, v)", "tl.x = v", 1.0),
+    ("Python 3.13t `tls.get('k')` through the module attribute vs `tl.x` (3.13t does not "
+     "specialise bytecode: the attribute lookup `tls.get` alone is ~50 ns)",
+     "3.13t tls.get('k')", "tl.x", None),
+    ("Python 3.13t `tls.set('k', 1)` through the module attribute vs `tl.x = 1`",
+     "3.13t tls.set('k', 1)", "tl.x = 1", None),
+]
+
 
 SCALE = {"ns": 1.0, "us": 1e3, "ms": 1e6, "s": 1e9}
 
@@ -297,6 +334,42 @@ def paired_ratio_row(measure, a, b, paired, target):
             f"≤ {target:g}×" if target else "—", verdict)
 
 
+def ft_rows(path):
+    """The free-threaded rows from python_bench.py --free-threaded's JSON at
+    `path` ("not run" rows without one)."""
+    specs = [(m, mine, peer, t, True) for m, mine, peer, t in PYTHON_FT_SCALING_ROWS]
+    specs += [(m, mine, peer, t, False) for m, mine, peer, t in PYTHON_FT_ROWS]
+    def target_text(t):
+        return f"≤ {t:g}×" if t else "—"
+
+    if path is None:
+        return [not_run(m, None, None, target_text(t)) for m, _, _, t, _ in specs]
+    with open(path) as f:
+        py = json.load(f)
+    gil = py.get("free_threaded", {}).get("gil_enabled", True)
+    rows = []
+    for measure, mine, peer, target, scaling in specs:
+        paired = py.get(f"scaling {mine} / {peer}" if scaling else f"{mine} / {peer}")
+        if paired is None:
+            rows.append(not_run(measure, None, None, target_text(target)))
+            continue
+        if scaling:
+            row = paired_ratio_row(measure, 1, 1, paired, target)
+            row = (measure, f"{paired['mine_ratio']:.2f}× ({fmt_ns(paired['mine_1t_ns'])}/op "
+                   "alone)", f"{paired['theirs_ratio']:.2f}× ({fmt_ns(paired['theirs_1t_ns'])}"
+                   "/op alone)", *row[3:])
+            if target and paired["theirs_ratio"] > FT_CONTROL_SCALES:
+                row = (*row[:5], f"not shown: the control took {paired['theirs_ratio']:.2f}× "
+                       "on 2 threads (no parallelism)")
+        else:
+            row = paired_ratio_row(measure, paired["mine_ns"], paired["theirs_ns"], paired,
+                                   target)
+        if gil:  # the GIL serialises the threads: no verdict on a scaling it prevents
+            row = (*row[:5], "GIL was on")
+        rows.append(row)
+    return rows
+
+
 def ratio_rows(specs, times, cvs):
     """Table rows for (measure, mine, peer, target) specs: "not run" where a side is missing."""
     rows = []
@@ -353,17 +426,8 @@ def table_rows(extra):
     return rows
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("benchmark_json", nargs="+",
-                    help="Google Benchmark JSON of binaries run in turn (tls_bench, table_bench)")
-    ap.add_argument("--extra",
-                    help="key value lines: RSS, callgrind, cachegrind and key table figures")
-    ap.add_argument("--runs", nargs="+", default=[],
-                    help="Google Benchmark JSON of alternating runs (one repetition each)")
-    ap.add_argument("--python", help="python_bench.py JSON output")
-    args = ap.parse_args()
-
+def cxx_rows(args):
+    """The C++ rows, and the Google Benchmark context (repetitions)."""
     times, context = load_benchmarks(args.benchmark_json)
     extra = load_extra(args.extra)
     rows = []
@@ -424,6 +488,24 @@ def main():
                          f"{d:+.2f} KiB", "—", ""))
 
     rows += table_rows(extra)
+    return rows, context
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("benchmark_json", nargs="*",
+                    help="Google Benchmark JSON of binaries run in turn (tls_bench, table_bench); "
+                    "none: only the Python rows (run_benchmarks.sh --python-only)")
+    ap.add_argument("--extra",
+                    help="key value lines: RSS, callgrind, cachegrind and key table figures")
+    ap.add_argument("--runs", nargs="+", default=[],
+                    help="Google Benchmark JSON of alternating runs (one repetition each)")
+    ap.add_argument("--python", help="python_bench.py JSON output")
+    ap.add_argument("--python-ft", help="python_bench.py --free-threaded JSON output (3.13t); "
+                    "without it, those rows say not run")
+    args = ap.parse_args()
+
+    rows, context = cxx_rows(args) if args.benchmark_json else ([], {})
 
     if args.python:
         with open(args.python) as f:
@@ -441,6 +523,7 @@ def main():
                 continue
             rows.append(paired_ratio_row(measure, paired["mine_ns"], paired["theirs_ns"], paired,
                                          target))
+    rows += ft_rows(args.python_ft)
 
     print("| measure | tls | peer | ratio | target | met? |")
     print("|---|---|---|---|---|---|")
@@ -450,9 +533,13 @@ def main():
     runs = len(args.runs) // 2
     churn = (f"; churn over {runs} alternating run{'s' * (runs > 1)} of each build"
              if args.runs else "")
-    print(f"\nTimes are medians ({f'of {reps} repetitions' if reps > 1 else 'one run'}); "
-          f"micro-benchmarks in CPU time, thread create+join and churn in wall time{churn}.",
-          file=sys.stdout)
+    ft = "; 3.13t scaling in wall time" if args.python_ft else ""
+    if args.benchmark_json:
+        print(f"\nTimes are medians ({f'of {reps} repetitions' if reps > 1 else 'one run'}); "
+              f"micro-benchmarks in CPU time, thread create+join and churn in wall time{churn}"
+              f"{ft}.", file=sys.stdout)
+    else:
+        print(f"\nPython rows only (--python-only); times are medians{ft}.", file=sys.stdout)
 
 
 if __name__ == "__main__":

@@ -5,6 +5,10 @@
 #
 #   tools/run_benchmarks.sh            full run: 5 repetitions, medians
 #   tools/run_benchmarks.sh --quick    1 repetition, short timings (a smoke run)
+#   tools/run_benchmarks.sh --python-only   only the Python rows (the default
+#                                      python3's wheel, then the free-threaded
+#                                      3.13t's), without the C++ benchmarks;
+#                                      combines with --quick
 #
 # Ratios are taken within one run: absolute times drift on a shared machine,
 # ratios hold. Environment:
@@ -16,8 +20,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-quick=0
-if [[ ${1:-} == --quick ]]; then quick=1; shift; fi
+quick=0 python_only=0
+while (($#)); do
+  case "$1" in
+    --quick) quick=1; shift ;;
+    --python-only) python_only=1; shift ;;
+    *) echo "run_benchmarks: unknown argument '$1' (--quick, --python-only)" >&2; exit 2 ;;
+  esac
+done
 
 reps=${BENCH_REPETITIONS:-$((quick ? 1 : 5))}
 min_time=$([[ $quick == 1 ]] && echo 0.01 || echo 0.5)
@@ -30,6 +40,10 @@ build_flags=(--config=bench --symlink_prefix=/ "--jobs=${BENCH_JOBS:-2}")
 
 log() { echo "run_benchmarks: $*" >&2; }
 
+extra="$out/extra.txt"
+churn_json=()
+# Sections 1-4, the C++ benchmarks (not indented, to keep their history).
+if [[ $python_only == 0 ]]; then
 log "building (--config=bench)"
 "${bazel[@]}" build "${build_flags[@]}" //benchmarks:tls_bench //benchmarks:thread_cost \
   //benchmarks:thread_cost_without_registry //benchmarks:churn_bench \
@@ -58,7 +72,6 @@ log "table_bench: $reps repetitions, interleaved"
   --benchmark_out="$out/table_bench.json" \
   --benchmark_out_format=json >&2
 
-extra="$out/extra.txt"
 : >"$extra"
 
 # Probe lengths and bytes per key of the key table: deterministic, no timing.
@@ -129,7 +142,6 @@ fi
 #    alternately, one repetition each time, so that drift hits both alike;
 #    bench_table.py takes the medians over the runs.
 log "churn: $reps alternating runs of each engine"
-churn_json=()
 for i in $(seq "$reps"); do
   for binary in churn_bench churn_bench_without_registry; do
     # Google Benchmark's banner each time would bury the log: kept unless it fails.
@@ -141,6 +153,7 @@ for i in $(seq "$reps"); do
     churn_json+=("$out/$binary.$i.json")
   done
 done
+fi  # the C++ benchmarks (--python-only skips them)
 
 # 5. Python: the shipped wheel (optimised and stripped whatever the flags, see
 #    python/BUILD) of the default python3, installed into a fresh venv.
@@ -148,6 +161,9 @@ py_json=()
 py=${PYTHON_BIN_PATH:-python3}  # the interpreter @local_python made //python:wheel for
 #    The floor rows' `tls_floor` (benchmarks/floor_ext, built for the same
 #    python3) goes on the benchmark's PYTHONPATH only, not into the venv.
+#    @local_python is looked for again first (as tools/wheels.sh does): the
+#    free-threaded 3.13t of section 6 may have been built since.
+"${bazel[@]}" sync --only=local_python >/dev/null 2>&1 || true
 if [[ -f benchmarks/python_bench.py ]] &&
   "${bazel[@]}" build --symlink_prefix=/ "--jobs=${BENCH_JOBS:-2}" //python:wheels //python:wheel_list \
     //benchmarks/floor_ext >/dev/null 2>&1; then
@@ -168,5 +184,33 @@ else
   log "python: //python:wheel does not build; Python benchmarks skipped"
 fi
 
-python3 tools/bench_table.py "$out/tls_bench.json" "$out/table_bench.json" --extra "$extra" \
-  --runs "${churn_json[@]}" "${py_json[@]}"
+# 6. Free-threaded CPython 3.13t (issue 18): its cp313t wheel (built with the
+#    others above) in a fresh venv of the python3.13t @local_python found,
+#    `python_bench.py --free-threaded`: 2 threads vs 1 against a plain
+#    per-thread dict, and tls vs threading.local on one thread.
+if [[ -n ${pybin:-} ]]; then
+  pythons="$("${bazel[@]}" info output_base 2>/dev/null)/external/local_python/pythons.txt"
+  ft_py=$(awk '$1 == "3.13t" && $2 == "cp313t" {print $4}' "$pythons" 2>/dev/null || true)
+  ft_wheel=$(grep -- "-cp313t-" "$pybin/wheels.txt" || true)
+  if [[ -z $ft_py || -z $ft_wheel ]]; then
+    log "python 3.13t: no free-threaded CPython 3.13t found (tools/setup_platforms.sh builds one); its rows skipped"
+  else
+    rm -rf "$out/venv-3.13t"
+    "$ft_py" -m venv "$out/venv-3.13t" &&
+      PIP_NO_INDEX=1 PIP_DISABLE_PIP_VERSION_CHECK=1 "$out/venv-3.13t/bin/python" -m pip install \
+        -q --no-index "$pybin/$ft_wheel" >&2
+    log "python_bench --free-threaded: $ft_wheel in a venv of $ft_py"
+    (cd "$out" && venv-3.13t/bin/python "$OLDPWD/benchmarks/python_bench.py" --free-threaded \
+      "${quick_flag[@]}") >"$out/python_ft_bench.json"
+    py_json+=(--python-ft "$out/python_ft_bench.json")
+  fi
+else
+  log "python 3.13t: the wheels did not build; its rows skipped"
+fi
+
+if [[ $python_only == 1 ]]; then
+  python3 tools/bench_table.py "${py_json[@]}"
+else
+  python3 tools/bench_table.py "$out/tls_bench.json" "$out/table_bench.json" --extra "$extra" \
+    --runs "${churn_json[@]}" "${py_json[@]}"
+fi
