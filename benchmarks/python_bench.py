@@ -98,6 +98,42 @@ def quartiles(values):
     return q1, q2, q3
 
 
+def time_pairs(pairs, env, rounds, n, prefix="", each_round=None, note=lambda: ""):
+    """{prefix + "mine / theirs": {...}} for (name, mine, theirs) pairs timed
+    in ABBA rounds (thread CPU time): per pair, the median per-round ratio
+    with its quartiles and range, and each side's median ns. each_round(ns),
+    if given, runs first in every round; note() adds to each pair's log line."""
+    def ns(stmt):
+        return timeit.timeit(stmt, globals=env, number=n, timer=time.thread_time) / n * 1e9
+
+    samples = {name: ([], [], []) for name, _, _ in pairs}
+    for r in range(rounds):
+        if each_round is not None:
+            each_round(ns)
+        for name, mine, theirs in pairs:
+            # ABBA or BAAB: each side runs once early and once late in the round.
+            order = (mine, theirs, theirs, mine) if r % 2 == 0 else (theirs, mine, mine, theirs)
+            t = {mine: 0.0, theirs: 0.0}
+            for stmt in order:
+                t[stmt] += ns(stmt) / 2
+            a_ns, b_ns, ratios = samples[name]
+            a_ns.append(t[mine])
+            b_ns.append(t[theirs])
+            ratios.append(t[mine] / t[theirs])
+    out = {}
+    for name, mine, theirs in pairs:
+        a_ns, b_ns, ratios = samples[name]
+        q1, q2, q3 = quartiles(ratios)
+        out[f"{prefix}{mine} / {theirs}"] = {
+            "median": q2, "q1": q1, "q3": q3, "min": min(ratios), "max": max(ratios),
+            "rounds": rounds, "mine_ns": statistics.median(a_ns),
+            "theirs_ns": statistics.median(b_ns)}
+        print(f"python_bench: {prefix}{mine} {statistics.median(a_ns):.1f} ns, {theirs} "
+              f"{statistics.median(b_ns):.1f} ns: {q2:.3f}x (quartiles {q1:.3f}-{q3:.3f}, "
+              f"range {min(ratios):.3f}-{max(ratios):.3f}, {rounds} rounds{note()})", file=sys.stderr)
+    return out
+
+
 def time_floor_pairs(rounds, n):
     """{key: value} for the floor rows: per pair ("mine / theirs"), the median
     per-round ratio tls/floor with its quartiles and range, and each side's
@@ -108,35 +144,11 @@ def time_floor_pairs(rounds, n):
     tls.set("k", 1)
     tls_floor.set("k", 1)
 
-    def ns(stmt):
-        return timeit.timeit(stmt, globals=env, number=n, timer=time.thread_time) / n * 1e9
-
     loop = []
-    samples = {name: ([], [], []) for name, _, _ in FLOOR_PAIRS}  # tls ns, floor ns, ratios
-    for r in range(rounds):
-        loop.append(ns("pass"))
-        for name, mine, theirs in FLOOR_PAIRS:
-            # ABBA or BAAB: each side runs once early and once late in the round.
-            order = (mine, theirs, theirs, mine) if r % 2 == 0 else (theirs, mine, mine, theirs)
-            t = {mine: 0.0, theirs: 0.0}
-            for stmt in order:
-                t[stmt] += ns(stmt) / 2
-            a_ns, b_ns, ratios = samples[name]
-            a_ns.append(t[mine])
-            b_ns.append(t[theirs])
-            ratios.append(t[mine] / t[theirs])
-    out = {"empty timeit loop": statistics.median(loop)}
-    for name, mine, theirs in FLOOR_PAIRS:
-        a_ns, b_ns, ratios = samples[name]
-        q1, q2, q3 = quartiles(ratios)
-        out[f"{mine} / {theirs}"] = {
-            "median": q2, "q1": q1, "q3": q3, "min": min(ratios), "max": max(ratios),
-            "rounds": rounds, "mine_ns": statistics.median(a_ns),
-            "theirs_ns": statistics.median(b_ns)}
-        print(f"python_bench: {mine} {statistics.median(a_ns):.1f} ns, {theirs} "
-              f"{statistics.median(b_ns):.1f} ns: {q2:.3f}x (quartiles {q1:.3f}-{q3:.3f}, "
-              f"range {min(ratios):.3f}-{max(ratios):.3f}, {rounds} rounds; empty loop "
-              f"{out['empty timeit loop']:.1f} ns)", file=sys.stderr)
+    out = time_pairs(FLOOR_PAIRS, env, rounds, n,
+                     each_round=lambda ns: loop.append(ns("pass")),
+                     note=lambda: f"; empty loop {statistics.median(loop):.1f} ns")
+    out["empty timeit loop"] = statistics.median(loop)
     return out
 
 # Free-threaded rows (issue 18). Scaling pairs: (tls setup, tls statement,
@@ -264,37 +276,6 @@ def time_ft_scaling(rounds, run_seconds, pairs=FT_SCALING_PAIRS, env=None):
               f"thread 2T/1T {entry['mine_cpu_ratio']:.2f}x vs "
               f"{entry['theirs_cpu_ratio']:.2f}x; 1 thread's wall over CPU time "
               f"{entry['wall_over_cpu_1t']:.2f} (about 1 when nothing else runs)", file=sys.stderr)
-    return out
-
-
-def time_pairs(pairs, env, rounds, n, prefix=""):
-    """{prefix + "mine / theirs": {...}} for (name, mine, theirs) pairs timed
-    in ABBA rounds (thread CPU time), as time_floor_pairs does."""
-    def ns(stmt):
-        return timeit.timeit(stmt, globals=env, number=n, timer=time.thread_time) / n * 1e9
-
-    samples = {name: ([], [], []) for name, _, _ in pairs}
-    for r in range(rounds):
-        for name, mine, theirs in pairs:
-            order = (mine, theirs, theirs, mine) if r % 2 == 0 else (theirs, mine, mine, theirs)
-            t = {mine: 0.0, theirs: 0.0}
-            for stmt in order:
-                t[stmt] += ns(stmt) / 2
-            a_ns, b_ns, ratios = samples[name]
-            a_ns.append(t[mine])
-            b_ns.append(t[theirs])
-            ratios.append(t[mine] / t[theirs])
-    out = {}
-    for name, mine, theirs in pairs:
-        a_ns, b_ns, ratios = samples[name]
-        q1, q2, q3 = quartiles(ratios)
-        out[f"{prefix}{mine} / {theirs}"] = {
-            "median": q2, "q1": q1, "q3": q3, "min": min(ratios), "max": max(ratios),
-            "rounds": rounds, "mine_ns": statistics.median(a_ns),
-            "theirs_ns": statistics.median(b_ns)}
-        print(f"python_bench: {prefix}{mine} {statistics.median(a_ns):.1f} ns, {theirs} "
-              f"{statistics.median(b_ns):.1f} ns: {q2:.3f}x (quartiles {q1:.3f}-{q3:.3f}, "
-              f"range {min(ratios):.3f}-{max(ratios):.3f}, {rounds} rounds)", file=sys.stderr)
     return out
 
 
