@@ -69,32 +69,9 @@ done
 log() { echo "tools/tsan_python.sh: $*" >&2; }
 jobs=$(nproc)
 
-# apt with trixie's sources in a list, lists and cache of its own (as
-# tools/setup_platforms.sh's side_apt: trixie never enters the host's sources).
-side_apt() {
-  local dir=$cache/apt-trixie
-  mkdir -p "$dir/lists/partial" "$dir/archives/partial"
-  cat >"$dir/sources.list" <<EOF
-deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $mirror trixie main
-deb-src [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $mirror trixie main
-EOF
-  apt-get -qq -o Dir::Etc::sourcelist="$dir/sources.list" -o Dir::Etc::sourceparts=/dev/null \
-    -o Dir::State::Lists="$dir/lists" -o Dir::Cache="$dir" \
-    -o Dir::Cache::archives="$dir/archives" -o Acquire::Check-Valid-Until=false \
-    -o APT::Sandbox::User=root "$@"
-}
-
-host_packages() {
-  local missing=() p
-  for p in "$@"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-  done
-  if ((${#missing[@]})); then
-    log "installing ${missing[*]}"
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-  fi
-}
+# side_apt SUITE ARGS... and host_packages PKG... (shared with setup_platforms.sh)
+# shellcheck source=tools/debian_apt.sh
+source tools/debian_apt.sh
 
 # ---- 1. the TSan interpreter ------------------------------------------------
 build_interpreter() {
@@ -105,9 +82,9 @@ build_interpreter() {
   local src=$work/src
   rm -rf "$src"
   mkdir -p "$src"
-  [[ -n $(ls "$cache/apt-trixie/lists/"*Sources* 2>/dev/null) ]] || side_apt update
-  (cd "$src" && side_apt source --download-only python3.13 >/dev/null) ||
-    { side_apt update && (cd "$src" && side_apt source --download-only python3.13 >/dev/null); }
+  [[ -n $(ls "$cache/apt-trixie/lists/"*Sources* 2>/dev/null) ]] || side_apt trixie update
+  (cd "$src" && side_apt trixie source --download-only python3.13 >/dev/null) ||
+    { side_apt trixie update && (cd "$src" && side_apt trixie source --download-only python3.13 >/dev/null); }
   tar -C "$src" -xJf "$(ls "$src"/python3.13_*.orig.tar.xz)"
   local tree
   tree=$(find "$src" -maxdepth 1 -type d -name 'Python-3.13*' | head -1)
