@@ -67,6 +67,12 @@ chroot_mounts() {
     mkdir -p "$root$d"
     mountpoint -q "$root$d" || mount --bind "$d" "$root$d"
   done
+  # And this work tree wherever it was cloned (CI clones outside /work): the
+  # wheel tests and check_bzlmod.sh run in the chroot from inside it.
+  if [[ ! -d $root$PWD/.git && ! -f $root$PWD/.git ]]; then
+    mkdir -p "$root$PWD"
+    mount --bind "$PWD" "$root$PWD"
+  fi
 }
 
 # What the chroot holds besides debootstrap's base: the interpreters with venv,
@@ -110,7 +116,12 @@ setup_sid_pythons() {
   local root=$cache/sid out=$cache/sid-python xy
   for xy in 3.14 3.15; do
     local dest=$out/$xy
-    if [[ -x $dest/bin/run-in-chroot ]]; then continue; fi
+    if [[ -x $dest/bin/run-in-chroot ]]; then
+      # Kept current: a cache made by an older work tree gets today's wrapper.
+      sed "s|@ROOT@|$root|g" tools/run_in_chroot.sh | cmp -s - "$dest/bin/run-in-chroot" ||
+        sed "s|@ROOT@|$root|g" tools/run_in_chroot.sh >"$dest/bin/run-in-chroot"
+      continue
+    fi
     rm -rf "$dest"
     mkdir -p "$dest/include" "$dest/bin"
     cp -r "$root/usr/include/python$xy" "$dest/include/"
