@@ -11,6 +11,11 @@
 // when `tls::Set` inserts a new key. The hash is computed once, when the Key is
 // built.
 //
+// The hash is keyed by a per-process secret (internal/hash_secret.h), so keys
+// that come from outside (header names, user IDs) cannot be chosen to collide:
+// `Set` and `Find` stay O(1) whatever the keys. It differs from run to run, so
+// nothing may depend on a key's hash or on the order of a table's keys.
+//
 // Example:
 //   tls::Set("request_id", tls::MakeData(42));   // string key, no allocation to look up
 //   tls::Set(7, tls::MakeData(std::string("x"))); // integer key
@@ -27,6 +32,7 @@
 #include <string_view>
 
 #include "tls/internal/abi.h"
+#include "tls/internal/hash_secret.h"
 
 namespace tls::inline TLS_ABI_NAMESPACE {
 
@@ -50,8 +56,8 @@ inline uint64_t Load32(const char* p) noexcept {
   return v;
 }
 
-inline constexpr uint64_t kSeed0 = 0x9e3779b97f4a7c15ull;
-inline constexpr uint64_t kSeed1 = 0xd6e8feb86659fd93ull;
+// Public constants of the finishing step; the secret words are what an
+// attacker does not know (HashSecret).
 inline constexpr uint64_t kSeed2 = 0xa0761d6478bd642full;
 inline constexpr uint64_t kSeed3 = 0x9fb21c651e98df25ull;
 
@@ -82,21 +88,29 @@ struct ShortWords {
           0};
 }
 
-[[gnu::always_inline]] inline uint64_t HashWords(uint64_t a, uint64_t b, uint64_t seed) noexcept {
-  // The final Fold spreads every input bit over the low bits the table
-  // indexes with: without it sequential keys ("key0", "key1", ...) cluster at
-  // some table sizes (mean probes 1.9x a random hash's at 64 keys).
-  return Fold(Fold(a ^ kSeed1, b ^ seed) ^ kSeed2, kSeed3);
+// The secret words are xored into both factors of the first multiply, so no
+// key can zero it (a word equal to a public seed once did, and the product
+// then ignored the other word: issue 19). The final Fold spreads every input
+// bit over the low bits the table indexes with: without it sequential keys
+// ("key0", "key1", ...) cluster at some table sizes (mean probes 1.9x a
+// random hash's at 64 keys).
+[[gnu::always_inline]] inline uint64_t HashWords(uint64_t a, uint64_t b, uint64_t chain,
+                                                 HashSecret k) noexcept {
+  return Fold(Fold(a ^ k.k0, b ^ chain) ^ kSeed2, kSeed3);
 }
 
 // Strings over 16 bytes: out of line, so the inline Key constructor stays
 // small where the length is not known at compile time.
+// Each 16-byte block is folded into a chain that starts from the secret, so
+// the chain after any prefix is unknown too: no two prefixes can be built to
+// meet, and collisions cannot be multiplied block by block.
 [[gnu::noinline]] inline uint64_t HashLongBytes(const char* p, size_t n) noexcept {
-  uint64_t seed = kSeed0 ^ n;
+  const HashSecret k = LoadHashSecret();
+  uint64_t chain = k.k1 ^ n;
   for (size_t i = 0; i + 16 < n; i += 16) {
-    seed = Fold(Load64(p + i) ^ kSeed1, Load64(p + i + 8) ^ seed);
+    chain = Fold(Load64(p + i) ^ k.k0, Load64(p + i + 8) ^ chain) + chain;
   }
-  return HashWords(Load64(p + n - 16), Load64(p + n - 8), seed);
+  return HashWords(Load64(p + n - 16), Load64(p + n - 8), chain, k);
 }
 
 // Any integer type but bool (Key(bool) is deleted below).
@@ -105,8 +119,10 @@ concept IntegerKey = std::integral<I> && !std::same_as<I, bool>;
 
 // One multiply: sequential integers stay apart in the low bits (measured: no
 // clustering at any table size; benchmarks/table_bench.cc).
-inline uint64_t HashInteger(uint64_t bits, uint8_t tag) noexcept {
-  return Fold(bits ^ kSeed1, kSeed0 ^ tag);
+// Keyed like strings: a table of IDs chosen by a client cannot be flooded.
+[[gnu::always_inline]] inline uint64_t HashInteger(uint64_t bits, uint8_t tag) noexcept {
+  const HashSecret k = LoadHashSecret();
+  return Fold(bits ^ k.k0, k.k1 ^ tag);
 }
 
 }  // namespace internal
@@ -116,14 +132,16 @@ class Key {
   enum class Kind : uint8_t { kString = 1, kInteger = 2 };
 
   // String keys. Views the text; nothing is copied.
-  // Inline, so a literal's hash and words are computed at compile time.
+  // Inline, so a literal's words are computed at compile time, and its hash is
+  // two multiplies with the secret.
   [[gnu::always_inline]] Key(std::string_view s) noexcept  // NOLINT(google-explicit-constructor)
       : text_(s.data()), bits_(s.size()), tag_(kTagString) {
     if (s.size() <= internal::kShortKeyBytes) {
       const internal::ShortWords w = internal::ShortKeyWords(s.data(), s.size());
       word0_ = w.a;
       word1_ = w.b;
-      hash_ = Stamp(internal::HashWords(w.a, w.b, internal::kSeed0 ^ s.size()),
+      const internal::HashSecret k = internal::LoadHashSecret();
+      hash_ = Stamp(internal::HashWords(w.a, w.b, k.k1 ^ s.size(), k),
                     internal::kStampShortString | s.size());
     } else {
       hash_ = Stamp(internal::HashLongBytes(s.data(), s.size()), internal::kStampLongString);

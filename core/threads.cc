@@ -1,6 +1,8 @@
 // Introspection (core/threads.h): walks the registry of stubs (registry.h).
 #include "tls/threads.h"
 
+#include <algorithm>
+
 #include <atomic>
 #include <functional>
 #include <string>
@@ -44,6 +46,9 @@ std::vector<ThreadReport> ListThreads() {
     report.bytes = StubBytes(stub);
     reports.push_back(std::move(report));
   });
+  // Sorted outside the walk (it holds the registry): a table's order follows
+  // the keyed hash, which differs from run to run (key.h).
+  for (ThreadReport& report : reports) std::sort(report.keys.begin(), report.keys.end());
   return reports;
 }
 

@@ -10,8 +10,8 @@ METADATA follows core metadata 2.1. The long description is
 it cannot drift from the README. --license-file goes into the .dist-info.
 
 Example:
-  build_wheel.py --out tls-0.2.0-cp311-cp311-manylinux_2_34_x86_64.whl --name tls \
-      --version 0.2.0 --tag cp311-cp311-manylinux_2_34_x86_64 \
+  build_wheel.py --out tls-0.3.0-cp311-cp311-manylinux_2_34_x86_64.whl --name tls \
+      --version 0.3.0 --tag cp311-cp311-manylinux_2_34_x86_64 \
       --classifier "Typing :: Typed" --readme README.md --readme-section "Use it from Python" \
       --file tls/__init__.py=python/tls/__init__.py ...
 """

@@ -63,7 +63,7 @@ class WheelContentsTest(unittest.TestCase):
         return zf.read("tls/_tls" + suffix)
 
     def metadata(self, zf):
-        return email.parser.Parser().parsestr(zf.read("tls-0.2.0.dist-info/METADATA").decode())
+        return email.parser.Parser().parsestr(zf.read("tls-0.3.0.dist-info/METADATA").decode())
 
     def test_one_wheel_per_interpreter_and_the_default_is_this_one(self):
         tags = [NAME.fullmatch(os.path.basename(w)).group(2) for w in WHEELS]
@@ -75,9 +75,9 @@ class WheelContentsTest(unittest.TestCase):
     def test_file_name_and_wheel_tag_agree(self):
         for path, zf in self.wheels():
             match = NAME.fullmatch(os.path.basename(path))
-            self.assertIsNotNone(match, "name is tls-0.2.0-cpXY-cpXY[t]-manylinux_2_N_x86_64.whl")
+            self.assertIsNotNone(match, "name is tls-0.3.0-cpXY-cpXY[t]-manylinux_2_N_x86_64.whl")
             self.assertEqual(match.group(1), match.group(2).rstrip("t"))
-            wheel = zf.read("tls-0.2.0.dist-info/WHEEL").decode()
+            wheel = zf.read("tls-0.3.0.dist-info/WHEEL").decode()
             self.assertIn("Root-Is-Purelib: false", wheel)
             self.assertIn("Tag: " + "-".join(match.groups()), wheel)
 
@@ -104,8 +104,8 @@ class WheelContentsTest(unittest.TestCase):
         for path, zf in self.wheels():
             names = set(zf.namelist())
             for required in ("METADATA", "WHEEL", "RECORD", "top_level.txt", "LICENSE"):
-                self.assertIn("tls-0.2.0.dist-info/" + required, names)
-            record = list(csv.reader(io.StringIO(zf.read("tls-0.2.0.dist-info/RECORD").decode())))
+                self.assertIn("tls-0.3.0.dist-info/" + required, names)
+            record = list(csv.reader(io.StringIO(zf.read("tls-0.3.0.dist-info/RECORD").decode())))
             self.assertEqual({row[0] for row in record}, names)
             for name, digest, size in record:
                 if name.endswith("RECORD"):
@@ -131,7 +131,7 @@ class WheelContentsTest(unittest.TestCase):
             meta = self.metadata(zf)
             self.assertEqual(meta["Metadata-Version"], "2.1")
             self.assertEqual(meta["License"], "MIT")
-            self.assertIn("MIT License", zf.read("tls-0.2.0.dist-info/LICENSE").decode())
+            self.assertIn("MIT License", zf.read("tls-0.3.0.dist-info/LICENSE").decode())
             classifiers = meta.get_all("Classifier")
             for c in ("Typing :: Typed", "Operating System :: POSIX :: Linux",
                       "License :: OSI Approved :: MIT License"):
