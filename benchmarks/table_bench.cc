@@ -5,6 +5,7 @@
 //
 //   table_bench probes [MAX_N]   probe lengths: key=value lines (below)
 //   table_bench memory [MAX_N]   heap bytes per key: key=value lines
+//   table_bench flood [N]        crafted vs random keys, timed (below)
 //   table_bench lines N LOOKUPS find|keys|load
 //                                a workload to run under cachegrind (below)
 //   table_bench [--table_keys=N] [--benchmark_*]
@@ -39,6 +40,13 @@
 // made on the stack, not read from a precomputed array: cachegrind simulates
 // no prefetcher, so even a sequential key array would add its own misses.
 //
+// flood: the hash-flooding comparison of issue 19, through the public API.
+// N (50,000) keys built to collide under the hash's old public constants
+// (the first 8 bytes equal kSeed1, the digits of i after them: one 64-bit
+// hash for all before the secret), against N random 16-byte keys: the time
+// to tls::Set all N then tls::Find each, then tls::Reset, in ABBA rounds, the
+// median round of each. Prints flood.crafted_ns_per_key, flood.random_ns_per_key.
+//
 // Google Benchmark, at N = 1,000,000 keys (--table_keys), the store of the
 // main thread holding "key0".."key{N-1}":
 //   BM_Tls_FindIndependentAtN   tls::Find of random keys, each lookup
@@ -65,6 +73,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -423,6 +432,55 @@ void RegisterAll(int n) {
   }
 }
 
+std::vector<std::string> FloodKeys(size_t n, bool crafted) {
+  std::vector<std::string> keys;
+  constexpr uint64_t kOldPublicSeed1 = 0xd6e8feb86659fd93ull;
+  std::mt19937_64 random(42);
+  for (size_t i = 0; i < n; ++i) {
+    char text[17];
+    if (crafted) {
+      std::memcpy(text, &kOldPublicSeed1, 8);
+      std::snprintf(text + 8, 9, "%08zu", i % 100000000);
+    } else {
+      for (char& c : text) c = static_cast<char>('a' + random() % 26);
+    }
+    keys.emplace_back(text, 16);
+  }
+  return keys;
+}
+
+// Seconds to Set all keys, Find each, and Reset.
+double SetFindReset(const std::vector<std::string>& keys) {
+  const tls::Data d = tls::MakeData(1);
+  const auto start = std::chrono::steady_clock::now();
+  for (const std::string& k : keys) tls::Set(k, d);
+  size_t found = 0;
+  for (const std::string& k : keys) found += tls::Find(k) != nullptr;
+  tls::Reset();
+  const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  if (found != keys.size()) std::abort();
+  return s;
+}
+
+int Flood(size_t n) {
+  const std::vector<std::string> crafted = FloodKeys(n, true), random = FloodKeys(n, false);
+  std::vector<double> a, b;
+  SetFindReset(random);  // warm the allocator
+  for (int round = 0; round < 10; ++round) {
+    const bool crafted_first = round % 4 == 0 || round % 4 == 3;  // ABBA
+    if (crafted_first) a.push_back(SetFindReset(crafted));
+    b.push_back(SetFindReset(random));
+    if (!crafted_first) a.push_back(SetFindReset(crafted));
+  }
+  auto median = [](std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    return v[v.size() / 2];
+  };
+  std::printf("flood.keys %zu\nflood.crafted_ns_per_key %.2f\nflood.random_ns_per_key %.2f\n", n,
+              median(a) * 1e9 / double(n), median(b) * 1e9 / double(n));
+  return 0;
+}
+
 size_t ArgOr(int argc, char** argv, int i, size_t fallback) {
   return argc > i ? std::strtoull(argv[i], nullptr, 10) : fallback;
 }
@@ -433,6 +491,7 @@ int main(int argc, char** argv) {
   const std::string_view mode = argc > 1 ? argv[1] : "";
   if (mode == "probes") return Probes(ArgOr(argc, argv, 2, 1 << 20));
   if (mode == "memory") return Memory(ArgOr(argc, argv, 2, 1000000));
+  if (mode == "flood") return Flood(ArgOr(argc, argv, 2, 50000));
   if (mode == "lines") {
     if (argc != 5) {
       std::fprintf(stderr, "usage: %s lines N LOOKUPS find|keys|load\n", argv[0]);

@@ -405,6 +405,13 @@ def table_rows(extra):
                          "random hash averages at the same load (the hash's own clustering)",
                          f"{vs:.2f}× at N = {vs_n:,.0f}", "1.00×", f"{vs:.2f}×",
                          "≤ 1.2×" if target else "—", met(vs <= 1.2) if target else ""))
+    crafted, random = extra.get("flood.crafted_ns_per_key"), extra.get("flood.random_ns_per_key")
+    measure = ("hash flooding: `tls::Set` + `tls::Find` of 50,000 keys crafted to share one hash "
+               "under the old public seeds (tls) vs 50,000 random 16-byte keys (peer), per key "
+               "(table_bench flood)")
+    rows.append(not_run(measure, crafted, random, "≤ 2×") if crafted is None or random is None else
+                (measure, f"{crafted:.1f} ns", f"{random:.1f} ns", f"{crafted / random:.2f}×",
+                 "≤ 2×", met(crafted <= 2 * random)))
     for key, label in [("table_bytes_per_key.1000000", "the table's heap block (`block_bytes`)"),
                        ("store_bytes_per_key.1000000", "a thread's store through the API "
                         "(`GetStats().bytes` / values)")]:

@@ -78,6 +78,10 @@ log "table_bench: $reps repetitions, interleaved"
 log "table_bench probes, memory"
 "$bin/table_bench" probes >>"$extra"
 "$bin/table_bench" memory >>"$extra"
+# Hash flooding (issue 19): 50,000 keys crafted against the old public seeds
+# vs random keys, Set + Find + Reset, timed in ABBA rounds.
+log "table_bench flood"
+"$bin/table_bench" flood >>"$extra"
 
 # 2. RSS per live thread (64 KiB stacks), each mode in its own process, the
 #    median of 3 runs. value_without_registry: one value, on the engine built

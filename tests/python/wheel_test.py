@@ -43,7 +43,10 @@ CHECK = textwrap.dedent("""
 
 
 # Interpreter tag, ABI tag (cp313t for the free-threaded 3.13), platform.
-NAME = re.compile(r"tls-0\.2\.0-(cp3\d+)-(cp3\d+t?)-(manylinux_2_\d+_x86_64)\.whl")
+VERSION = "0.3.0"  # python/BUILD's
+DIST_INFO = f"tls-{VERSION}.dist-info/"
+NAME = re.compile("tls-" + re.escape(VERSION) +
+                  r"-(cp3\d+)-(cp3\d+t?)-(manylinux_2_\d+_x86_64)\.whl")
 
 
 class WheelContentsTest(unittest.TestCase):
@@ -63,7 +66,7 @@ class WheelContentsTest(unittest.TestCase):
         return zf.read("tls/_tls" + suffix)
 
     def metadata(self, zf):
-        return email.parser.Parser().parsestr(zf.read("tls-0.3.0.dist-info/METADATA").decode())
+        return email.parser.Parser().parsestr(zf.read(DIST_INFO + "METADATA").decode())
 
     def test_one_wheel_per_interpreter_and_the_default_is_this_one(self):
         tags = [NAME.fullmatch(os.path.basename(w)).group(2) for w in WHEELS]
@@ -75,9 +78,9 @@ class WheelContentsTest(unittest.TestCase):
     def test_file_name_and_wheel_tag_agree(self):
         for path, zf in self.wheels():
             match = NAME.fullmatch(os.path.basename(path))
-            self.assertIsNotNone(match, "name is tls-0.3.0-cpXY-cpXY[t]-manylinux_2_N_x86_64.whl")
+            self.assertIsNotNone(match, f"name is tls-{VERSION}-cpXY-cpXY[t]-manylinux_2_N_x86_64.whl")
             self.assertEqual(match.group(1), match.group(2).rstrip("t"))
-            wheel = zf.read("tls-0.3.0.dist-info/WHEEL").decode()
+            wheel = zf.read(DIST_INFO + "WHEEL").decode()
             self.assertIn("Root-Is-Purelib: false", wheel)
             self.assertIn("Tag: " + "-".join(match.groups()), wheel)
 
@@ -104,8 +107,8 @@ class WheelContentsTest(unittest.TestCase):
         for path, zf in self.wheels():
             names = set(zf.namelist())
             for required in ("METADATA", "WHEEL", "RECORD", "top_level.txt", "LICENSE"):
-                self.assertIn("tls-0.3.0.dist-info/" + required, names)
-            record = list(csv.reader(io.StringIO(zf.read("tls-0.3.0.dist-info/RECORD").decode())))
+                self.assertIn(DIST_INFO + required, names)
+            record = list(csv.reader(io.StringIO(zf.read(DIST_INFO + "RECORD").decode())))
             self.assertEqual({row[0] for row in record}, names)
             for name, digest, size in record:
                 if name.endswith("RECORD"):
@@ -131,7 +134,7 @@ class WheelContentsTest(unittest.TestCase):
             meta = self.metadata(zf)
             self.assertEqual(meta["Metadata-Version"], "2.1")
             self.assertEqual(meta["License"], "MIT")
-            self.assertIn("MIT License", zf.read("tls-0.3.0.dist-info/LICENSE").decode())
+            self.assertIn("MIT License", zf.read(DIST_INFO + "LICENSE").decode())
             classifiers = meta.get_all("Classifier")
             for c in ("Typing :: Typed", "Operating System :: POSIX :: Linux",
                       "License :: OSI Approved :: MIT License"):
