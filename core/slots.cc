@@ -8,6 +8,7 @@
 #include <utility>
 
 #include "core/internal/registry.h"
+#include "core/internal/slot_retirements.h"
 #include "core/internal/stub.h"
 #include "tls/internal/abi.h"
 #include "tls/internal/slot_ops.h"
@@ -15,8 +16,19 @@
 namespace tls::inline TLS_ABI_NAMESPACE::internal {
 namespace {
 std::atomic<size_t> g_next_slot{0};
-// Every SlotRetirement made, so that they stay reachable (they are never freed).
-constinit std::atomic<SlotRetirement*> g_retirements{nullptr};
+// Every SlotRetirement not yet freed, newest first (slot_retirements.h). The
+// lock is taken when a Slot with a retire function is made or destroyed, and
+// at unload: never on a store, a get or a walk.
+constinit std::mutex g_retirements_lock;
+constinit SlotRetirement* g_retirements = nullptr;
+// Set once the registry was freed (FreeEndedSlotRetirements): a Slot ending
+// after that frees its own record if still no stub exists.
+constinit bool g_retirements_unowned = false;
+
+void Unlink(SlotRetirement* r) noexcept {
+  (r->prev ? r->prev->next : g_retirements) = r->next;
+  if (r->next) r->next->prev = r->prev;
+}
 
 // In a fork child only the forking thread exists. A retire lock that another
 // thread held at the fork (inside a walk of the Slot, a retire, Serialized:
@@ -26,8 +38,8 @@ constinit std::atomic<SlotRetirement*> g_retirements{nullptr};
 // mutex checks its owner's thread id, which the child's thread does not
 // keep). So the child starts every lock afresh.
 void ResetRetirementLocksInForkChild() noexcept {
-  for (SlotRetirement* r = g_retirements.load(std::memory_order_relaxed); r != nullptr;
-       r = r->next) {
+  new (&g_retirements_lock) std::mutex();
+  for (SlotRetirement* r = g_retirements; r != nullptr; r = r->next) {
     new (&r->lock) std::recursive_mutex();
   }
 }
@@ -71,14 +83,14 @@ bool SlotStore(size_t index, void* value, const SlotOps* ops) {
 
 SlotRetirement* NewSlotRetirement(const SlotOps& ops, std::function<void(void*)> retire) {
   RegisterForkReset();
-  auto* retirement = new SlotRetirement();  // never freed: see slot_ops.h
+  auto* retirement = new SlotRetirement();  // freed: slot_retirements.h
   retirement->ops = ops;
   retirement->ops.retirement = retirement;
   retirement->retire = std::move(retire);
-  retirement->next = g_retirements.load(std::memory_order_relaxed);
-  while (!g_retirements.compare_exchange_weak(retirement->next, retirement,
-                                              std::memory_order_release)) {
-  }
+  std::lock_guard<std::mutex> hold(g_retirements_lock);
+  retirement->next = g_retirements;
+  if (g_retirements) g_retirements->prev = retirement;
+  g_retirements = retirement;
   return retirement;
 }
 
@@ -88,7 +100,28 @@ void EndSlotRetirement(SlotRetirement* retirement) noexcept {
     std::lock_guard<std::recursive_mutex> hold(retirement->lock);
     retire.swap(retirement->retire);
   }
-  // `retire` (and what it captured) is destroyed here, outside the lock.
+  {
+    std::lock_guard<std::mutex> hold(g_retirements_lock);
+    retirement->ended = true;
+    if (g_retirements_unowned && RegistryIsEmpty()) {
+      Unlink(retirement);
+      delete retirement;
+    }
+  }
+  // `retire` (and what it captured) is destroyed here, outside the locks.
+}
+
+void FreeEndedSlotRetirements() noexcept {
+  std::lock_guard<std::mutex> hold(g_retirements_lock);
+  g_retirements_unowned = true;
+  for (SlotRetirement* r = g_retirements; r != nullptr;) {
+    SlotRetirement* next = r->next;
+    if (r->ended) {
+      Unlink(r);
+      delete r;
+    }
+    r = next;
+  }
 }
 
 void SlotForEachThread(size_t index, SlotRetirement* retirement, bool batched, SlotVisit visit,

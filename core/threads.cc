@@ -2,7 +2,6 @@
 #include "tls/threads.h"
 
 #include <algorithm>
-
 #include <atomic>
 #include <functional>
 #include <string>

@@ -42,12 +42,14 @@ void RandomWords(uint64_t out[2]) noexcept {
   }
   if (got == 16) return;
   uint64_t at_random[2] = {0, 0};
-  if (const auto* p = reinterpret_cast<const void*>(getauxval(AT_RANDOM))) {
-    std::memcpy(at_random, p, 16);
-  }
+  // getauxval gives the kernel's address as an integer.
+  const uintptr_t at = getauxval(AT_RANDOM);
+  // NOLINTNEXTLINE(performance-no-int-to-ptr)
+  if (at != 0) std::memcpy(at_random, reinterpret_cast<const void*>(at), 16);
   timespec ts{};
   clock_gettime(CLOCK_MONOTONIC, &ts);
-  const uint64_t salt = static_cast<uint64_t>(ts.tv_nsec) ^ (static_cast<uint64_t>(ts.tv_sec) << 30) ^
+  const uint64_t salt = static_cast<uint64_t>(ts.tv_nsec) ^
+                        (static_cast<uint64_t>(ts.tv_sec) << 30) ^
                         reinterpret_cast<uintptr_t>(&got);
   out[0] = Mix(at_random[0] ^ salt);
   out[1] = Mix(at_random[1] ^ Mix(salt));

@@ -38,7 +38,8 @@ TLS_API HashSecret DrawHashSecret() noexcept;
 // The secret: two loads and a branch that is taken once per process.
 [[gnu::always_inline]] inline HashSecret LoadHashSecret() noexcept {
   const uint64_t k0 = g_hash_secret_k0.load(std::memory_order_acquire);
-  if (k0 == 0) [[unlikely]] return DrawHashSecret();
+  if (k0 == 0) [[unlikely]]
+    return DrawHashSecret();
   return {k0, g_hash_secret_k1.load(std::memory_order_relaxed)};
 }
 

@@ -21,13 +21,17 @@ struct SlotOps {
 };
 
 // What a Slot made with a retire function shares with the engine. Allocated
-// once per such Slot and never freed: the cells of threads that outlive the
-// Slot still point at `ops`. ~Slot empties `retire` under `lock`.
+// once per such Slot and kept past it while any cell may point at `ops` (the
+// cells of threads that outlive the Slot): freed once no stub exists
+// (core/internal/slot_retirements.h). ~Slot empties `retire` under `lock`.
 struct SlotRetirement {
   SlotOps ops;
   std::recursive_mutex lock;          // held by each retire call and each walk of the slot
   std::function<void(void*)> retire;  // empty once the Slot is gone
-  SlotRetirement* next = nullptr;     // the one made before (slots.cc keeps them all)
+  // The engine's list of every record (slots.cc), under its lock.
+  SlotRetirement* prev = nullptr;
+  SlotRetirement* next = nullptr;
+  bool ended = false;  // the Slot is gone
 };
 
 TLS_API SlotRetirement* NewSlotRetirement(const SlotOps& ops, std::function<void(void*)> retire);

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "tls/counter.h"
 #include "tls/threads.h"
 #include "tls/tls.h"
 
@@ -47,6 +48,17 @@ struct SlotValue {
 };
 tls::Slot<SlotValue> g_slot;
 
+// A Counter (a Slot with a retire function) and a retiring Slot of its own:
+// each gets an engine record that must go when the plugin unloads (issue 19:
+// it leaked 104 bytes per cycle).
+tls::Counter g_counter;
+struct CounterProbe {
+  ~CounterProbe() {
+    if (TlsPluginRecord* r = g_record.load()) r->counter_total.store(g_counter.Read());
+  }
+} g_counter_probe;  // constructed after g_counter, so destroyed before it
+tls::Slot<int> g_retiring_slot([](int&) { Count(&TlsPluginRecord::retires); });
+
 // Uses tls from its destructor. Registered (at first use) before the
 // engine's own thread_local hook, it is destroyed after the exit sequence.
 struct LateUser {
@@ -79,6 +91,8 @@ uint64_t tls_plugin_use(int values) {
     Count(v && !v->closed() ? &TlsPluginRecord::handlers : &TlsPluginRecord::handler_misses);
   });
   g_slot.Emplace();
+  g_counter.Add(1);
+  g_retiring_slot.Emplace(values);
   return tls::ID();
 }
 

@@ -14,13 +14,15 @@
 extern "C" {
 
 struct TlsPluginRecord {
-  std::atomic<int> handlers{0};        // AtExit handlers run that saw their value
-  std::atomic<int> handler_misses{0};  // AtExit handlers run that did not
-  std::atomic<int> closes{0};          // keyed values closed
-  std::atomic<int> slot_closes{0};     // Slot values closed
-  std::atomic<int> late_handlers{0};   // handlers of stubs made after the exit sequence
-  std::atomic<int> late_closes{0};     // values of such stubs closed
-  std::atomic<int> unloads{0};         // the plugin's static destructors ran
+  std::atomic<int> handlers{0};         // AtExit handlers run that saw their value
+  std::atomic<int> handler_misses{0};   // AtExit handlers run that did not
+  std::atomic<int> closes{0};           // keyed values closed
+  std::atomic<int> slot_closes{0};      // Slot values closed
+  std::atomic<int> retires{0};          // values of the retiring Slot retired
+  std::atomic<long> counter_total{-1};  // the plugin's Counter, read as it unloads
+  std::atomic<int> late_handlers{0};    // handlers of stubs made after the exit sequence
+  std::atomic<int> late_closes{0};      // values of such stubs closed
+  std::atomic<int> unloads{0};          // the plugin's static destructors ran
   // Written by the plugin's last static destructor, after the engine's own
   // (the stub cache's, which frees the registry of stubs if no thread holds
   // one): how many stubs the plugin's registry still had (0: it was freed).

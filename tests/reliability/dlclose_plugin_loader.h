@@ -140,13 +140,14 @@ inline void DetachRecordIfLoaded(const std::string& path) {
 }
 
 inline std::string Counts(const TlsPluginRecord& r) {
-  char buf[240];
+  char buf[320];
   std::snprintf(buf, sizeof buf,
-                "handlers=%d misses=%d closes=%d slot_closes=%d late_handlers=%d "
-                "late_closes=%d unloads=%d registry_checks=%d registry_left=%ld",
+                "handlers=%d misses=%d closes=%d slot_closes=%d retires=%d counter_total=%ld "
+                "late_handlers=%d late_closes=%d unloads=%d registry_checks=%d registry_left=%ld",
                 r.handlers.load(), r.handler_misses.load(), r.closes.load(), r.slot_closes.load(),
-                r.late_handlers.load(), r.late_closes.load(), r.unloads.load(),
-                r.registry_checks.load(), r.registry_left.load());
+                r.retires.load(), r.counter_total.load(), r.late_handlers.load(),
+                r.late_closes.load(), r.unloads.load(), r.registry_checks.load(),
+                r.registry_left.load());
   return buf;
 }
 
