@@ -7,6 +7,7 @@ thread_cost_without_registry=$3
 churn_bench=$4
 churn_bench_without_registry=$5
 table_bench=$6
+reset_bench=$7
 
 # The 1,000,000-key cases take most of a second to fill, and the 1,000 parked
 # threads of the Read cases are started for every timing pass; the rest is quick.
@@ -32,4 +33,8 @@ for mode in keys find load; do
 done
 out=$("$table_bench" --table_keys=4096 --benchmark_min_time=0.0001)
 grep -q '^BM_Tls_FindDependentAtN/keys:4096 ' <<<"$out"
+out=$("$table_bench" flood 2000)
+grep -q '^flood.crafted_ns_per_key ' <<<"$out"
+out=$("$reset_bench" 1000 2)
+grep -q '^reset.last_ns ' <<<"$out"
 echo "PASS"

@@ -412,6 +412,13 @@ def table_rows(extra):
     rows.append(not_run(measure, crafted, random, "≤ 2×") if crafted is None or random is None else
                 (measure, f"{crafted:.1f} ns", f"{random:.1f} ns", f"{crafted / random:.2f}×",
                  "≤ 2×", met(crafted <= 2 * random)))
+    first, last = extra.get("reset.first_ns"), extra.get("reset.last_ns")
+    measure = ("`Counter::Add` + `tls::Reset` on a fresh thread: a Counter made after 100,000 "
+               "others (tls) vs one made first (peer); a thread's slot array is as long as the "
+               "highest Slot index it stored at (reset_bench)")
+    rows.append(not_run(measure, last, first, "—") if first is None or last is None else
+                (measure, fmt_ns(last), fmt_ns(first), f"{last / first:,.0f}×", "—",
+                 "known: the Slots-as-objects issue"))
     for key, label in [("table_bytes_per_key.1000000", "the table's heap block (`block_bytes`)"),
                        ("store_bytes_per_key.1000000", "a thread's store through the API "
                         "(`GetStats().bytes` / values)")]:

@@ -47,7 +47,7 @@ if [[ $python_only == 0 ]]; then
 log "building (--config=bench)"
 "${bazel[@]}" build "${build_flags[@]}" //benchmarks:tls_bench //benchmarks:thread_cost \
   //benchmarks:thread_cost_without_registry //benchmarks:churn_bench \
-  //benchmarks:churn_bench_without_registry //benchmarks:table_bench >&2
+  //benchmarks:churn_bench_without_registry //benchmarks:table_bench //benchmarks:reset_bench >&2
 bin=$("${bazel[@]}" info "${build_flags[@]}" bazel-bin 2>/dev/null)/benchmarks
 
 # 1. Google Benchmark: the engine and every peer in one process.
@@ -82,6 +82,9 @@ log "table_bench probes, memory"
 # vs random keys, Set + Find + Reset, timed in ABBA rounds.
 log "table_bench flood"
 "$bin/table_bench" flood >>"$extra"
+# Add + Reset on a Counter made after 100,000 others vs one made first (issue 19).
+log "reset_bench"
+"$bin/reset_bench" >>"$extra"
 
 # 2. RSS per live thread (64 KiB stacks), each mode in its own process, the
 #    median of 3 runs. value_without_registry: one value, on the engine built

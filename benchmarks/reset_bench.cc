@@ -1,0 +1,75 @@
+// File: benchmarks/reset_bench.cc
+//
+// What `Add` + `tls::Reset` costs on a Counter made after many others (issue
+// 19, part 4). counter.h gives Reset as the remedy when a Counter dies before
+// its threads; but a thread's slot array is indexed by Slot index, which is
+// never reused, so a store at index N makes the array N cells long (16 bytes
+// each), Reset walks and drops the whole array, and the next store allocates
+// and zero-fills it again.
+//
+//   reset_bench [SLOTS] [ROUNDS]
+//
+// One Counter is made first (index 0 or so), then SLOTS (default 100,000)
+// others, then one more (index SLOTS). Two threads, each new, run one after
+// the other in ABBA rounds (ROUNDS, default 6), each timing 200 iterations of
+// { counter.Add(1); tls::Reset(); }: `first` on the first Counter, `last` on
+// the last. Prints "name value" lines (tools/run_benchmarks.sh's extra file):
+// reset.slots, reset.first_ns, reset.last_ns (medians of the per-round mean).
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <memory>
+#include <thread>
+#include <vector>
+
+#include "tls/counter.h"
+#include "tls/tls.h"
+
+namespace {
+
+constexpr int kIterations = 200;
+
+double TimeAddReset(tls::Counter& counter) {
+  double ns = 0;
+  std::thread t([&] {
+    const int64_t before = counter.Read();
+    const auto start = std::chrono::steady_clock::now();
+    for (int i = 0; i < kIterations; ++i) {
+      counter.Add(1);
+      tls::Reset();
+    }
+    ns = std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - start).count() /
+         kIterations;
+    if (counter.Read() != before + kIterations) std::abort();
+  });
+  t.join();
+  return ns;
+}
+
+double Median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const size_t slots = argc > 1 ? std::strtoull(argv[1], nullptr, 10) : 100000;
+  const int rounds = argc > 2 ? std::atoi(argv[2]) : 6;
+  tls::Counter first;
+  std::vector<std::unique_ptr<tls::Counter>> others(slots);
+  for (auto& c : others) c = std::make_unique<tls::Counter>();
+  tls::Counter last;
+  std::vector<double> first_ns, last_ns;
+  for (int r = 0; r < rounds; ++r) {
+    const bool first_first = r % 4 == 0 || r % 4 == 3;  // ABBA
+    if (first_first) first_ns.push_back(TimeAddReset(first));
+    last_ns.push_back(TimeAddReset(last));
+    if (!first_first) first_ns.push_back(TimeAddReset(first));
+  }
+  std::printf("reset.slots %zu\nreset.first_ns %.1f\nreset.last_ns %.1f\n", slots,
+              Median(first_ns), Median(last_ns));
+  return 0;
+}
