@@ -5,6 +5,7 @@
 #include <atomic>
 #include <mutex>
 #include <new>
+#include <stdexcept>
 #include <utility>
 
 #include "core/internal/registry.h"
@@ -53,6 +54,10 @@ void RegisterForkReset() noexcept {
 }
 }  // namespace
 
+void SlotArray::ThrowTooManySlots() {
+  throw std::length_error("tls::Slot: over 4 billion Slots made (indexes are never reused)");
+}
+
 size_t NewSlotIndex() noexcept { return g_next_slot.fetch_add(1, std::memory_order_relaxed); }
 
 void* SlotGet(size_t index) noexcept {
@@ -71,8 +76,9 @@ bool SlotStore(size_t index, void* value, const SlotOps* ops) {
   SlotCell old;
   {
     OwnerWriteSection write(*stub, StubPart::kSlots);
-    if (index >= stub->slots.size()) {
-      stub->slots.resize(std::max(index + 1, stub->slots.size() * 2));
+    if (value != nullptr) {
+      stub->slots.Reserve(index);  // may throw: nothing changed
+      stub->slots.NoteUsed(index);
     }
     old = std::exchange(stub->slots[index], SlotCell{value, ops});
   }

@@ -28,7 +28,7 @@ size_t StubBytes(const Stub& stub) noexcept {
 
 size_t SlotValues(const Stub& stub) noexcept {
   size_t n = 0;
-  for (const internal::SlotCell& cell : stub.slots) n += cell.value != nullptr;
+  stub.slots.ForEachUsed([&n](const internal::SlotCell& cell) { n += cell.value != nullptr; });
   return n;
 }
 

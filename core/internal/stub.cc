@@ -22,18 +22,17 @@ std::atomic<uint64_t> g_last_id{0};
 }  // namespace
 
 Stub::~Stub() {
-  for (SlotCell& cell : slots) {
+  slots.ForEachUsed([](SlotCell& cell) {
     if (cell.value != nullptr) cell.ops->destroy(cell.value);
-  }
+  });
 }
 
 void StubReleaser::operator()(Stub* stub) const noexcept { ReleaseStub(stub); }
 
 bool Stub::HasSlotValues() const noexcept {
-  for (const SlotCell& cell : slots) {
-    if (cell.value != nullptr) return true;
-  }
-  return false;
+  bool any = false;
+  slots.ForEachUsed([&any](const SlotCell& cell) { any = any || cell.value != nullptr; });
+  return any;
 }
 
 Stub& NewStub(Stub* reuse) {

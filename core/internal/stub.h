@@ -12,16 +12,12 @@
 #include <vector>
 
 #include "core/internal/key_table.h"
+#include "core/internal/slot_array.h"
 #include "tls/internal/abi.h"
 #include "tls/internal/slot_ops.h"
 #include "tls/internal/task_frame.h"
 
 namespace tls::inline TLS_ABI_NAMESPACE::internal {
-
-struct SlotCell {
-  void* value = nullptr;
-  const SlotOps* ops = nullptr;
-};
 
 // What a stub is for, as the registry (registry.h) sees it.
 enum class StubRole : uint8_t {
@@ -52,7 +48,7 @@ struct Stub {
   // unchanged; every change drops it (DropCaptureCache) so it never keeps a
   // removed value alive.
   std::shared_ptr<const CapturedValues> capture_cache;
-  std::vector<SlotCell> slots;                  // indexed by Slot<T>::index()
+  SlotArray slots;                              // indexed by Slot<T>::index()
   std::vector<std::function<void()>> handlers;  // AtExit, oldest first
 
   // The registry's fields (registry.h). `writing` and `native` are written

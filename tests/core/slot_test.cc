@@ -1,9 +1,11 @@
 // tls::Slot<T>: the typed fast path follows the keyed values' rules.
 #include <gtest/gtest.h>
 
+#include <memory>
 #include <string>
 #include <thread>
 
+#include "core/internal/stub.h"
 #include "tests/core/test_util.h"
 #include "tls/tls.h"
 
@@ -53,6 +55,53 @@ TEST(Slot, ResetClosesSlotValues) {
     EXPECT_EQ(log.events(), Events{"close slot"});
   });
   EXPECT_EQ(log.events(), Events{"close slot"});
+}
+
+// Indexes are never reused, so a Slot made after many others stores far into
+// a thread's slot array. Reset visits only the range that holds values and
+// keeps the array, so the next store neither allocates nor zero-fills it
+// (issue 19: 0.4 ms per Add + Reset on a Counter made after 100,000 others).
+TEST(Slot, ResetKeepsTheSlotArrayAndEmptiesOnlyTheUsedRange) {
+  std::vector<std::unique_ptr<tls::Slot<int>>> earlier(1000);
+  for (auto& s : earlier) s = std::make_unique<tls::Slot<int>>();
+  tls::Slot<int> late;
+  RunInThread([&] {
+    late.Emplace(1);
+    const tls::internal::SlotArray& cells = tls::internal::t_thread.stub->slots;
+    ASSERT_GT(cells.size(), late.index());
+    EXPECT_EQ(cells.begin_used(), late.index());
+    EXPECT_EQ(cells.end_used(), late.index() + 1);
+    const tls::internal::SlotCell* array = &cells[0];
+    tls::Reset();
+    EXPECT_EQ(late.Get(), nullptr);
+    EXPECT_EQ(&tls::internal::t_thread.stub->slots[0], array) << "Reset dropped the array";
+    EXPECT_GE(cells.begin_used(), cells.end_used()) << "the used range is empty after Reset";
+    late.Emplace(2);
+    EXPECT_EQ(&tls::internal::t_thread.stub->slots[0], array) << "the next store reallocated";
+    EXPECT_EQ(*late.Get(), 2);
+  });
+}
+
+TEST(Slot, ResetClosesValuesAtEveryIndexOnce) {
+  Log log;
+  tls::Slot<Closer> low;
+  std::vector<std::unique_ptr<tls::Slot<int>>> between(500);
+  for (auto& s : between) s = std::make_unique<tls::Slot<int>>();
+  tls::Slot<Closer> high;
+  RunInThread([&] {
+    for (int round = 0; round < 3; ++round) {
+      high.Emplace(Closer{&log, "high"});
+      low.Emplace(Closer{&log, "low"});
+      between[250]->Emplace(round);
+      tls::Reset();
+      EXPECT_EQ(low.Get(), nullptr);
+      EXPECT_EQ(high.Get(), nullptr);
+      EXPECT_EQ(between[250]->Get(), nullptr);
+    }
+  });
+  // Closed in index order, each once per round.
+  EXPECT_EQ(log.events(), (Events{"close low", "close high", "close low", "close high", "close low",
+                                  "close high"}));
 }
 
 TEST(Slot, EmplaceOverAndDelDoNotClose) {
