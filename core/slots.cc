@@ -17,19 +17,23 @@
 namespace tls::inline TLS_ABI_NAMESPACE::internal {
 namespace {
 std::atomic<size_t> g_next_slot{0};
-// Every SlotRetirement not yet freed, newest first (slot_retirements.h). The
-// lock is taken when a Slot with a retire function is made or destroyed, and
-// at unload: never on a store, a get or a walk.
+// Every SlotRetirement not yet freed, newest first (slot_retirements.h), for
+// the fork child's lock reset. The lock is taken when a record is made or
+// freed, and across fork: never on a store, a get or a walk.
 constinit std::mutex g_retirements_lock;
 constinit SlotRetirement* g_retirements = nullptr;
-// Set once the registry was freed (FreeEndedSlotRetirements): a Slot ending
-// after that frees its own record if still no stub exists.
-constinit bool g_retirements_unowned = false;
 
-void Unlink(SlotRetirement* r) noexcept {
-  (r->prev ? r->prev->next : g_retirements) = r->next;
-  if (r->next) r->next->prev = r->prev;
+void FreeRetirement(SlotRetirement* r) noexcept {
+  {
+    std::lock_guard<std::mutex> hold(g_retirements_lock);
+    (r->prev ? r->prev->next : g_retirements) = r->next;
+    if (r->next) r->next->prev = r->prev;
+  }
+  delete r;
 }
+
+constexpr uint64_t kEnded = 1;  // SlotRetirement::holds: the Slot is gone
+constexpr uint64_t kValue = 2;  // one value alive
 
 // In a fork child only the forking thread exists. A retire lock that another
 // thread held at the fork (inside a walk of the Slot, a retire, Serialized:
@@ -38,6 +42,8 @@ void Unlink(SlotRetirement* r) noexcept {
 // thread held cannot be unlocked or re-entered there either (a recursive
 // mutex checks its owner's thread id, which the child's thread does not
 // keep). So the child starts every lock afresh.
+// The list itself is held across the fork (prepare/parent), so the child
+// never sees it half linked.
 void ResetRetirementLocksInForkChild() noexcept {
   new (&g_retirements_lock) std::mutex();
   for (SlotRetirement* r = g_retirements; r != nullptr; r = r->next) {
@@ -50,7 +56,10 @@ void ResetRetirementLocksInForkChild() noexcept {
 // interrupted it.
 void RegisterForkReset() noexcept {
   static pthread_once_t once = PTHREAD_ONCE_INIT;
-  pthread_once(&once, [] { pthread_atfork(nullptr, nullptr, &ResetRetirementLocksInForkChild); });
+  pthread_once(&once, [] {
+    pthread_atfork([] { g_retirements_lock.lock(); }, [] { g_retirements_lock.unlock(); },
+                   &ResetRetirementLocksInForkChild);
+  });
 }
 }  // namespace
 
@@ -79,11 +88,12 @@ bool SlotStore(size_t index, void* value, const SlotOps* ops) {
     if (value != nullptr) {
       stub->slots.Reserve(index);  // may throw: nothing changed
       stub->slots.NoteUsed(index);
+      if (ops->retirement != nullptr) HoldRetirement(*ops->retirement);
     }
     old = std::exchange(stub->slots[index], SlotCell{value, ops});
   }
   if (old.value == nullptr) return false;
-  old.ops->destroy(old.value);  // after the store: the destructor may call tls
+  DestroySlotValue(old.value, old.ops);  // after the store: the destructor may call tls
   return true;
 }
 
@@ -106,27 +116,20 @@ void EndSlotRetirement(SlotRetirement* retirement) noexcept {
     std::lock_guard<std::recursive_mutex> hold(retirement->lock);
     retire.swap(retirement->retire);
   }
-  {
-    std::lock_guard<std::mutex> hold(g_retirements_lock);
-    retirement->ended = true;
-    if (g_retirements_unowned && RegistryIsEmpty()) {
-      Unlink(retirement);
-      delete retirement;
-    }
+  // No value left anywhere: nothing points at the record any more.
+  if (retirement->holds.fetch_or(kEnded, std::memory_order_acq_rel) == 0) {
+    FreeRetirement(retirement);
   }
-  // `retire` (and what it captured) is destroyed here, outside the locks.
+  // `retire` (and what it captured) is destroyed here, outside the lock.
 }
 
-void FreeEndedSlotRetirements() noexcept {
-  std::lock_guard<std::mutex> hold(g_retirements_lock);
-  g_retirements_unowned = true;
-  for (SlotRetirement* r = g_retirements; r != nullptr;) {
-    SlotRetirement* next = r->next;
-    if (r->ended) {
-      Unlink(r);
-      delete r;
-    }
-    r = next;
+void HoldRetirement(SlotRetirement& retirement) noexcept {
+  retirement.holds.fetch_add(kValue, std::memory_order_relaxed);
+}
+
+void ReleaseRetirement(SlotRetirement& retirement) noexcept {
+  if (retirement.holds.fetch_sub(kValue, std::memory_order_acq_rel) == kValue + kEnded) {
+    FreeRetirement(&retirement);
   }
 }
 

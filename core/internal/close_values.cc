@@ -2,6 +2,7 @@
 
 #include <sched.h>
 
+#include <algorithm>
 #include <mutex>
 #include <utility>
 #include <vector>
@@ -9,6 +10,7 @@
 #include "core/internal/captured_values.h"
 #include "core/internal/registry.h"
 #include "core/internal/report.h"
+#include "core/internal/slot_retirements.h"
 #include "tls/internal/abi.h"
 
 namespace tls::inline TLS_ABI_NAMESPACE::internal {
@@ -19,7 +21,7 @@ namespace {
 using RetiredCells = std::vector<std::pair<size_t, SlotCell>>;
 
 void DestroyCell(SlotCell& cell) noexcept {
-  if (void* value = std::exchange(cell.value, nullptr)) cell.ops->destroy(value);
+  if (void* value = std::exchange(cell.value, nullptr)) DestroySlotValue(value, cell.ops);
 }
 
 // Destroys detached slot values (without closing them), each once: when asked,
@@ -58,7 +60,9 @@ void RetireSlotValues(const Stub& stub, RetiredCells& retired) {
     if (current == nullptr || i >= current->slots.end_used()) return;
     const SlotCell cell = current->slots[i];
     if (cell.value == nullptr || cell.ops->retirement == nullptr) continue;
-    retired.reserve(retired.size() + 1);  // may throw: nothing moved
+    if (retired.size() == retired.capacity()) {
+      retired.reserve(std::max<size_t>(4, 2 * retired.size()));  // may throw: nothing moved
+    }
     SlotRetirement& retirement = *cell.ops->retirement;
     // The lock is taken inside the write section but never waited for there:
     // a walk of this Slot holds the lock and may be waiting for this section.

@@ -26,8 +26,7 @@ Stub* ClaimOrAllocateStub() { return new Stub(); }
 void RetireStubToShell(Stub* stub) noexcept { delete stub; }
 void WalkLiveStubs(WalkMode, StubVisitor, void*) {}
 size_t CountKeptStubs() noexcept { return 0; }
-bool FreeRegistryIfUnused() noexcept { return false; }
-bool RegistryIsEmpty() noexcept { return false; }
+void FreeRegistryIfUnused() noexcept {}
 #else
 namespace {
 
@@ -295,11 +294,9 @@ size_t CountKeptStubs() noexcept {
   return kept;
 }
 
-bool RegistryIsEmpty() noexcept { return g_head.load(std::memory_order_acquire) == nullptr; }
-
-bool FreeRegistryIfUnused() noexcept {
+void FreeRegistryIfUnused() noexcept {
   for (Stub* s = g_head.load(std::memory_order_acquire); s != nullptr; s = s->next_registered) {
-    if (s->role.load(std::memory_order_relaxed) != StubRole::kFree) return false;
+    if (s->role.load(std::memory_order_relaxed) != StubRole::kFree) return;
   }
   Stub* s = g_head.exchange(nullptr, std::memory_order_seq_cst);
   // A reader that began before the exchange may be on the list: leave it all
@@ -307,12 +304,11 @@ bool FreeRegistryIfUnused() noexcept {
   // it finds the list empty (both sides sequentially consistent).
   if (g_readers.load(std::memory_order_seq_cst) != 0) {
     g_head.store(s, std::memory_order_release);
-    return false;
+    return;
   }
   g_free_shells.store(0, std::memory_order_relaxed);
   g_free_hint.store(nullptr, std::memory_order_relaxed);
   while (s != nullptr) delete std::exchange(s, s->next_registered);
-  return true;
 }
 #endif  // TLS_WITHOUT_REGISTRY
 

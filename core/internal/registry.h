@@ -150,13 +150,9 @@ inline ThreadInfo InfoOf(const Stub& stub) noexcept {
 }
 
 // At process exit or library unload (the stub cache's destructor, after it
-// gave its stubs back): frees every stub if all are free shells, and returns
-// true; otherwise (threads still hold stubs) leaves them.
-bool FreeRegistryIfUnused() noexcept;
-
-// No stub exists (none made yet, or all freed by FreeRegistryIfUnused): so no
-// Slot cell anywhere.
-bool RegistryIsEmpty() noexcept;
+// gave its stubs back): frees every stub if all are free shells; otherwise
+// (threads still hold stubs) leaves them.
+void FreeRegistryIfUnused() noexcept;
 
 }  // namespace tls::inline TLS_ABI_NAMESPACE::internal
 

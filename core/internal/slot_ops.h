@@ -2,7 +2,9 @@
 #ifndef TLS_CORE_INTERNAL_SLOT_OPS_H_
 #define TLS_CORE_INTERNAL_SLOT_OPS_H_
 
+#include <atomic>
 #include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <mutex>
 
@@ -21,17 +23,19 @@ struct SlotOps {
 };
 
 // What a Slot made with a retire function shares with the engine. Allocated
-// once per such Slot and kept past it while any cell may point at `ops` (the
-// cells of threads that outlive the Slot): freed once no stub exists
-// (core/internal/slot_retirements.h). ~Slot empties `retire` under `lock`.
+// once per such Slot and kept past it while any of its values lives (a cell
+// of a thread that outlives the Slot points at `ops`): freed by whichever
+// comes last, ~Slot or the destruction of its last value (`holds`,
+// core/internal/slot_retirements.h). ~Slot empties `retire` under `lock`.
 struct SlotRetirement {
   SlotOps ops;
   std::recursive_mutex lock;          // held by each retire call and each walk of the slot
   std::function<void(void*)> retire;  // empty once the Slot is gone
+  // 2 x (values of this Slot alive, on any thread), + 1 once the Slot is gone.
+  std::atomic<uint64_t> holds{0};
   // The engine's list of every record (slots.cc), under its lock.
   SlotRetirement* prev = nullptr;
   SlotRetirement* next = nullptr;
-  bool ended = false;  // the Slot is gone
 };
 
 TLS_API SlotRetirement* NewSlotRetirement(const SlotOps& ops, std::function<void(void*)> retire);

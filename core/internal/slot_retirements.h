@@ -1,20 +1,35 @@
-// Freeing the records of Slots made with a retire function (slot_ops.h
-// SlotRetirement). Engine-private.
+// The lifetime of the records of Slots made with a retire function
+// (slot_ops.h SlotRetirement). Engine-private.
 //
-// A record must outlive its Slot while any thread's cell still points at it,
-// so it is kept past ~Slot. Once no stub exists (the registry was freed at
-// process exit or library unload, stub_cache.cc), no cell does: then every
-// record whose Slot has ended is freed, and a Slot that ends afterwards frees
-// its own record at once (EndSlotRetirement, slots.cc).
+// A record must outlive its Slot while any of the Slot's values lives: the
+// value's cell (in a stub, or detached in a close round, or in a stub being
+// emptied off the registry) points at the record's ops, and the close round
+// takes the record's lock. So the record counts the values alive: a store of
+// a value adds one (SlotStore), every destruction of one removes it
+// (DestroySlotValue, the only way the engine destroys a Slot value), and
+// ~Slot sets the "ended" bit. Whichever of the last two comes last frees the
+// record: a plugin with a Counter unloads clean (issue 19: it leaked 104
+// bytes per dlopen/dlclose before, as records were never freed).
 #ifndef TLS_CORE_INTERNAL_SLOT_RETIREMENTS_H_
 #define TLS_CORE_INTERNAL_SLOT_RETIREMENTS_H_
 
 #include "tls/internal/abi.h"
+#include "tls/internal/slot_ops.h"
 
 namespace tls::inline TLS_ABI_NAMESPACE::internal {
 
-// Call only after FreeRegistryIfUnused() returned true.
-void FreeEndedSlotRetirements() noexcept;
+// A value of the record's Slot is about to be stored in a cell.
+void HoldRetirement(SlotRetirement& retirement) noexcept;
+// One of its values was destroyed; frees the record if it was the last and
+// the Slot is gone.
+void ReleaseRetirement(SlotRetirement& retirement) noexcept;
+
+// Destroys a Slot value (without closing it) and releases its record's hold.
+inline void DestroySlotValue(void* value, const SlotOps* ops) noexcept {
+  SlotRetirement* retirement = ops->retirement;  // read before: the value may be the last
+  ops->destroy(value);
+  if (retirement != nullptr) ReleaseRetirement(*retirement);
+}
 
 }  // namespace tls::inline TLS_ABI_NAMESPACE::internal
 

@@ -4,6 +4,7 @@
 
 #include "core/internal/exit.h"
 #include "core/internal/registry.h"
+#include "core/internal/slot_retirements.h"
 #include "core/internal/stub_cache.h"
 #include "tls/internal/abi.h"
 
@@ -23,7 +24,7 @@ std::atomic<uint64_t> g_last_id{0};
 
 Stub::~Stub() {
   slots.ForEachUsed([](SlotCell& cell) {
-    if (cell.value != nullptr) cell.ops->destroy(cell.value);
+    if (cell.value != nullptr) DestroySlotValue(cell.value, cell.ops);
   });
 }
 

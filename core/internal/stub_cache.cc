@@ -6,7 +6,6 @@
 #include <atomic>
 
 #include "core/internal/registry.h"
-#include "core/internal/slot_retirements.h"
 #include "tls/internal/abi.h"
 
 namespace tls::inline TLS_ABI_NAMESPACE::internal {
@@ -34,9 +33,7 @@ class StubCache {
     for (int i = 0; i < n; ++i) items[i] = items_[i];
     busy_.clear(std::memory_order_release);
     for (int i = 0; i < n; ++i) RetireStubToShell(items[i]);
-    // With no stub left, no cell points at a Slot's retirement record: free
-    // those whose Slot has ended too (a plugin unloads clean, issue 19).
-    if (FreeRegistryIfUnused()) FreeEndedSlotRetirements();
+    FreeRegistryIfUnused();
   }
 
   Stub* Take() noexcept {
