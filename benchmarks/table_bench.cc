@@ -21,8 +21,10 @@
 // integers N..2N-1), and the worst mean over all N; and the worst ratio of the
 // hit mean to what a uniformly random hash averages at the same load (linear
 // probing at load a: (1 + 1/(1-a))/2, 1.5 at load 1/2), which is what the
-// hash itself adds. Deterministic: a test-like measure of the hash's
-// clustering, no timing.
+// hash itself adds. No timing, but not deterministic: the hash is keyed by
+// a secret each process draws (core/key.h), so each run measures one draw;
+// at small N a uniformly random hash's own spread moves the worst ratio by
+// ±0.3. tools/run_benchmarks.sh runs it 7 times and reports medians.
 //
 // memory: KeyTable::block_bytes() / size() at the same N (string keys); and
 // at the largest N, the calling thread's store filled through the public API,

@@ -274,14 +274,16 @@ def load_runs(paths):
 
 
 def load_extra(path):
-    out = {}
+    """name -> value; a name given more than once (table_bench probes, run once per
+    hash secret) -> the median of its values."""
+    values = {}
     if path:
         with open(path) as f:
             for line in f:
                 parts = line.split()
                 if len(parts) == 2:
-                    out[parts[0]] = float(parts[1])
-    return out
+                    values.setdefault(parts[0], []).append(float(parts[1]))
+    return {name: statistics.median(v) for name, v in values.items()}
 
 
 def fmt_ns(t):
@@ -395,14 +397,24 @@ def table_rows(extra):
         n = extra[f"probes_hit_worst_n.{kind}"]
         miss, miss_n = extra[f"probes_miss_worst.{kind}"], extra[f"probes_miss_worst_n.{kind}"]
         rows.append((f"probes per lookup (slots examined, 1 = at home), keys {keys} inserted "
-                     "in order: worst mean over N = 8…1,048,576 of hits (tls), of misses (peer)",
+                     "in order: worst mean over N = 8…1,048,576 of hits (tls), of misses (peer); "
+                     "median of 7 processes (hash secrets)",
                      f"{hit:.2f} at N = {n:,.0f}", f"{miss:.2f} at N = {miss_n:,.0f}", "—",
                      f"≤ {target} (hits)" if target else "—", met(hit <= target) if target else ""))
-        vs = extra.get(f"probes_hit_vs_uniform_worst.{kind}")
-        if vs is not None:
-            vs_n = extra[f"probes_hit_vs_uniform_worst_n.{kind}"]
+        # Per N, the median over the processes (secrets) of the hit mean, over
+        # what a uniform hash averages there; then the worst N. (The worst of
+        # each process alone is mostly the spread of a random hash at small N.)
+        ratios = {}
+        for name, hit_n in extra.items():
+            if name.startswith(f"probes_hit.{kind}."):
+                at = name.rsplit(".", 1)[1]
+                ratios[int(at)] = hit_n / extra[f"probes_hit_uniform.{kind}.{at}"]
+        if ratios:
+            vs_n = max(ratios, key=ratios.get)
+            vs = ratios[vs_n]
             rows.append((f"probes per hit, keys {keys}: worst ratio over N to what a uniformly "
-                         "random hash averages at the same load (the hash's own clustering)",
+                         "random hash averages at the same load (the hash's own clustering), "
+                         "of each N's median over 7 processes (hash secrets)",
                          f"{vs:.2f}× at N = {vs_n:,.0f}", "1.00×", f"{vs:.2f}×",
                          "≤ 1.2×" if target else "—", met(vs <= 1.2) if target else ""))
     crafted, random = extra.get("flood.crafted_ns_per_key"), extra.get("flood.random_ns_per_key")

@@ -62,7 +62,13 @@ HashSecret DrawHashSecret() noexcept {
   if (k0 != 0) return {k0, g_hash_secret_k1.load(std::memory_order_relaxed)};
   uint64_t drawn[2];
   RandomWords(drawn);
-  for (uint64_t& w : drawn) w = w != 0 ? w : 0x2545f4914f6cdd1dull;  // never the "not drawn" 0
+  if (drawn[0] == 0) drawn[0] = 0x2545f4914f6cdd1dull;  // never the "not drawn" 0
+  // k1 multiplies (integer keys take it as is): odd, and neither sparse nor
+  // dense, redrawn from itself until so (a few tries at most).
+  drawn[1] |= 1;
+  while (__builtin_popcountll(drawn[1]) < 24 || __builtin_popcountll(drawn[1]) > 40) {
+    drawn[1] = Mix(drawn[1]) | 1;
+  }
   // k1 first: whoever publishes k0 has seen the one k1 that stays (its own, or
   // the one a faster thread published, read by the failed exchange), so a
   // reader that sees k0 sees that k1.

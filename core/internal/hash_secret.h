@@ -21,7 +21,8 @@
 namespace tls::inline TLS_ABI_NAMESPACE::internal {
 
 struct HashSecret {
-  uint64_t k0, k1;  // both never 0 once drawn
+  uint64_t k0;  // never 0 once drawn
+  uint64_t k1;  // odd, with 24 to 40 of its 64 bits set: a well-formed multiplier
 };
 
 // Zero until drawn. Constant-initialized, so a Key built during static
