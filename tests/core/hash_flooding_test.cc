@@ -199,7 +199,9 @@ std::string HashInFreshProcess() {
   while (p && std::fgets(buf, sizeof buf, p)) {
     if (std::strncmp(buf, "hash=", 5) == 0) out = buf + 5;
   }
-  if (p) EXPECT_EQ(pclose(p), 0);
+  if (p) {
+    EXPECT_EQ(pclose(p), 0);
+  }
   return out;
 }
 
