@@ -68,10 +68,14 @@ chroot_mounts() {
     mountpoint -q "$root$d" || mount --bind "$d" "$root$d"
   done
   # And this work tree wherever it was cloned (CI clones outside /work): the
-  # wheel tests and check_bzlmod.sh run in the chroot from inside it.
-  if [[ ! -d $root$PWD/.git && ! -f $root$PWD/.git ]]; then
-    mkdir -p "$root$PWD"
-    mount --bind "$PWD" "$root$PWD"
+  # wheel tests and check_bzlmod.sh run in the chroot from inside it. A mount
+  # left from an earlier clone at the same path (deleted since, so stale) is
+  # dropped first.
+  local tree=$root$PWD
+  if [[ ! -e $tree/.git ]]; then
+    if mountpoint -q "$tree" 2>/dev/null; then umount -l "$tree"; fi
+    mkdir -p "$tree"
+    mount --bind "$PWD" "$tree"
   fi
 }
 
