@@ -15,7 +15,6 @@
 // { counter.Add(1); tls::Reset(); } after one untimed: `first` on the first Counter, `last` on
 // the last. Prints "name value" lines (tools/run_benchmarks.sh's extra file):
 // reset.slots, reset.first_ns, reset.last_ns (medians of the per-round mean).
-#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
@@ -24,6 +23,7 @@
 #include <thread>
 #include <vector>
 
+#include "benchmarks/abba.h"
 #include "tls/counter.h"
 #include "tls/tls.h"
 
@@ -54,11 +54,6 @@ double TimeAddReset(tls::Counter& counter) {
   return ns;
 }
 
-double Median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -68,14 +63,9 @@ int main(int argc, char** argv) {
   std::vector<std::unique_ptr<tls::Counter>> others(slots);
   for (auto& c : others) c = std::make_unique<tls::Counter>();
   tls::Counter last;
-  std::vector<double> first_ns, last_ns;
-  for (int r = 0; r < rounds; ++r) {
-    const bool first_first = r % 4 == 0 || r % 4 == 3;  // ABBA
-    if (first_first) first_ns.push_back(TimeAddReset(first));
-    last_ns.push_back(TimeAddReset(last));
-    if (!first_first) first_ns.push_back(TimeAddReset(first));
-  }
-  std::printf("reset.slots %zu\nreset.first_ns %.1f\nreset.last_ns %.1f\n", slots, Median(first_ns),
-              Median(last_ns));
+  const auto [first_ns, last_ns] = tls_bench::AbbaMedians(
+      rounds, [&] { return TimeAddReset(first); }, [&] { return TimeAddReset(last); });
+  std::printf("reset.slots %zu\nreset.first_ns %.1f\nreset.last_ns %.1f\n", slots, first_ns,
+              last_ns);
   return 0;
 }

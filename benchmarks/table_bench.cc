@@ -87,6 +87,7 @@
 #include <vector>
 
 #include "benchmark/benchmark.h"
+#include "benchmarks/abba.h"
 #include "core/internal/key_table.h"
 #include "tls/tls.h"
 
@@ -466,20 +467,11 @@ double SetFindReset(const std::vector<std::string>& keys) {
 
 int Flood(size_t n) {
   const std::vector<std::string> crafted = FloodKeys(n, true), random = FloodKeys(n, false);
-  std::vector<double> a, b;
   SetFindReset(random);  // warm the allocator
-  for (int round = 0; round < 10; ++round) {
-    const bool crafted_first = round % 4 == 0 || round % 4 == 3;  // ABBA
-    if (crafted_first) a.push_back(SetFindReset(crafted));
-    b.push_back(SetFindReset(random));
-    if (!crafted_first) a.push_back(SetFindReset(crafted));
-  }
-  auto median = [](std::vector<double> v) {
-    std::sort(v.begin(), v.end());
-    return v[v.size() / 2];
-  };
+  const auto [a, b] = tls_bench::AbbaMedians(
+      10, [&] { return SetFindReset(crafted); }, [&] { return SetFindReset(random); });
   std::printf("flood.keys %zu\nflood.crafted_ns_per_key %.2f\nflood.random_ns_per_key %.2f\n", n,
-              median(a) * 1e9 / double(n), median(b) * 1e9 / double(n));
+              a * 1e9 / double(n), b * 1e9 / double(n));
   return 0;
 }
 

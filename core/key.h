@@ -117,18 +117,16 @@ struct ShortWords {
 template <class I>
 concept IntegerKey = std::integral<I> && !std::same_as<I, bool>;
 
-// One multiply: sequential integers stay apart in the low bits (measured: no
-// clustering at any table size; benchmarks/table_bench.cc).
-// Keyed like strings: a table of IDs chosen by a client cannot be flooded.
-// The inner multiplier stays odd (k1 is drawn odd, the tag moves bits 1-2
-// only): an even one maps sequential integers onto fewer low bits (a random
-// k1 gave 11.7x a uniform hash's probes in one run of table_bench probes).
-// The final Fold, as for strings: with one, sequential integers still
-// clustered at large N under some secrets (1.30x at N = 32,768); it costs
-// Find(3) ~0.35 ns.
+// Keyed like strings, by the same steps (HashWords with no second word): a
+// table of IDs chosen by a client cannot be flooded. The inner multiplier
+// stays odd (k1 is drawn odd, the tag moves bits 1-2 only): an even one maps
+// sequential integers onto fewer low bits (a random k1 gave 11.7x a uniform
+// hash's probes in one run of table_bench probes). Without the final Fold,
+// sequential integers still clustered at large N under some secrets (1.30x
+// at N = 32,768); it costs Find(3) ~0.35 ns.
 [[gnu::always_inline]] inline uint64_t HashInteger(uint64_t bits, uint8_t tag) noexcept {
   const HashSecret k = LoadHashSecret();
-  return Fold(Fold(bits ^ k.k0, k.k1 ^ (uint64_t{tag} << 1)) ^ kSeed2, kSeed3);
+  return HashWords(bits, 0, k.k1 ^ (uint64_t{tag} << 1), k);
 }
 
 }  // namespace internal

@@ -74,7 +74,7 @@ log "table_bench: $reps repetitions, interleaved"
 
 : >"$extra"
 
-# Probe lengths and bytes per key of the key table: deterministic, no timing.
+# Probe lengths and bytes per key of the key table: no timing.
 log "table_bench probes, memory"
 # Probe lengths depend on the hash's per-process secret (core/key.h): seven
 # processes, seven secrets; tools/bench_table.py takes the median of each figure.

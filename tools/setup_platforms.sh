@@ -118,19 +118,21 @@ setup_sid() {
 # wrapper that runs it inside the chroot from the same working directory.
 setup_sid_pythons() {
   local root=$cache/sid out=$cache/sid-python xy
+  local wrapper
+  wrapper=$(sed "s|@ROOT@|$root|g" tools/run_in_chroot.sh)
   for xy in 3.14 3.15; do
     local dest=$out/$xy
     if [[ -x $dest/bin/run-in-chroot ]]; then
       # Kept current: a cache made by an older work tree gets today's wrapper.
-      sed "s|@ROOT@|$root|g" tools/run_in_chroot.sh | cmp -s - "$dest/bin/run-in-chroot" ||
-        sed "s|@ROOT@|$root|g" tools/run_in_chroot.sh >"$dest/bin/run-in-chroot"
+      [[ $(<"$dest/bin/run-in-chroot") == "$wrapper" ]] ||
+        printf '%s\n' "$wrapper" >"$dest/bin/run-in-chroot"
       continue
     fi
     rm -rf "$dest"
     mkdir -p "$dest/include" "$dest/bin"
     cp -r "$root/usr/include/python$xy" "$dest/include/"
     cp "$root/usr/include/x86_64-linux-gnu/python$xy/pyconfig.h" "$dest/include/python$xy/pyconfig.h"
-    sed "s|@ROOT@|$root|g" tools/run_in_chroot.sh >"$dest/bin/run-in-chroot"
+    printf '%s\n' "$wrapper" >"$dest/bin/run-in-chroot"
     printf '#!/bin/sh\n# CPython %s of the sid chroot (tools/run_in_chroot.sh)\nexec "$(dirname "$0")/run-in-chroot" /usr/bin/python%s "$@"\n' \
       "$xy" "$xy" >"$dest/bin/python$xy"
     chmod +x "$dest/bin/run-in-chroot" "$dest/bin/python$xy"

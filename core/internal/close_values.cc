@@ -76,8 +76,8 @@ void RetireSlotValues(const Stub& stub, RetiredCells& retired) {
       }
       sched_yield();
     }
-    retired.emplace_back(i,
-                         cell);  // destroyed by the caller's SlotDestroyer, even on a forced unwind
+    // Destroyed by the caller's SlotDestroyer, even on a forced unwind.
+    retired.emplace_back(i, cell);
     std::lock_guard<std::recursive_mutex> hold(retirement.lock, std::adopt_lock);
     if (retirement.retire) {
       RunContained(ErrorSource::kRetire, [&] { retirement.retire(cell.value); });
@@ -119,8 +119,7 @@ void CloseAllValues(Stub& stub) {
     values = std::move(current->values);
     // The reused snapshot holds the same values: it goes with them, released last.
     cached_snapshot = std::move(current->capture_cache);
-    slots = std::move(current->slots);
-    current->slots.clear();
+    slots = std::move(current->slots);  // leaves the stub's empty
   }
   // From here on `stub` is not touched: user code below may free it (Unload).
   // If a close ends the thread (a forced unwind passes RunContained), the

@@ -58,8 +58,6 @@ void RandomWords(uint64_t out[2]) noexcept {
 }  // namespace
 
 HashSecret DrawHashSecret() noexcept {
-  uint64_t k0 = g_hash_secret_k0.load(std::memory_order_acquire);
-  if (k0 != 0) return {k0, g_hash_secret_k1.load(std::memory_order_relaxed)};
   uint64_t drawn[2];
   RandomWords(drawn);
   if (drawn[0] == 0) drawn[0] = 0x2545f4914f6cdd1dull;  // never the "not drawn" 0
@@ -77,7 +75,7 @@ HashSecret DrawHashSecret() noexcept {
                                                std::memory_order_acquire)) {
     k1 = drawn[1];
   }
-  k0 = 0;
+  uint64_t k0 = 0;
   if (g_hash_secret_k0.compare_exchange_strong(k0, drawn[0], std::memory_order_acq_rel,
                                                std::memory_order_acquire)) {
     k0 = drawn[0];

@@ -31,9 +31,11 @@ struct HashSecret {
 TLS_API extern std::atomic<uint64_t> g_hash_secret_k0;
 TLS_API extern std::atomic<uint64_t> g_hash_secret_k1;
 
-// Draws the secret if no thread has yet and returns it. Lock-free (two
-// compare-exchanges, no thread waits on another, so a fork child or a signal
-// handler cannot hang in it); every caller gets the same words.
+// Called by LoadHashSecret while no secret is published: draws one, publishes
+// it unless another thread did first, and returns the published one.
+// Lock-free (two compare-exchanges, no thread waits on another, so a fork
+// child or a signal handler cannot hang in it); every caller gets the same
+// words.
 TLS_API HashSecret DrawHashSecret() noexcept;
 
 // The secret: two loads and a branch that is taken once per process.

@@ -3,8 +3,8 @@
 // Slot indexes are never reused, so a store at index N makes the array N + 1
 // cells long even when it holds one value. What keeps Reset and thread exit
 // from paying for that length is the occupied range: every cell holding a
-// value lies in [begin_used(), end_used()), which stores widen and only an
-// emptying (TakeAll, ClearUsed) narrows. A Counter made after 100,000 others
+// value lies in [begin_used(), end_used()), which stores widen and only
+// ClearUsed (or a move out) narrows. A Counter made after 100,000 others
 // costs one cell of work per Reset instead of 100,000 (benchmarks/reset_bench.cc).
 //
 // 24 bytes, as the std::vector it replaces: the stub stays within its
@@ -85,9 +85,6 @@ class SlotArray {
     }
     lo_ = hi_ = 0;
   }
-
-  // Frees the cells (values must have been destroyed or moved out).
-  void clear() noexcept { SlotArray().swap(*this); }
 
   void swap(SlotArray& other) noexcept {
     std::swap(cells_, other.cells_);
