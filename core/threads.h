@@ -35,7 +35,7 @@ struct ThreadReport : ThreadInfo {
   std::vector<std::string> keys;  // sorted, as Key::ToString writes them: "\"user\"", "42"
   size_t slot_values = 0;         // Slot<T> values it holds
   size_t handlers = 0;            // AtExit handlers waiting
-  size_t bytes = 0;               // approximate heap bytes of its stub (not of the values)
+  size_t bytes = 0;               // approximate heap bytes its stub holds, room included
 };
 
 struct Stats {

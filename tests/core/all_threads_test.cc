@@ -393,8 +393,32 @@ TEST(ListThreads, ListsEachThreadsKeysAndCountsNotValues) {
   EXPECT_EQ(b->slot_values, 1u);
   EXPECT_EQ(a->handlers, 0u);
   EXPECT_EQ(b->handlers, 1u);
-  EXPECT_GT(b->bytes, a->bytes);
   EXPECT_FALSE(a->task);
+}
+
+// bytes counts what a stub has reserved, and a thread may start on a stub
+// recycled from an ended one (empty, but keeping up to 8 table entries, 8
+// handlers and 64 slot cells of room). So a thread with one key more than
+// another need not report more bytes; one whose table outgrew anything a
+// recycled stub keeps must.
+TEST(ListThreads, BytesGrowWithWhatTheThreadHolds) {
+  constexpr int kManyKeys = 64;
+  std::vector<uint64_t> ids(2);
+  ParkedThreads threads(2, [&](int i) {
+    ids[i] = tls::ID();
+    tls::Set(1, tls::MakeData(1));
+    if (i == 1) {
+      for (int k = 2; k <= kManyKeys; ++k) tls::Set(k, tls::MakeData(k));
+    }
+  });
+  const std::vector<tls::ThreadReport> all = tls::ListThreads();
+  const tls::ThreadReport* few = FindReport(all, ids[0]);
+  const tls::ThreadReport* many = FindReport(all, ids[1]);
+  ASSERT_NE(few, nullptr);
+  ASSERT_NE(many, nullptr);
+  EXPECT_EQ(few->keys.size(), 1u);
+  EXPECT_EQ(many->keys.size(), static_cast<size_t>(kManyKeys));
+  EXPECT_GT(many->bytes, few->bytes);
 }
 
 TEST(ListThreads, EndedThreadsAreGoneAndTasksAreMarked) {
