@@ -61,7 +61,8 @@ uint64_t ID() {
 }
 
 void Reset() {
-  if (internal::Stub* stub = t_thread.stub) internal::CloseAllValues(*stub);
+  if (internal::Stub* stub = t_thread.stub)
+    internal::CloseAllValues(*stub, internal::CloseTime::kNow);
 }
 
 void Unload() {

@@ -22,6 +22,7 @@
 
 #include "core/internal/captured_values.h"
 #include "core/internal/exit.h"
+#include "core/internal/report.h"
 #include "core/internal/stub.h"
 #include "core/internal/stub_cache.h"
 #include "tls/internal/abi.h"
@@ -123,6 +124,18 @@ void EndTaskAtScopeExit(TaskFrame& frame) {
 
 void EndOpenTasks() {
   while (TaskFrame* frame = t_thread.task) FinishTask(*frame);
+}
+
+CapturedValues::~CapturedValues() {
+  // A close here runs on whichever thread let the last snapshot go: a pool
+  // thread after its task, or the capturer. Not inside a noexcept frame of
+  // ours, but a shared_ptr's release is one: a forced unwind out of such a
+  // close terminates (core/task.h says so).
+  table.ForEach([](Data& d) {
+    if (DataBox* box = DataAccess::Box(d)) {
+      RunContained(ErrorSource::kClose, [box] { box->ReleaseCapture(); });
+    }
+  });
 }
 
 bool CapturedByOpenTask(const Data& d) noexcept {

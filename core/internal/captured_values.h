@@ -11,20 +11,33 @@
 
 namespace tls::inline TLS_ABI_NAMESPACE::internal {
 
-// Reaches a Data's shared box, to tell values apart by identity.
+// Reaches a Data's shared box, to tell values apart by identity and to keep
+// the count of snapshots holding each (data_box.h).
 struct DataAccess {
   static const void* Identity(const Data& d) noexcept { return d.box_; }
+  static DataBox* Box(const Data& d) noexcept { return d.box_; }
 };
 
-// Immutable once built; shared by every task run in it, on any thread.
+// Immutable once built; shared by every task run in it, on any thread. While
+// it lives, each of its values counts it as a holder, so the value's thread
+// ending leaves the close to the last holder's release (data_box.h).
 struct CapturedValues {
-  // Takes `values` (a copy of the capturing thread's, sharing its handles) and
-  // indexes the values' identities.
+  // Takes `values` (a copy of the capturing thread's, sharing its handles),
+  // indexes the values' identities and counts itself a holder of each.
   explicit CapturedValues(KeyTable values) : table(std::move(values)) {
     identities.reserve(table.size());
-    table.ForEach([&](Data& d) { identities.push_back(DataAccess::Identity(d)); });
+    table.ForEach([&](Data& d) {
+      identities.push_back(DataAccess::Identity(d));
+      if (DataBox* box = DataAccess::Box(d)) box->Capture();  // an empty Data may be stored
+    });
     std::sort(identities.begin(), identities.end());
   }
+  // Lets go of each value; closes, here, those whose thread or task ended
+  // while this was their last holder (errors reported, as an exit's are).
+  // Defined in task.cc.
+  ~CapturedValues();
+  CapturedValues(const CapturedValues&) = delete;
+  CapturedValues& operator=(const CapturedValues&) = delete;
 
   // Whether `d` shares its value with one of the captured ones.
   bool Holds(const Data& d) const noexcept {

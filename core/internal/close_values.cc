@@ -96,6 +96,22 @@ void MergeRetired(RetiredCells& retired, SlotArray& slots) noexcept {
   }
 }
 
+// The innermost round's CloseTime, while one runs on this thread (nested
+// rounds: a close that calls Reset). Constant-initialised and trivially
+// destructible: read by closes that run from the native exit hook.
+thread_local constinit const CloseTime* t_round = nullptr;
+
+class RoundScope {
+ public:
+  explicit RoundScope(const CloseTime& when) noexcept : outer_(std::exchange(t_round, &when)) {}
+  ~RoundScope() { t_round = outer_; }
+  RoundScope(const RoundScope&) = delete;
+  RoundScope& operator=(const RoundScope&) = delete;
+
+ private:
+  const CloseTime* outer_;
+};
+
 void CloseCell(SlotCell& cell) {
   if (cell.value != nullptr && cell.ops->close != nullptr) {
     RunContained(ErrorSource::kClose, [&] { cell.ops->close(cell.value); });
@@ -104,7 +120,9 @@ void CloseCell(SlotCell& cell) {
 
 }  // namespace
 
-void CloseAllValues(Stub& stub) {
+bool ClosingAtEnd() noexcept { return t_round != nullptr && *t_round == CloseTime::kAtEnd; }
+
+void CloseAllValues(Stub& stub, CloseTime when) {
   RetiredCells retired;  // empty unless the stub has slots
   SlotArray slots;
   SlotDestroyer slot_values(slots, retired);
@@ -117,18 +135,29 @@ void CloseAllValues(Stub& stub) {
   if (Stub* current = IfStillCurrent(stub)) {
     OwnerWriteSection write(*current, StubPart::kAll);
     values = std::move(current->values);
-    // The reused snapshot holds the same values: it goes with them, released last.
     cached_snapshot = std::move(current->capture_cache);
     slots = std::move(current->slots);  // leaves the stub's empty
   }
+  // The reused snapshot is the thread's own, not a holder to wait for: let it
+  // go before the closes. It holds exactly `values` (every change drops it),
+  // so this releases no value and closes none.
+  cached_snapshot.reset();
   // From here on `stub` is not touched: user code below may free it (Unload).
   // If a close ends the thread (a forced unwind passes RunContained), the
   // locals release what this round had not closed yet, without closing it.
   MergeRetired(retired, slots);
 
+  RoundScope round(when);
   // Inside a task, values it was given by a snapshot are not its to close.
-  values.ForEach([](Data& d) {
-    if (!CapturedByOpenTask(d)) RunContained(ErrorSource::kClose, [&] { d.Close(); });
+  values.ForEach([when](Data& d) {
+    if (CapturedByOpenTask(d)) return;
+    RunContained(ErrorSource::kClose, [&] {
+      if (DataBox* box = DataAccess::Box(d); box != nullptr && when == CloseTime::kAtEnd) {
+        box->CloseAtEnd();
+      } else {
+        d.Close();
+      }
+    });
   });
   slots.ForEachUsed(CloseCell);
   for (auto& [index, cell] : retired) CloseCell(cell);

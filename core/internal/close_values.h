@@ -7,12 +7,25 @@
 
 namespace tls::inline TLS_ABI_NAMESPACE::internal {
 
+// When a round of closes happens, which decides what a captured value does.
+enum class CloseTime {
+  kNow,    // Reset: every value closes now, captured or not
+  kAtEnd,  // the thread's or task's end: a value a live snapshot holds is
+           // closed by the last snapshot's release instead (data_box.h)
+};
+
 // Detaches every value of `stub` (keyed values and slot values) so the stub is
 // empty of values, then closes each detached value once (errors reported, not
 // thrown), then releases them. User code runs only after the detach and never
 // through `stub`, so closes and destructors may call any tls function,
-// Unload included.
-void CloseAllValues(Stub& stub);
+// Unload included. Inside a task, values its snapshot gave it are skipped.
+void CloseAllValues(Stub& stub, CloseTime when);
+
+// Whether the innermost round of closes running on the calling thread is
+// one at the thread's or a task's end (kAtEnd); false outside any round. For
+// the Python binding, whose values live in one Slot value (PyState) and need
+// the same rule as the engine's keyed values.
+bool ClosingAtEnd() noexcept;
 
 }  // namespace tls::inline TLS_ABI_NAMESPACE::internal
 

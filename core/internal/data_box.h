@@ -3,6 +3,7 @@
 #define TLS_CORE_INTERNAL_DATA_BOX_H_
 
 #include <atomic>
+#include <cstdint>
 #include <typeinfo>
 #include <utility>
 
@@ -48,9 +49,19 @@ void CloseValue(T& v) {
   }
 }
 
-// The shared box: the value, its close-once flag and the count of Data
-// handles to it (intrusive, so a Data is one pointer: 8 bytes in every table
-// slot, one allocation per value, and no separate control block to miss).
+// The shared box: the value, its close state and the count of Data handles to
+// it (intrusive, so a Data is one pointer: 8 bytes in every table slot, one
+// allocation per value, and no separate control block to miss).
+//
+// The close state is one atomic word: bit 0 "closed", bit 1 "close pending",
+// and above them the count of live snapshots (CapturedValues) holding the
+// value. An explicit close (Data::Close, Reset) closes at once. A close at the
+// end of the value's thread or task (CloseAtEnd) closes at once only if no
+// snapshot holds the value; otherwise it marks the close pending, and the
+// snapshot whose release takes the count to 0 closes it (ReleaseCapture). A
+// single word, changed by compare-and-swap, so that of an exit and the last
+// release racing on two threads exactly one closes, and the closer sees what
+// every earlier holder did with the value (each change is acq_rel).
 class DataBox {
  public:
   explicit DataBox(const std::type_info& type) noexcept : type_(type) {}
@@ -62,11 +73,48 @@ class DataBox {
   // false without doing anything. An exception from the value's close
   // propagates, and the value still counts as closed.
   bool CloseOnce() {
-    if (closed_.exchange(true, std::memory_order_acq_rel)) return false;
+    if (state_.fetch_or(kClosed, std::memory_order_acq_rel) & kClosed) return false;
     DoClose();
     return true;
   }
-  bool closed() const noexcept { return closed_.load(std::memory_order_acquire); }
+  // The close owed when the value's thread or task ends: now if no snapshot
+  // holds the value, else left to the last snapshot's release. Returns
+  // whether this call closed it. Throws what the value's close throws.
+  bool CloseAtEnd() {
+    uint64_t s = state_.load(std::memory_order_acquire);
+    for (;;) {
+      if (s & kClosed) return false;
+      const uint64_t next = s >= kOneCapture ? (s | kPending) : (s | kClosed);
+      if (state_.compare_exchange_weak(s, next, std::memory_order_acq_rel)) {
+        if (!(next & kClosed)) return false;  // pending: a snapshot's release closes it
+        DoClose();
+        return true;
+      }
+    }
+  }
+  bool closed() const noexcept { return state_.load(std::memory_order_acquire) & kClosed; }
+  bool close_pending() const noexcept {
+    const uint64_t s = state_.load(std::memory_order_acquire);
+    return (s & kPending) && !(s & kClosed);
+  }
+
+  // A snapshot took the value (CapturedValues' constructor).
+  void Capture() noexcept { state_.fetch_add(kOneCapture, std::memory_order_relaxed); }
+  // A snapshot let it go (CapturedValues' destructor). If that was the last
+  // snapshot and the value's thread or task ended meanwhile (close pending),
+  // closes it here, on the calling thread, and returns true. Throws what the
+  // value's close throws.
+  bool ReleaseCapture() {
+    uint64_t s = state_.fetch_sub(kOneCapture, std::memory_order_acq_rel) - kOneCapture;
+    for (;;) {
+      // Still held, nothing owed, or closed already (an explicit Close).
+      if (s >= kOneCapture || !(s & kPending) || (s & kClosed)) return false;
+      if (state_.compare_exchange_weak(s, s | kClosed, std::memory_order_acq_rel)) break;
+    }
+    DoClose();
+    return true;
+  }
+
   const std::type_info& type() const noexcept { return type_; }
   virtual void* address() noexcept = 0;
 
@@ -80,11 +128,15 @@ class DataBox {
   long refs() const noexcept { return refs_.load(std::memory_order_relaxed); }
 
  private:
+  static constexpr uint64_t kClosed = 1;
+  static constexpr uint64_t kPending = 2;
+  static constexpr uint64_t kOneCapture = 4;
+
   virtual void DoClose() = 0;
 
   const std::type_info& type_;
   std::atomic<long> refs_{1};  // the handle MakeData returns
-  std::atomic<bool> closed_{false};
+  std::atomic<uint64_t> state_{0};
 };
 
 template <class T>

@@ -109,7 +109,7 @@ void RunExitRounds(std::string_view what) {
     if (!stub->handlers.empty()) {
       RunHandlerRound(*stub);
     } else {
-      CloseAllValues(*stub);
+      CloseAllValues(*stub, CloseTime::kAtEnd);
     }
   }
 }
