@@ -17,6 +17,18 @@
 //     with its values readable; then the values the task set itself are closed,
 //     once. Captured values are never closed by a task: they belong to the
 //     thread that captured them (the task's handles only keep them alive);
+//   - a captured value closes once, when its thread's store and every snapshot
+//     holding it have let go: a thread (or task) that ends while a snapshot
+//     still holds one of its values leaves the close to that snapshot's last
+//     copy, released on whichever thread drops it (after the task that ran in
+//     it, say), so a fire-and-forget task never sees its submitter's values
+//     closed under it. Explicit closes stay explicit: Reset and Data::Close
+//     close at once, whatever snapshots hold. A deferred close's error goes to
+//     the error handler; one that calls pthread_exit terminates (a snapshot
+//     is released in a noexcept destructor). A snapshot that is never
+//     released (leaked, or queued when the process exits) never closes it;
+//   - Python values follow the old rule for now: closed at their thread's
+//     end even while a task holds them (README, "Differences");
 //   - Slot<T> values are task-local too: a task starts with every Slot empty;
 //     what it stores is closed and destroyed when it ends. Slots are not
 //     captured (a Slot owns its value; there is no handle to share).
