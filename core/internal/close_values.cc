@@ -96,22 +96,6 @@ void MergeRetired(RetiredCells& retired, SlotArray& slots) noexcept {
   }
 }
 
-// The innermost round's CloseTime, while one runs on this thread (nested
-// rounds: a close that calls Reset). Constant-initialised and trivially
-// destructible: read by closes that run from the native exit hook.
-thread_local constinit const CloseTime* t_round = nullptr;
-
-class RoundScope {
- public:
-  explicit RoundScope(const CloseTime& when) noexcept : outer_(std::exchange(t_round, &when)) {}
-  ~RoundScope() { t_round = outer_; }
-  RoundScope(const RoundScope&) = delete;
-  RoundScope& operator=(const RoundScope&) = delete;
-
- private:
-  const CloseTime* outer_;
-};
-
 void CloseCell(SlotCell& cell) {
   if (cell.value != nullptr && cell.ops->close != nullptr) {
     RunContained(ErrorSource::kClose, [&] { cell.ops->close(cell.value); });
@@ -119,8 +103,6 @@ void CloseCell(SlotCell& cell) {
 }
 
 }  // namespace
-
-bool ClosingAtEnd() noexcept { return t_round != nullptr && *t_round == CloseTime::kAtEnd; }
 
 void CloseAllValues(Stub& stub, CloseTime when) {
   RetiredCells retired;  // empty unless the stub has slots
@@ -140,22 +122,23 @@ void CloseAllValues(Stub& stub, CloseTime when) {
   }
   // The reused snapshot is the thread's own, not a holder to wait for: let it
   // go before the closes. It holds exactly `values` (every change drops it),
-  // so this releases no value and closes none.
+  // so this releases no value, and closes one only if another store's end
+  // left it pending.
   cached_snapshot.reset();
   // From here on `stub` is not touched: user code below may free it (Unload).
   // If a close ends the thread (a forced unwind passes RunContained), the
   // locals release what this round had not closed yet, without closing it.
   MergeRetired(retired, slots);
 
-  RoundScope round(when);
   // Inside a task, values it was given by a snapshot are not its to close.
   values.ForEach([when](Data& d) {
-    if (CapturedByOpenTask(d)) return;
-    RunContained(ErrorSource::kClose, [&] {
-      if (DataBox* box = DataAccess::Box(d); box != nullptr && when == CloseTime::kAtEnd) {
+    DataBox* box = DataAccess::Box(d);  // null for a stored empty Data
+    if (box == nullptr || CapturedByOpenTask(d)) return;
+    RunContained(ErrorSource::kClose, [box, when] {
+      if (when == CloseTime::kAtEnd) {
         box->CloseAtEnd();
       } else {
-        d.Close();
+        box->CloseOnce();
       }
     });
   });

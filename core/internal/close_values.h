@@ -21,12 +21,6 @@ enum class CloseTime {
 // Unload included. Inside a task, values its snapshot gave it are skipped.
 void CloseAllValues(Stub& stub, CloseTime when);
 
-// Whether the innermost round of closes running on the calling thread is
-// one at the thread's or a task's end (kAtEnd); false outside any round. For
-// the Python binding, whose values live in one Slot value (PyState) and need
-// the same rule as the engine's keyed values.
-bool ClosingAtEnd() noexcept;
-
 }  // namespace tls::inline TLS_ABI_NAMESPACE::internal
 
 #endif  // TLS_CORE_INTERNAL_CLOSE_VALUES_H_

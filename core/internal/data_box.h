@@ -78,41 +78,32 @@ class DataBox {
     return true;
   }
   // The close owed when the value's thread or task ends: now if no snapshot
-  // holds the value, else left to the last snapshot's release. Returns
-  // whether this call closed it. Throws what the value's close throws.
-  bool CloseAtEnd() {
+  // holds the value, else left to the last snapshot's release. Throws what
+  // the value's close throws.
+  void CloseAtEnd() {
     uint64_t s = state_.load(std::memory_order_acquire);
-    for (;;) {
-      if (s & kClosed) return false;
-      const uint64_t next = s >= kOneCapture ? (s | kPending) : (s | kClosed);
-      if (state_.compare_exchange_weak(s, next, std::memory_order_acq_rel)) {
-        if (!(next & kClosed)) return false;  // pending: a snapshot's release closes it
-        DoClose();
-        return true;
-      }
-    }
+    uint64_t next;
+    do {
+      if (s & kClosed) return;
+      next = s >= kOneCapture ? (s | kPending) : (s | kClosed);
+    } while (!state_.compare_exchange_weak(s, next, std::memory_order_acq_rel));
+    if (next & kClosed) DoClose();  // else pending: a snapshot's release closes it
   }
   bool closed() const noexcept { return state_.load(std::memory_order_acquire) & kClosed; }
-  bool close_pending() const noexcept {
-    const uint64_t s = state_.load(std::memory_order_acquire);
-    return (s & kPending) && !(s & kClosed);
-  }
 
   // A snapshot took the value (CapturedValues' constructor).
   void Capture() noexcept { state_.fetch_add(kOneCapture, std::memory_order_relaxed); }
   // A snapshot let it go (CapturedValues' destructor). If that was the last
   // snapshot and the value's thread or task ended meanwhile (close pending),
-  // closes it here, on the calling thread, and returns true. Throws what the
-  // value's close throws.
-  bool ReleaseCapture() {
+  // closes it here, on the calling thread. Throws what the value's close
+  // throws.
+  void ReleaseCapture() {
     uint64_t s = state_.fetch_sub(kOneCapture, std::memory_order_acq_rel) - kOneCapture;
-    for (;;) {
+    do {
       // Still held, nothing owed, or closed already (an explicit Close).
-      if (s >= kOneCapture || !(s & kPending) || (s & kClosed)) return false;
-      if (state_.compare_exchange_weak(s, s | kClosed, std::memory_order_acq_rel)) break;
-    }
+      if (s >= kOneCapture || !(s & kPending) || (s & kClosed)) return;
+    } while (!state_.compare_exchange_weak(s, s | kClosed, std::memory_order_acq_rel));
     DoClose();
-    return true;
   }
 
   const std::type_info& type() const noexcept { return type_; }
