@@ -5,8 +5,10 @@
 #include "bindings/dict_cache.h"
 #include "bindings/pointer_set.h"
 #include "bindings/python_access.h"
+#include "bindings/snapshot_holds.h"
 #include "bindings/tasks.h"
 #include "bindings/thread_end.h"
+#include "core/internal/close_values.h"
 
 namespace tls::bindings {
 
@@ -43,8 +45,23 @@ PyState::~PyState() {
   ReleaseFromDestructor(dict_);
 }
 
+void CloseValue(PyObject* value) {
+  PyObject* close = nullptr;
+  const int found = LookUpClose(value, &close);
+  if (found < 0) PyErr_WriteUnraisable(value);
+  if (found <= 0) return;  // not a closer, or its lookup failed
+  PyObject* result = PyObject_CallNoArgs(close);
+  if (result == nullptr) {
+    PyErr_WriteUnraisable(close);
+  } else {
+    Py_DECREF(result);
+  }
+  Py_DECREF(close);
+}
+
 void PyState::Close() {
   ForgetCachedDict();  // the engine took this PyState out of the thread's slot
+  const bool at_end = internal::ClosingAtEnd();  // else Reset: explicit, at once
   PythonCall py;
   if (!py) return;
   py.Run([&] {
@@ -60,17 +77,13 @@ void PyState::Close() {
       PyObject* value = PyList_GET_ITEM(values, i);
       if (!closed.Insert(value)) continue;  // same object under two keys
       if (captured.Contains(value)) continue;
-      PyObject* close = nullptr;
-      int found = LookUpClose(value, &close);
-      if (found < 0) PyErr_WriteUnraisable(value);
-      if (found <= 0) continue;  // not a closer, or its lookup failed
-      PyObject* result = PyObject_CallNoArgs(close);
-      if (result == nullptr) {
-        PyErr_WriteUnraisable(close);
+      if (at_end) {
+        // Closed by the last live snapshot's release instead.
+        if (LeaveCloseToSnapshots(value, captured.StrandedHolds(value))) continue;
       } else {
-        Py_DECREF(result);
+        ClosingNow(value);  // so no snapshot's release closes it again
       }
-      Py_DECREF(close);
+      CloseValue(value);
     }
     PyDict_Clear(dict_);
     Py_DECREF(values);

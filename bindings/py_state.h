@@ -31,8 +31,10 @@ class PyState {
   // already detached from the thread, so close() sees a fresh, empty store).
   // Calls close() once on each distinct stored object that has one, in
   // insertion order, except objects a snapshot gave to a task still open on
-  // this thread (bindings/tasks.h); errors go to sys.unraisablehook. Then
-  // drops every value. A forced unwind (CPython ending the thread) passes.
+  // this thread (bindings/tasks.h), and, at a thread's or task's end, objects
+  // a live Snapshot holds: their close is left to its release
+  // (bindings/snapshot_holds.h). Errors go to sys.unraisablehook. Then drops
+  // every value. A forced unwind (CPython ending the thread) passes.
   void Close();
 
   // The key -> value dict (borrowed).
@@ -41,6 +43,10 @@ class PyState {
  private:
   PyObject* dict_;
 };
+
+// Calls value.close() if it has one (errors to sys.unraisablehook). Requires
+// an attached thread state.
+void CloseValue(PyObject* value);
 
 // Called once at import, before any PyState exists: -1 with a Python error
 // set on failure.

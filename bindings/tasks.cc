@@ -2,12 +2,14 @@
 
 #include <exception>
 #include <new>
+#include <utility>
 
 #include "bindings/dict_cache.h"
 #include "bindings/fast_calls.h"
 #include "bindings/py_compat.h"
 #include "bindings/py_state.h"
 #include "bindings/python_access.h"
+#include "bindings/snapshot_holds.h"
 #include "core/internal/stub.h"
 #include "tls/tls.h"
 
@@ -70,6 +72,7 @@ bool EngineTaskOpen(const internal::TaskFrame* frame) noexcept {
 struct SnapshotObject {
   PyObject_HEAD tls::Snapshot engine;  // the thread's C++ values
   PyObject* values;                    // a copy of its Python dict, or nullptr if it had none
+  bool holds_released;                 // values counted out of snapshot_holds.h (once)
 };
 
 PyTypeObject* g_snapshot_type = nullptr;
@@ -77,13 +80,21 @@ PyTypeObject* g_snapshot_type = nullptr;
 // A new Snapshot holding `values` (a new reference, or nullptr; stolen) and
 // `engine`. Returns nullptr with a Python error set on failure.
 PyObject* NewSnapshot(PyTypeObject* type, PyObject* values, tls::Snapshot engine) {
+  if (values != nullptr && HoldSnapshotValues(values) < 0) {
+    Py_DECREF(values);
+    return nullptr;
+  }
   auto* self = PyObject_GC_New(SnapshotObject, type);
   if (self == nullptr) {
-    Py_XDECREF(values);
+    if (values != nullptr) {
+      ReleaseSnapshotValues(values);  // counted out again
+      Py_DECREF(values);
+    }
     return nullptr;
   }
   new (&self->engine) tls::Snapshot(std::move(engine));
   self->values = values;
+  self->holds_released = false;
   PyObject_GC_Track(self);
   return reinterpret_cast<PyObject*>(self);
 }
@@ -102,7 +113,20 @@ int SnapshotTraverse(PyObject* self, visitproc visit, void* arg) {
   return 0;
 }
 
+// Counts the Python values out of snapshot_holds.h, once: a close that an
+// end left to this snapshot, its last holder, runs here, on whichever thread
+// drops it. The collector calls this (tp_finalize) before it clears anything
+// of a garbage cycle, so the dict and its values are still whole; a snapshot
+// the collector never saw counts out in its deallocation (refcount 0: the
+// closes cannot reach it).
+void SnapshotFinalize(PyObject* self) {
+  auto* snapshot = reinterpret_cast<SnapshotObject*>(self);
+  if (snapshot->values == nullptr || std::exchange(snapshot->holds_released, true)) return;
+  ReleaseSnapshotValues(snapshot->values);
+}
+
 int SnapshotClear(PyObject* self) {
+  SnapshotFinalize(self);
   Py_CLEAR(reinterpret_cast<SnapshotObject*>(self)->values);
   return 0;
 }
@@ -111,7 +135,8 @@ void SnapshotDealloc(PyObject* self) {
   PyTypeObject* type = Py_TYPE(self);
   PyObject_GC_UnTrack(self);
   SnapshotClear(self);
-  // May destroy C++ values no other handle holds (not closed: Unload semantics).
+  // Lets go of the C++ values: one whose close an end left pending closes
+  // here; others no handle holds are destroyed, not closed (core/task.h).
   reinterpret_cast<SnapshotObject*>(self)->engine.~Snapshot();
   PyObject_GC_Del(self);
   Py_DECREF(type);
@@ -269,6 +294,7 @@ PyType_Slot g_snapshot_slots[] = {
     {Py_tp_dealloc, reinterpret_cast<void*>(&SnapshotDealloc)},
     {Py_tp_traverse, reinterpret_cast<void*>(&SnapshotTraverse)},
     {Py_tp_clear, reinterpret_cast<void*>(&SnapshotClear)},
+    {Py_tp_finalize, reinterpret_cast<void*>(&SnapshotFinalize)},
     {Py_tp_methods, g_snapshot_methods},
     {Py_tp_doc,
      const_cast<char*>("Snapshot()\n--\n\n"
@@ -359,6 +385,17 @@ bool CapturedObjects::Contains(PyObject* value) {
     }
   }
   return objects_.Contains(value);
+}
+
+uint64_t CapturedObjects::StrandedHolds(PyObject* value) const {
+  uint64_t holds = 0;
+  for (const OpenTask* t = t_open_tasks; t != nullptr; t = t->outer) {
+    if (t->captured == nullptr || EngineTaskOpen(t->engine)) continue;
+    Py_ssize_t pos = 0;
+    PyObject *key, *captured;
+    while (PyDict_Next(t->captured, &pos, &key, &captured)) holds += captured == value ? 1 : 0;
+  }
+  return holds;
 }
 
 void RegisterTaskBindings(py::module_& m) {

@@ -12,11 +12,16 @@
 // engine runs its at_exit handlers and closes its values, PyState included:
 // PyState::Close skips what CapturedObjects reports, the objects given to a
 // task still open on this thread, as the engine skips its own captured values.
+// A Snapshot counts its Python values in bindings/snapshot_holds.h while it
+// lives, so that a thread's or task's end leaves the close of a value it holds
+// to its release (tp_finalize or dealloc), as the engine does for C++ values.
 #ifndef TLS_BINDINGS_TASKS_H_
 #define TLS_BINDINGS_TASKS_H_
 
 #include <Python.h>
 #include <pybind11/pybind11.h>
+
+#include <cstdint>
 
 #include "bindings/pointer_set.h"
 
@@ -31,6 +36,12 @@ namespace tls::bindings {
 class CapturedObjects {
  public:
   bool Contains(PyObject* value);
+
+  // How many snapshot holds of `value` (bindings/snapshot_holds.h) belong to
+  // snapshots that tasks of this thread ran when the thread's exit ended them
+  // (exit() called inside Snapshot.run): never released, the thread ends
+  // inside them, so they do not defer its close. 0 at once with no such task.
+  uint64_t StrandedHolds(PyObject* value) const;
 
  private:
   bool gathered_ = false;

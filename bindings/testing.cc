@@ -5,6 +5,7 @@
 #include <string>
 #include <thread>
 
+#include "bindings/snapshot_holds.h"
 #include "tls/tls.h"
 
 namespace py = pybind11;
@@ -86,6 +87,13 @@ void RegisterTestingBindings(py::module_& m) {
         return d;
       },
       "Some of tls::GetStats() as C++ sees it, as a dict.");
+  t.def(
+      "snapshot_holds",
+      [] {
+        const SnapshotHoldCounts c = CountSnapshotHolds();
+        return py::make_tuple(c.held, c.pending);
+      },
+      "(objects live Snapshots hold, objects whose close waits for them).");
   t.def("run_in_native_thread", &RunInNativeThread, py::arg("fn"),
         "Calls fn() on a new native thread (PyGILState_Ensure/Release); returns "
         "that thread's tls::ID() as C++ saw it after fn returned.");

@@ -27,8 +27,7 @@
 //     the error handler; one that calls pthread_exit terminates (a snapshot
 //     is released in a noexcept destructor). A snapshot that is never
 //     released (leaked, or queued when the process exits) never closes it;
-//   - Python values follow the old rule for now: closed at their thread's
-//     end even while a task holds them (README, "Differences");
+//   - Python values follow the same rule (bindings/snapshot_holds.h);
 //   - Slot<T> values are task-local too: a task starts with every Slot empty;
 //     what it stores is closed and destroyed when it ends. Slots are not
 //     captured (a Slot owns its value; there is no handle to share).

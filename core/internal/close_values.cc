@@ -96,6 +96,22 @@ void MergeRetired(RetiredCells& retired, SlotArray& slots) noexcept {
   }
 }
 
+// The innermost round's CloseTime, while one runs on this thread (rounds
+// nest: a close may call Reset). Constant-initialised and trivially
+// destructible: read by closes that run from the native exit hook.
+thread_local constinit const CloseTime* t_round = nullptr;
+
+class RoundScope {
+ public:
+  explicit RoundScope(const CloseTime& when) noexcept : outer_(std::exchange(t_round, &when)) {}
+  ~RoundScope() { t_round = outer_; }
+  RoundScope(const RoundScope&) = delete;
+  RoundScope& operator=(const RoundScope&) = delete;
+
+ private:
+  const CloseTime* outer_;
+};
+
 void CloseCell(SlotCell& cell) {
   if (cell.value != nullptr && cell.ops->close != nullptr) {
     RunContained(ErrorSource::kClose, [&] { cell.ops->close(cell.value); });
@@ -103,6 +119,8 @@ void CloseCell(SlotCell& cell) {
 }
 
 }  // namespace
+
+bool ClosingAtEnd() noexcept { return t_round != nullptr && *t_round == CloseTime::kAtEnd; }
 
 void CloseAllValues(Stub& stub, CloseTime when) {
   RetiredCells retired;  // empty unless the stub has slots
@@ -130,6 +148,7 @@ void CloseAllValues(Stub& stub, CloseTime when) {
   // locals release what this round had not closed yet, without closing it.
   MergeRetired(retired, slots);
 
+  RoundScope round(when);  // read by slot values' closes (ClosingAtEnd)
   // Inside a task, values it was given by a snapshot are not its to close.
   values.ForEach([when](Data& d) {
     DataBox* box = DataAccess::Box(d);  // null for a stored empty Data

@@ -21,6 +21,13 @@ enum class CloseTime {
 // Unload included. Inside a task, values its snapshot gave it are skipped.
 void CloseAllValues(Stub& stub, CloseTime when);
 
+// Whether the innermost round of closes running on the calling thread is one
+// at the thread's or a task's end (kAtEnd); false outside any round. For the
+// Python binding, whose values all live in one Slot value (PyState) and follow
+// the same rule as keyed values: its Close leaves a value a live snapshot
+// holds to that snapshot's release at an end, and closes it at once in Reset.
+bool ClosingAtEnd() noexcept;
+
 }  // namespace tls::inline TLS_ABI_NAMESPACE::internal
 
 #endif  // TLS_CORE_INTERNAL_CLOSE_VALUES_H_

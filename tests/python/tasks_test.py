@@ -384,6 +384,192 @@ class CaptureAndRunTest(TaskTestCase):
         self.assertEqual(HOOKS.cpp_closes(), closes + 2)
 
 
+class CapturedCloseTest(TaskTestCase):
+    """A captured value closes once, when its thread's store and every
+    snapshot holding it have let go (core/task.h); Python values as C++ ones."""
+
+    def tearDown(self):
+        super().tearDown()
+        gc.collect()
+        if HOOKS is not None:
+            self.assertEqual(HOOKS.snapshot_holds(), (0, 0))   # nothing counted is left
+
+    def capture_on_a_thread_that_ends(self, log, *keys):
+        """A thread stores a Closer under "conn", captures, and ends; returns
+        (the snapshot, the Closer)."""
+        def request():
+            tls.set("conn", Closer(log, "conn"))
+            tls.set("plain", object())
+            return tls.capture(*keys), tls.get("conn")
+        return run_in_thread(request)
+
+    def test_thread_end_leaves_the_close_to_the_last_task_holding_the_value(self):
+        log = []
+        snap, conn = self.capture_on_a_thread_that_ends(log)
+        self.assertEqual(log, [])                       # its thread ended: not closed
+        other = tls.capture()                           # main's own: holds nothing of it
+        self.assertIs(snap.run(tls.get, "conn"), conn)
+        self.assertIs(run_in_thread(snap.run, tls.get, "conn"), conn)
+        self.assertEqual(log, [])                       # tasks never close what they were given
+        keyed, _ = self.capture_on_a_thread_that_ends(log, "conn")   # capture(*keys) too
+        self.assertEqual(log, [])
+        del keyed
+        self.assertEqual(log, [("conn", "close")])      # the second thread's conn
+        del snap
+        self.assertEqual(log, [("conn", "close")] * 2)  # the last holder went: closed, once
+        del other
+        self.assertEqual(len(log), 2)
+
+    def test_thread_end_closes_at_once_when_no_snapshot_holds_the_value(self):
+        log = []
+
+        def request():
+            tls.set("conn", Closer(log, "conn"))
+            tls.capture()                               # made and dropped at once
+        run_in_thread(request)
+        self.assertEqual(log, [("conn", "close")])
+
+    def test_a_snapshot_released_before_the_thread_ends_owes_no_close(self):
+        log = []
+
+        def request():
+            tls.set("conn", Closer(log, "conn"))
+            snaps.append(tls.capture())
+            snaps.pop()                                 # gone before the end
+            log.append("ends")
+        snaps = []
+        run_in_thread(request)
+        self.assertEqual(log, ["ends", ("conn", "close")])
+
+    def test_reset_closes_captured_values_at_once_and_no_release_closes_them_again(self):
+        log = []
+        tls.set("conn", Closer(log, "mine"))
+        snap = tls.capture()
+        tls.reset()                                     # explicit: at once, snapshot or not
+        self.assertEqual(log, [("mine", "close")])
+        self.assertEqual(len(snap.run(lambda: [tls.get("conn")])), 1)
+        del snap
+        self.assertEqual(len(log), 1)
+        # Left pending by one thread's end, then reset where another store holds it.
+        snap, conn = self.capture_on_a_thread_that_ends(log)
+        tls.set("same", conn)
+        tls.reset()
+        self.assertEqual(log[1:], [("conn", "close")])
+        del snap
+        self.assertEqual(len(log), 2)
+
+    def test_a_value_in_two_snapshots_and_under_two_keys_closes_once_after_both(self):
+        log = []
+
+        def request():
+            conn = Closer(log, "conn")
+            tls.set("a", conn)
+            tls.set("b", conn)
+            return tls.capture(), tls.capture("b")
+        first, second = run_in_thread(request)
+        del first
+        self.assertEqual(log, [])
+        del second
+        self.assertEqual(log, [("conn", "close")])
+
+    def test_a_tasks_own_value_captured_inside_it_closes_when_the_inner_snapshot_goes(self):
+        log = []
+        inner = []
+
+        def task():
+            tls.set("part", Closer(log, "task's"))
+            inner.append(tls.capture())
+        tls.Snapshot().run(task)
+        self.assertEqual(log, [])                       # the task ended; a snapshot holds it
+        inner.clear()
+        self.assertEqual(log, [("task's", "close")])
+
+    def test_a_deferred_close_runs_on_the_thread_that_drops_the_last_snapshot(self):
+        seen = []
+
+        class Conn:
+            def close(self):
+                seen.append(threading.get_ident())
+
+        def request():
+            tls.set("conn", Conn())
+            return tls.capture()
+        snap = run_in_thread(request)
+        dropper = threading.Thread(target=lambda: box.pop())
+        box = [snap]
+        del snap
+        dropper.start()
+        dropper.join()
+        self.assertEqual(seen, [dropper.ident])
+
+    def test_an_error_in_a_deferred_close_goes_to_unraisablehook_where_the_snapshot_goes(self):
+        class Failing:
+            def close(self):
+                raise ValueError("deferred close failed")
+
+        def request():
+            tls.set("conn", Failing())
+            tls.set("after", Closer(log, "after"))
+            return tls.capture()
+        log = []
+        snap = run_in_thread(request)
+        with Unraisables() as u:
+            del snap
+        self.assertEqual([(t, str(e)) for t, e, _ in u.seen],
+                         [(ValueError, "deferred close failed")])
+        self.assertEqual(log, [("after", "close")])     # the others still closed
+
+    def test_a_snapshot_in_a_collected_cycle_closes_what_it_held(self):
+        log = []
+        snap, _ = self.capture_on_a_thread_that_ends(log)
+        cycle = [snap]
+        cycle.append(cycle)
+        del snap, cycle
+        self.assertEqual(log, [])
+        gc.collect()
+        self.assertEqual(log, [("conn", "close")])
+
+    def test_fire_and_forget_tasks_on_a_pool_that_outlive_their_submitters_close_each_value_once(self):
+        requests, parts = 40, 3
+        go = threading.Event()
+        lock = threading.Lock()
+        events = []                                     # (request, what)
+
+        class Conn:
+            def __init__(self, request):
+                self.request, self.closed = request, False
+
+            def close(self):
+                with lock:
+                    events.append((self.request, "closed", self.closed))
+                self.closed = True
+
+        def part():
+            go.wait()
+            conn = tls.get("conn")
+            with lock:
+                events.append((tls.get("request"), "part", conn.closed))
+
+        with tls.ThreadPoolExecutor(max_workers=4) as pool:
+            def request(n):
+                tls.set("request", n)
+                tls.set("conn", Conn(n))
+                for _ in range(parts):
+                    pool.submit(part)                   # not waited for
+            threads = [threading.Thread(target=request, args=(n,)) for n in range(requests)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()                                # every submitter ended
+            with lock:
+                self.assertEqual(events, [])            # nothing closed under the parts
+            go.set()
+        for n in range(requests):
+            mine = [e for e in events if e[0] == n]
+            self.assertEqual(mine[:parts], [(n, "part", False)] * parts)
+            self.assertEqual(mine[parts:], [(n, "closed", False)])   # once, after its parts
+
+
 class WrapTest(TaskTestCase):
     def test_wrap_carries_tls_values_and_contextvars(self):
         token = request_var.set("submitter")
