@@ -34,8 +34,7 @@ Table& table() {
 // Never held across fork: the child gets the table as the parent had it (the
 // Snapshots it counts are copied with the process), with the mutex free.
 [[maybe_unused]] const int g_fork_handlers = pthread_atfork(
-    [] { table().mutex.lock(); }, [] { table().mutex.unlock(); },
-    [] { table().mutex.unlock(); });
+    [] { table().mutex.lock(); }, [] { table().mutex.unlock(); }, [] { table().mutex.unlock(); });
 
 void NoteSize(Table& t) { t.size.store(t.holds.size(), std::memory_order_relaxed); }
 

@@ -1,5 +1,7 @@
 // The public keyed API (core/tls.h). Fast paths read t_thread once and touch
 // only the calling thread's stub: no locks, no allocation on a hit.
+#include <functional>
+#include <stdexcept>
 #include <utility>
 
 #include "core/internal/close_values.h"
@@ -71,11 +73,16 @@ void Unload() {
   internal::DetachStub();
 }
 
-void AtExit(std::function<void()> f) {
-  if (!f) throw std::invalid_argument("tls::AtExit: empty function");
+void internal::AtExitHandler(internal::Handler handler) {
+  if (!handler) throw std::invalid_argument("tls::AtExit: empty function");
   internal::Stub& stub = internal::CurrentStub();
   internal::OwnerWriteSection write(stub, internal::StubPart::kTable);
-  stub.handlers.push_back(std::move(f));
+  stub.handlers.push_back(std::move(handler));
 }
+
+// The AtExit of headers before tls/internal/handler.h, kept for programs
+// built against them (libtls-core.so.2): the same, through a Handler.
+TLS_API void AtExit(std::function<void()> f);
+void AtExit(std::function<void()> f) { internal::AtExitHandler(internal::Handler(std::move(f))); }
 
 }  // namespace tls::inline TLS_ABI_NAMESPACE

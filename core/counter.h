@@ -24,8 +24,8 @@
 // (Slot::ForEachThread) and holds off ending threads' folds meanwhile. A Counter must outlive the
 // threads that Add to it, like any Slot, or Reset them; destroying it while others still hold
 // shards is safe (their shards are dropped at their end, uncounted).
-#include "tls/internal/require_cxx20.h"  // one clear #error before C++20
-#if !defined(TLS_CORE_COUNTER_H_) && !defined(TLS_INTERNAL_CXX_TOO_OLD)
+#include "tls/internal/require_cxx20.h"  // before C++20: one line, and stop
+#ifndef TLS_CORE_COUNTER_H_
 #define TLS_CORE_COUNTER_H_
 
 #include <atomic>

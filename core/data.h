@@ -17,8 +17,8 @@
 //
 //   int fd = open(...);
 //   tls::Set("fd", tls::MakeData(fd, [](int& f) { ::close(f); }));  // custom closer
-#include "tls/internal/require_cxx20.h"  // one clear #error before C++20
-#if !defined(TLS_CORE_DATA_H_) && !defined(TLS_INTERNAL_CXX_TOO_OLD)
+#include "tls/internal/require_cxx20.h"  // before C++20: one line, and stop
+#ifndef TLS_CORE_DATA_H_
 #define TLS_CORE_DATA_H_
 
 #include <stdexcept>

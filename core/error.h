@@ -9,8 +9,8 @@
 //   tls::SetErrorHandler([](const tls::ErrorInfo& e) {
 //     LOG(WARNING) << "tls: " << e.message << " on thread " << e.thread_id;
 //   });
-#include "tls/internal/require_cxx20.h"  // one clear #error before C++20
-#if !defined(TLS_CORE_ERROR_H_) && !defined(TLS_INTERNAL_CXX_TOO_OLD)
+#include "tls/internal/require_cxx20.h"  // before C++20: one line, and stop
+#ifndef TLS_CORE_ERROR_H_
 #define TLS_CORE_ERROR_H_
 
 #include <cstdint>

@@ -20,8 +20,8 @@
 //   tls::Set("request_id", tls::MakeData(42));   // string key, no allocation to look up
 //   tls::Set(7, tls::MakeData(std::string("x"))); // integer key
 //   tls::Get(std::string_view("request_id"));     // same key as the literal
-#include "tls/internal/require_cxx20.h"  // one clear #error before C++20
-#if !defined(TLS_CORE_KEY_H_) && !defined(TLS_INTERNAL_CXX_TOO_OLD)
+#include "tls/internal/require_cxx20.h"  // before C++20: one line, and stop
+#ifndef TLS_CORE_KEY_H_
 #define TLS_CORE_KEY_H_
 
 #include <concepts>
@@ -38,9 +38,13 @@ namespace tls::inline TLS_ABI_NAMESPACE {
 
 namespace internal {
 
+// The compilers' 128-bit integer. It is an extension, so `__extension__`
+// keeps -Wpedantic quiet about it in a consumer's own build.
+__extension__ typedef unsigned __int128 Uint128;
+
 // 64x64->128 multiply folded to 64 bits: the mixing step of our hash.
 inline uint64_t Fold(uint64_t a, uint64_t b) noexcept {
-  unsigned __int128 m = static_cast<unsigned __int128>(a) * b;
+  const Uint128 m = static_cast<Uint128>(a) * b;
   return static_cast<uint64_t>(m) ^ static_cast<uint64_t>(m >> 64);
 }
 
@@ -169,6 +173,11 @@ class Key {
   // `true` as a key is almost always a mistake; say so at compile time.
   Key(bool) = delete;
   Key(std::nullptr_t) = delete;
+  // A floating-point key would compare by rounding: refused, and the error
+  // names the type ("use of deleted function Key::Key(F) [with F = double]")
+  // and shows the next line.
+  template <std::floating_point F>
+  Key(F) = delete;  // a floating-point key is not allowed: use a string or an integer key
 
   Kind kind() const noexcept { return tag_ == kTagString ? Kind::kString : Kind::kInteger; }
   // The text of a string key (empty for an integer key).

@@ -35,8 +35,8 @@
 //     hits.ForEachThread([&](const Hits& h) { sum += h.n.load(); });
 //     return sum;
 //   });
-#include "tls/internal/require_cxx20.h"  // one clear #error before C++20
-#if !defined(TLS_CORE_SLOT_H_) && !defined(TLS_INTERNAL_CXX_TOO_OLD)
+#include "tls/internal/require_cxx20.h"  // before C++20: one line, and stop
+#ifndef TLS_CORE_SLOT_H_
 #define TLS_CORE_SLOT_H_
 
 #include <cstddef>

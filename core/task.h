@@ -44,8 +44,8 @@
 //   std::async([snap] { return tls::Run(snap, Handle); });
 //
 //   { tls::TaskScope task(snap); Work(); }   // the same, as a scope
-#include "tls/internal/require_cxx20.h"  // one clear #error before C++20
-#if !defined(TLS_CORE_TASK_H_) && !defined(TLS_INTERNAL_CXX_TOO_OLD)
+#include "tls/internal/require_cxx20.h"  // before C++20: one line, and stop
+#ifndef TLS_CORE_TASK_H_
 #define TLS_CORE_TASK_H_
 
 #include <cstddef>

@@ -3,8 +3,8 @@
 // tls::ThreadInfo names the thread (or task) whose value a walk is visiting
 // (Slot<T>::ForEachThread) or listing (tls::ListThreads, "tls/threads.h").
 // Included by "tls/slot.h".
-#include "tls/internal/require_cxx20.h"  // one clear #error before C++20
-#if !defined(TLS_CORE_THREAD_INFO_H_) && !defined(TLS_INTERNAL_CXX_TOO_OLD)
+#include "tls/internal/require_cxx20.h"  // before C++20: one line, and stop
+#ifndef TLS_CORE_THREAD_INFO_H_
 #define TLS_CORE_THREAD_INFO_H_
 
 #include <pthread.h>

@@ -3,7 +3,6 @@
 
 #include <algorithm>
 #include <atomic>
-#include <functional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -23,7 +22,7 @@ using internal::Stub;
 size_t StubBytes(const Stub& stub) noexcept {
   return sizeof(Stub) + stub.values.block_bytes() +
          stub.slots.capacity() * sizeof(internal::SlotCell) +
-         stub.handlers.capacity() * sizeof(std::function<void()>);
+         stub.handlers.capacity() * sizeof(internal::Handler);
 }
 
 size_t SlotValues(const Stub& stub) noexcept {

@@ -18,8 +18,8 @@
 //     for (const std::string& k : t.keys) std::printf("  %s\n", k.c_str());
 //   }
 //   tls::Stats s = tls::GetStats();   // totals over the same walk
-#include "tls/internal/require_cxx20.h"  // one clear #error before C++20
-#if !defined(TLS_CORE_THREADS_H_) && !defined(TLS_INTERNAL_CXX_TOO_OLD)
+#include "tls/internal/require_cxx20.h"  // before C++20: one line, and stop
+#ifndef TLS_CORE_THREADS_H_
 #define TLS_CORE_THREADS_H_
 
 #include <cstddef>

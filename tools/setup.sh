@@ -35,6 +35,7 @@ packages=(
   libboost-dev        # boost::asio::thread_pool in tests/reliability/task_pool_test
   libboost-thread-dev # peer in the benchmarks
   valgrind            # instruction counts in the benchmarks
+  clang               # clang++: tests/core:public_headers_test, the consumer checks
   clang-format        # ./dev lint: C++ formatting (.clang-format)
   clang-tidy          # ./dev lint: the engine's checks (.clang-tidy)
 )

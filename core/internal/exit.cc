@@ -11,7 +11,6 @@
 // Unload (which frees the stub) or created a new one.
 #include "core/internal/exit.h"
 
-#include <functional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -30,7 +29,7 @@ namespace {
 
 void RunHandlerRound(Stub& stub) {
   const uint64_t id = stub.id.load(std::memory_order_relaxed);
-  std::vector<std::function<void()>> round;
+  std::vector<Handler> round;
   {
     OwnerWriteSection write(stub, StubPart::kTable);
     round.swap(stub.handlers);

@@ -7,13 +7,13 @@
 
 #include <atomic>
 #include <cstdint>
-#include <functional>
 #include <memory>
 #include <vector>
 
 #include "core/internal/key_table.h"
 #include "core/internal/slot_array.h"
 #include "tls/internal/abi.h"
+#include "tls/internal/handler.h"
 #include "tls/internal/slot_ops.h"
 #include "tls/internal/task_frame.h"
 
@@ -48,8 +48,8 @@ struct Stub {
   // unchanged; every change drops it (DropCaptureCache) so it never keeps a
   // removed value alive.
   std::shared_ptr<const CapturedValues> capture_cache;
-  SlotArray slots;                              // indexed by Slot<T>::index()
-  std::vector<std::function<void()>> handlers;  // AtExit, oldest first
+  SlotArray slots;                // indexed by Slot<T>::index()
+  std::vector<Handler> handlers;  // AtExit, oldest first
 
   // The registry's fields (registry.h). `writing` and `native` are written
   // by the owner, the visitor counts by walkers; `role` by whoever holds the

@@ -5,8 +5,9 @@
 #      against the static and the shared (BUILD_SHARED_LIBS=ON) library;
 #   2. CMake, add_subdirectory(<this checkout>);
 #   3. a Makefile with `pkg-config --cflags --libs tls-core`, static and shared;
-#   4. a C++17 consumer gets the one-line "tls requires C++20" error;
-#   5. the shared library exports only the API (tests/abi/check_exports.sh).
+#   4. a C++17 consumer gets one line, "tls requires C++20", and no other error;
+#   5. the shared library exports only the API (tests/abi/check_exports.sh);
+#   6. with no build type given, the top-level build is Release.
 # Run by .ci/run; by hand: examples/embedding/check_cmake.sh
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -75,8 +76,30 @@ done
 
 cmake_consumer add_subdirectory "CMake add_subdirectory" -DTLS_SOURCE_DIR="$repo"
 
-# C++17: exactly one diagnostic line, ours (no template errors after it).
-echo '#include "tls/tls.h"' >"$tmp/old.cc"
+# The README's commands give no build type: the top-level tls build defaults to
+# Release (optimised), and a parent project's choice (none here) stands.
+build_type() { sed -n 's/^CMAKE_BUILD_TYPE:STRING=//p' "$1/CMakeCache.txt"; }
+quiet cmake -S "$repo" -B "$tmp/build-default" -DTLS_BUILD_TESTS=OFF
+if [[ $(build_type "$tmp/build-default") != Release ]]; then
+  echo "consumer check FAILED: with no build type, tls configured '$(build_type "$tmp/build-default")'" >&2
+  exit 1
+fi
+if [[ -n $(build_type "$tmp/add_subdirectory/build") ]]; then
+  echo "consumer check FAILED: add_subdirectory(tls) set the parent's build type" >&2
+  exit 1
+fi
+echo "consumer check: OK (no build type: Release at top level, the parent's choice under add_subdirectory)"
+
+# C++17: exactly one diagnostic line, ours; the consumer's own uses of tls
+# after it give none (the compiler stops there).
+cat >"$tmp/old.cc" <<'EOF'
+#include "tls/tls.h"
+int main() {
+  tls::Set("x", tls::MakeData(1));
+  tls::AtExit([] {});
+  return tls::Get("x") ? 0 : 1;
+}
+EOF
 for cxx in g++ clang++; do
   command -v "$cxx" >/dev/null || continue
   if out=$("$cxx" -std=c++17 -fsyntax-only -I"$tmp/prefix-static/include" "$tmp/old.cc" 2>&1); then

@@ -1,8 +1,12 @@
 // The keyed API on one live thread: Set, Get, Find, Del, ID, Reset, Unload.
 #include <gtest/gtest.h>
 
+#include <array>
+#include <functional>
+#include <memory>
 #include <set>
 #include <string>
+#include <vector>
 
 #include "core/internal/stub.h"
 #include "tests/core/test_util.h"
@@ -49,6 +53,22 @@ TEST(Api, SetThenGetReturnsTheSameValue) {
     EXPECT_TRUE(*got == d);
     EXPECT_EQ(got->Value<std::string>(), "v");
     EXPECT_EQ(tls::Find("k")->Value<std::string>(), "v");
+  });
+}
+
+TEST(Api, GetOfATypeGivesAPointerOrNullWhenMissingOrOfAnotherType) {
+  RunInThread([] {
+    EXPECT_EQ(tls::Get<int>("n"), nullptr);  // missing: null, and no stub made
+    EXPECT_FALSE(HasStub());
+    tls::Set("n", tls::MakeData(41));
+    int* n = tls::Get<int>("n");
+    ASSERT_NE(n, nullptr);
+    EXPECT_EQ(n, tls::Find("n")->TryValue<int>());  // the stored value itself, not a copy
+    ++*n;
+    EXPECT_EQ(tls::Get("n")->Value<int>(), 42);
+    EXPECT_EQ(tls::Get<std::string>("n"), nullptr);  // another type: null, no exception
+    tls::Set(7, tls::Data());                        // an empty handle holds no type
+    EXPECT_EQ(tls::Get<int>(7), nullptr);
   });
 }
 
@@ -169,6 +189,31 @@ TEST(Api, UnloadThenUseMakesAFreshStub) {
 
 TEST(Api, EmptyAtExitFunctionThrows) {
   EXPECT_THROW(tls::AtExit(std::function<void()>()), std::invalid_argument);
+  void (*none)() = nullptr;
+  EXPECT_THROW(tls::AtExit(none), std::invalid_argument);
+}
+
+int g_plain_function_runs = 0;
+void PlainFunction() { ++g_plain_function_runs; }
+
+TEST(Api, AtExitTakesAnyCallableMoveOnlyAndLargeOnesToo) {
+  g_plain_function_runs = 0;
+  std::vector<std::string> ran;
+  RunInThread([&ran] {
+    auto owned = std::make_unique<std::string>("move-only");
+    tls::AtExit([owned = std::move(owned), &ran] { ran.push_back(*owned); });
+    std::array<char, 256> big{};
+    big[0] = 'L';
+    tls::AtExit([big, &ran] { ran.push_back(std::string("large ") + big[0]); });  // on the heap
+    std::function<void()> f = [&ran] { ran.push_back("std::function"); };
+    tls::AtExit(f);
+    tls::AtExit(&PlainFunction);
+    tls::AtExit(PlainFunction);
+    EXPECT_TRUE(ran.empty());
+  });
+  // Newest first; each once.
+  EXPECT_EQ(ran, (std::vector<std::string>{"std::function", "large L", "move-only"}));
+  EXPECT_EQ(g_plain_function_runs, 2);
 }
 
 TEST(Api, ReplacedValueIsDestroyedWhenLastHandleGoes) {
