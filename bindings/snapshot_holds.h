@@ -33,8 +33,10 @@
 namespace tls::bindings {
 
 // Counts each value of `values` (a new Snapshot's dict, never changed after)
-// as held by one more snapshot. Returns -1 with MemoryError set (nothing
-// counted) on failure. Runs no Python code.
+// as held by one more snapshot, except values of built-in types that have no
+// close() (str, int, None, tuple, dict, ...: never counted, never deferred).
+// Returns 1 if it counted any, 0 if none (then nothing needs releasing), -1
+// with MemoryError set (nothing counted) on failure. Runs no Python code.
 int HoldSnapshotValues(PyObject* values);
 
 // Counts the values of `values` out again (the Snapshot holding it goes), then

@@ -80,21 +80,20 @@ PyTypeObject* g_snapshot_type = nullptr;
 // A new Snapshot holding `values` (a new reference, or nullptr; stolen) and
 // `engine`. Returns nullptr with a Python error set on failure.
 PyObject* NewSnapshot(PyTypeObject* type, PyObject* values, tls::Snapshot engine) {
-  if (values != nullptr && HoldSnapshotValues(values) < 0) {
+  const int held = values == nullptr ? 0 : HoldSnapshotValues(values);
+  if (held < 0) {
     Py_DECREF(values);
     return nullptr;
   }
   auto* self = PyObject_GC_New(SnapshotObject, type);
   if (self == nullptr) {
-    if (values != nullptr) {
-      ReleaseSnapshotValues(values);  // counted out again
-      Py_DECREF(values);
-    }
+    if (held > 0) ReleaseSnapshotValues(values);  // counted out again
+    Py_XDECREF(values);
     return nullptr;
   }
   new (&self->engine) tls::Snapshot(std::move(engine));
   self->values = values;
-  self->holds_released = false;
+  self->holds_released = held == 0;  // nothing counted: nothing to release
   PyObject_GC_Track(self);
   return reinterpret_cast<PyObject*>(self);
 }

@@ -519,6 +519,37 @@ class CapturedCloseTest(TaskTestCase):
                          [(ValueError, "deferred close failed")])
         self.assertEqual(log, [("after", "close")])     # the others still closed
 
+    def test_many_values_in_many_snapshots_released_in_any_order_each_close_once(self):
+        import random
+        rng = random.Random(19)
+        log = []
+
+        def request(n):
+            for i in range(n, n + 50):
+                tls.set(i, Closer(log, i))
+            return [tls.capture() for _ in range(3)] + [tls.capture(*range(n, n + 25))]
+        snaps = []
+        for n in range(0, 1000, 50):
+            snaps += run_in_thread(request, n)
+        self.assertEqual(log, [])
+        rng.shuffle(snaps)
+        while snaps:
+            snaps.pop()
+        self.assertEqual(sorted(name for name, _ in log), list(range(1000)))   # each once
+
+    @needs_hooks
+    def test_only_values_that_can_have_a_close_are_counted(self):
+        tls.set("id", "r-42")
+        tls.set("n", 7)
+        tls.set("opts", {"a": 1})
+        plain = tls.capture()
+        self.assertEqual(HOOKS.snapshot_holds(), (0, 0))    # built-in types: no entry
+        tls.set("conn", Closer([], "conn"))
+        both = tls.capture()
+        self.assertEqual(HOOKS.snapshot_holds(), (1, 0))
+        del plain, both
+        self.assertEqual(HOOKS.snapshot_holds(), (0, 0))
+
     def test_a_snapshot_in_a_collected_cycle_closes_what_it_held(self):
         log = []
         snap, _ = self.capture_on_a_thread_that_ends(log)
