@@ -33,18 +33,6 @@ int LookUpClose(PyObject* value, PyObject** close) {
 #endif
 }
 
-// Calls `close` (a new reference, released here); its error goes to
-// sys.unraisablehook.
-void CallClose(PyObject* close) {
-  PyObject* result = PyObject_CallNoArgs(close);
-  if (result == nullptr) {
-    PyErr_WriteUnraisable(close);
-  } else {
-    Py_DECREF(result);
-  }
-  Py_DECREF(close);
-}
-
 }  // namespace
 
 int InitPyState() {
@@ -61,7 +49,14 @@ void CloseValue(PyObject* value) {
   PyObject* close = nullptr;
   const int found = LookUpClose(value, &close);
   if (found < 0) PyErr_WriteUnraisable(value);
-  if (found > 0) CallClose(close);
+  if (found <= 0) return;  // not a closer, or its lookup failed
+  PyObject* result = PyObject_CallNoArgs(close);
+  if (result == nullptr) {
+    PyErr_WriteUnraisable(close);
+  } else {
+    Py_DECREF(result);
+  }
+  Py_DECREF(close);
 }
 
 void PyState::Close() {
@@ -82,17 +77,12 @@ void PyState::Close() {
       PyObject* value = PyList_GET_ITEM(values, i);
       if (!closed.Insert(value)) continue;  // same object under two keys
       if (captured.Contains(value)) continue;
-      PyObject* close = nullptr;
-      const int found = LookUpClose(value, &close);
-      if (found < 0) PyErr_WriteUnraisable(value);
-      if (found <= 0) continue;  // not a closer, or its lookup failed
       if (!at_end) {
         ClosingNow(value);  // so no snapshot's release closes it again
       } else if (LeaveCloseToSnapshots(value, captured.StrandedHolds(value))) {
-        Py_DECREF(close);  // closed by the last live snapshot's release instead
-        continue;
+        continue;  // closed by the last live snapshot's release instead
       }
-      CallClose(close);
+      CloseValue(value);
     }
     PyDict_Clear(dict_);
     Py_DECREF(values);
