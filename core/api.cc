@@ -1,5 +1,7 @@
-// The public keyed API (core/tls.h). Fast paths read t_thread once and touch
+// The public keyed API (core/store.h). Fast paths read t_thread once and touch
 // only the calling thread's stub: no locks, no allocation on a hit.
+#include "tls/store.h"
+
 #include <functional>
 #include <stdexcept>
 #include <utility>
@@ -7,8 +9,8 @@
 #include "core/internal/close_values.h"
 #include "core/internal/registry.h"
 #include "core/internal/stub.h"
+#include "core/internal/stub_lifecycle.h"
 #include "tls/internal/abi.h"
-#include "tls/tls.h"
 
 namespace tls::inline TLS_ABI_NAMESPACE {
 

@@ -1,151 +1,18 @@
-// Task-local storage (core/task.h). A task swaps the thread's stub for its own:
-//
-//   BeginTask:  frame <- {t_thread.stub, t_thread.id}; t_thread.task = &frame;
-//               the thread now has no stub, or one (the thread's spare, if
-//               any) whose table reads through to the snapshot's (no copy),
-//               with a new ID.
-//   EndTask:    the exit rounds (exit.cc) run over the task's stub; the layer
-//               is never closed, and close_values.cc skips a captured value
-//               the task stored itself (CapturedByOpenTask); then t_thread
-//               gets the frame's state back and the emptied stub is kept as
-//               the spare.
-// See core/README.md "Tasks".
-//
-// So every fast path (Get/Find/Set/ID, Slot) is unchanged: it reads t_thread
-// as always. Nothing is shared between threads but the immutable snapshot.
+// Task-local storage (core/task.h): snapshots and capture. The frames that
+// swap a thread's state for a task's are core/internal/task_frames.cc.
 #include "tls/task.h"
 
-#include <cstdio>
-#include <exception>
-#include <stdexcept>
+#include <memory>
+#include <span>
 #include <utility>
 
 #include "core/internal/captured_values.h"
-#include "core/internal/exit.h"
-#include "core/internal/report.h"
+#include "core/internal/key_table.h"
 #include "core/internal/stub.h"
-#include "core/internal/stub_cache.h"
 #include "tls/internal/abi.h"
-#include "tls/tls.h"
+#include "tls/key.h"
 
 namespace tls::inline TLS_ABI_NAMESPACE {
-namespace internal {
-namespace {
-
-// Gives the thread back the state `frame` saved, whatever the task left
-// behind: runs when the task's exit finishes, or when a forced unwind
-// (pthread_exit in a handler or close) leaves it early.
-class RestoreOnReturn {
- public:
-  explicit RestoreOnReturn(TaskFrame& frame) noexcept : frame_(frame) {}
-  ~RestoreOnReturn() {
-    DropStubs();  // left over only if the task's exit gave up or was unwound
-    t_thread.stub = frame_.saved_stub;
-    t_thread.id = frame_.saved_id;
-    t_thread.task = frame_.outer;
-  }
-  RestoreOnReturn(const RestoreOnReturn&) = delete;
-  RestoreOnReturn& operator=(const RestoreOnReturn&) = delete;
-
- private:
-  TaskFrame& frame_;
-};
-
-// Keeps the ended task's emptied stub (and its table block) for this
-// thread's next task, unless there is one already or it grew big; otherwise
-// RestoreOnReturn releases it. Not during or after thread exit: nothing would
-// free it.
-void KeepAsSpare() noexcept {
-  Stub* stub = t_thread.stub;
-  if (stub == nullptr || t_thread.spare != nullptr || t_thread.phase != Phase::kLive ||
-      !CacheableStub(*stub)) {
-    return;
-  }
-  t_thread.spare = DetachStub().release();
-  t_thread.spare->role.store(StubRole::kSpare, std::memory_order_release);  // empty: no section
-}
-
-// Ends the innermost open task of the calling thread.
-void FinishTask(TaskFrame& frame) {
-  frame.ended = true;  // first: code run below may call End on it again
-  RestoreOnReturn restore(frame);
-  RunExitRounds("task exit");
-  KeepAsSpare();
-}
-
-// Why `frame` cannot be ended by the calling thread now, or nullptr.
-const char* WhyNotEndable(const TaskFrame& frame) noexcept {
-  if (frame.thread != &t_thread) {
-    return "tls::TaskScope ended on another thread than the one that began it";
-  }
-  if (t_thread.task != &frame) {
-    return "tls::TaskScope ended while a task scope begun inside it is still open";
-  }
-  return nullptr;
-}
-
-}  // namespace
-
-void BeginTask(TaskFrame& frame, const CapturedValues* captured) {
-  frame.captured = captured;
-  frame.saved_stub = t_thread.stub;
-  frame.saved_id = t_thread.id;
-  frame.outer = t_thread.task;
-  frame.thread = &t_thread;
-  t_thread.stub = nullptr;
-  t_thread.id = 0;
-  t_thread.task = &frame;
-  if (captured == nullptr) return;  // the task's stub is made on first use
-  try {
-    // The task's view reads through to the snapshot: no copy, no reference.
-    NewStub(std::exchange(t_thread.spare, nullptr)).values.SetBelow(&captured->table);
-  } catch (...) {
-    frame.ended = true;
-    RestoreOnReturn restore(frame);
-    throw;
-  }
-}
-
-void EndTask(TaskFrame& frame) {
-  if (frame.ended) return;
-  if (const char* why = WhyNotEndable(frame)) throw std::logic_error(why);
-  FinishTask(frame);
-}
-
-void EndTaskAtScopeExit(TaskFrame& frame) {
-  if (const char* why = WhyNotEndable(frame)) {
-    // The thread that began the task still runs on the task's state, and only
-    // that thread may touch it: nothing here can make that right.
-    std::fprintf(stderr, "tls: %s; terminating\n", why);
-    std::terminate();
-  }
-  FinishTask(frame);
-}
-
-void EndOpenTasks() {
-  while (TaskFrame* frame = t_thread.task) FinishTask(*frame);
-}
-
-CapturedValues::~CapturedValues() {
-  // A close here runs on whichever thread let the last snapshot go: a pool
-  // thread after its task, or the capturer. Not inside a noexcept frame of
-  // ours, but a shared_ptr's release is one: a forced unwind out of such a
-  // close terminates (core/task.h says so).
-  table.ForEach([](Data& d) {
-    if (DataBox* box = DataAccess::Box(d)) {
-      RunContained(ErrorSource::kClose, [box] { box->ReleaseCapture(); });
-    }
-  });
-}
-
-bool CapturedByOpenTask(const Data& d) noexcept {
-  for (const TaskFrame* f = t_thread.task; f != nullptr; f = f->outer) {
-    if (f->captured != nullptr && f->captured->Holds(d)) return true;
-  }
-  return false;
-}
-
-}  // namespace internal
 
 size_t Snapshot::size() const noexcept { return values_ ? values_->table.size() : 0; }
 

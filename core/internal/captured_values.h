@@ -34,7 +34,7 @@ struct CapturedValues {
   }
   // Lets go of each value; closes, here, those whose thread or task ended
   // while this was their last holder (errors reported, as an exit's are).
-  // Defined in task.cc.
+  // Defined in captured_values.cc.
   ~CapturedValues();
   CapturedValues(const CapturedValues&) = delete;
   CapturedValues& operator=(const CapturedValues&) = delete;
@@ -49,7 +49,7 @@ struct CapturedValues {
 };
 
 // Whether `d` came into the calling thread's view from the snapshot of one of
-// its open tasks (task.cc). Such values are never closed by a task.
+// its open tasks. Such values are never closed by a task.
 bool CapturedByOpenTask(const Data& d) noexcept;
 
 }  // namespace tls::inline TLS_ABI_NAMESPACE::internal

@@ -21,8 +21,10 @@
 #include "core/internal/report.h"
 #include "core/internal/stub.h"
 #include "core/internal/stub_cache.h"
+#include "core/internal/stub_lifecycle.h"
+#include "core/internal/task_frames.h"
 #include "tls/internal/abi.h"
-#include "tls/tls.h"
+#include "tls/store.h"  // kMaxExitRounds
 
 namespace tls::inline TLS_ABI_NAMESPACE::internal {
 namespace {

@@ -1,5 +1,4 @@
 // Internal: the thread-exit sequence and the hooks that start it.
-// Visible to //bindings, which runs it early for Python threads.
 #ifndef TLS_CORE_INTERNAL_EXIT_H_
 #define TLS_CORE_INTERNAL_EXIT_H_
 
@@ -31,9 +30,6 @@ void RunExitRounds(std::string_view what);
 // Drops the calling thread's stub unclosed and unrun (what exit gave up on,
 // or what an unwound task left), and any stub destructors make meanwhile.
 void DropStubs() noexcept;
-
-// Ends every task still open on the calling thread, innermost first (task.cc).
-void EndOpenTasks();
 
 // Makes sure the exit sequence runs when the calling thread ends. Called once
 // per stub creation; cheap after the first call on a thread.

@@ -16,18 +16,10 @@
 #include <new>
 #include <utility>
 
-#include "core/internal/stub_cache.h"
+#include "core/internal/fork.h"
 #include "tls/internal/abi.h"
 
 namespace tls::inline TLS_ABI_NAMESPACE::internal {
-#ifdef TLS_WITHOUT_REGISTRY
-bool WalkingOnThisThread() noexcept { return false; }
-Stub* ClaimOrAllocateStub() { return new Stub(); }
-void RetireStubToShell(Stub* stub) noexcept { delete stub; }
-void WalkLiveStubs(WalkMode, StubVisitor, void*) {}
-size_t CountKeptStubs() noexcept { return 0; }
-void FreeRegistryIfUnused() noexcept {}
-#else
 namespace {
 
 constinit std::atomic<Stub*> g_head{nullptr};  // newest first; push-only
@@ -153,11 +145,11 @@ void ResetInForkChild() noexcept {
   g_free_hint.store(nullptr, std::memory_order_relaxed);
 }
 
-// pthread_once, not a function-local static: glibc's once restarts in a fork
-// child if the fork interrupted it, a static's guard stays taken.
 void RegisterForkReset() noexcept {
-  static pthread_once_t once = PTHREAD_ONCE_INIT;
-  pthread_once(&once, [] { pthread_atfork(nullptr, nullptr, &ResetInForkChild); });
+  static pthread_once_t once = PTHREAD_ONCE_INIT;  // fork.h: why not a static
+  pthread_once(&once, [] {
+    RegisterForkHandlers(ForkUnit::kRegistry, {.child = &ResetInForkChild});
+  });
 }
 
 void Push(Stub* stub) noexcept {
@@ -310,6 +302,5 @@ void FreeRegistryIfUnused() noexcept {
   g_free_hint.store(nullptr, std::memory_order_relaxed);
   while (s != nullptr) delete std::exchange(s, s->next_registered);
 }
-#endif  // TLS_WITHOUT_REGISTRY
 
 }  // namespace tls::inline TLS_ABI_NAMESPACE::internal

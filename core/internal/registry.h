@@ -45,10 +45,6 @@
 
 namespace tls::inline TLS_ABI_NAMESPACE::internal {
 
-// TLS_WITHOUT_REGISTRY (benchmarks only: //core:core_without_registry)
-// builds the engine as it was before the registry, so that thread churn can
-// be measured with and without it in one run: stubs are deleted, sections do
-// nothing, walks visit nothing. Never for real use.
 // The two parts of a stub a walker may read, gated separately: a Slot walk
 // reads only slot cells, so an owner's keyed writes (a visitor's Set on its
 // own thread, say) never wait for one.
@@ -63,14 +59,6 @@ inline bool Includes(StubPart parts, StubPart part) noexcept {
   return (static_cast<uint8_t>(parts) & static_cast<uint8_t>(part)) != 0;
 }
 
-#ifdef TLS_WITHOUT_REGISTRY
-class OwnerWriteSection {
- public:
-  explicit OwnerWriteSection(Stub&, StubPart = StubPart::kAll) noexcept {}
-  OwnerWriteSection(const OwnerWriteSection&) = delete;
-  OwnerWriteSection& operator=(const OwnerWriteSection&) = delete;
-};
-#else
 // The owner side: brackets a write to `part` of `stub` that a walker could be
 // reading. Sections do not nest, and run no user code.
 class OwnerWriteSection {
@@ -97,7 +85,6 @@ class OwnerWriteSection {
 
   Stub& stub_;
 };
-#endif  // TLS_WITHOUT_REGISTRY
 
 // A stub to make the calling thread's: a free shell from the registry (empty,
 // role kClaimed), or a new registered stub. Throws std::bad_alloc.

@@ -61,10 +61,9 @@ void ReportException(ErrorSource source, std::exception_ptr error) {
   Report(source, message.empty() ? std::string_view(Prefix(source)) : message, std::move(error));
 }
 
-}  // namespace internal
-
-ErrorHandler SetErrorHandler(ErrorHandler handler) noexcept {
-  return internal::g_error_handler.exchange(handler, std::memory_order_acq_rel);
+ErrorHandler ExchangeErrorHandler(ErrorHandler handler) noexcept {
+  return g_error_handler.exchange(handler, std::memory_order_acq_rel);
 }
 
+}  // namespace internal
 }  // namespace tls::inline TLS_ABI_NAMESPACE

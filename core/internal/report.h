@@ -37,6 +37,10 @@ struct ForcedUnwind {};  // never thrown: this C++ library unwinds pthread_exit 
 #define TLS_CATCHES_FORCED_UNWIND
 #endif
 
+// Installs `handler` (nullptr: print to stderr) and returns the previous one;
+// tls::SetErrorHandler (core/error.cc) is this.
+ErrorHandler ExchangeErrorHandler(ErrorHandler handler) noexcept;
+
 // Hands one error to the installed ErrorHandler. Throws nothing but a forced
 // unwind out of the handler.
 void Report(ErrorSource source, std::string_view message, std::exception_ptr error);

@@ -67,12 +67,6 @@ struct Stub {
   bool empty() const noexcept { return values.empty() && handlers.empty() && !HasSlotValues(); }
 };
 
-// Owns a detached stub; releasing it caches or deletes it (stub_cache.h).
-struct StubReleaser {
-  void operator()(Stub* stub) const noexcept;
-};
-using StubPtr = std::unique_ptr<Stub, StubReleaser>;
-
 enum class Phase : uint8_t {
   kLive,     // normal operation
   kExiting,  // the exit sequence is running on this thread
@@ -91,27 +85,12 @@ struct ThreadState {
 
 extern thread_local constinit ThreadState t_thread;
 
-// Makes the calling thread's stub: `reuse` (an empty stub) or a cached or new
-// one, with a fresh ID and the exit hook armed. The thread must have none.
-Stub& NewStub(Stub* reuse = nullptr);
-inline Stub& CurrentStub() {
-  Stub* s = t_thread.stub;
-  if (s == nullptr) [[unlikely]]
-    return NewStub();
-  return *s;
-}
-
 // `stub` if it is still the calling thread's stub, else nullptr. For code that
 // ran user callbacks after taking memory out of `stub`: those may have
 // unloaded (freed) it, so `stub` is only compared here, never read.
 inline Stub* IfStillCurrent(const Stub& stub) noexcept {
   return t_thread.stub == &stub ? t_thread.stub : nullptr;
 }
-
-// Unhooks the calling thread's stub and hands it to the caller: from here on
-// the thread has no stub. Destroying the result may run user code (value and
-// handler destructors), which may create a new stub; that is fine.
-StubPtr DetachStub() noexcept;
 
 // Drops `stub.capture_cache` after a change to `stub.values`. Releasing it may
 // run value destructors (user code), so callers call it last and touch

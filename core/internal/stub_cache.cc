@@ -5,6 +5,7 @@
 
 #include <atomic>
 
+#include "core/internal/fork.h"
 #include "core/internal/registry.h"
 #include "tls/internal/abi.h"
 
@@ -17,13 +18,13 @@ class StubCache {
   StubCache(const StubCache&) = delete;
   StubCache& operator=(const StubCache&) = delete;
 
-  // At process exit or library unload: give back what is cached, and turn
-  // whatever is released later into shells; then free the registry if no
-  // thread holds a stub any more. Waits a bounded time for a holder (critical
-  // sections are a few instructions); if it cannot get in, leaves the stubs.
-  ~StubCache() {
+  // Gives back what is cached and turns whatever is released later into
+  // shells (TearDownAtProcessExit). Waits a bounded time for a holder
+  // (critical sections are a few instructions); if it cannot get in, leaves
+  // the stubs and returns false.
+  bool Close() noexcept {
     for (int spins = 0; busy_.test_and_set(std::memory_order_acquire); ++spins) {
-      if (spins == 10'000) return;
+      if (spins == 10'000) return false;
       sched_yield();
     }
     closed_ = true;
@@ -33,7 +34,7 @@ class StubCache {
     for (int i = 0; i < n; ++i) items[i] = items_[i];
     busy_.clear(std::memory_order_release);
     for (int i = 0; i < n; ++i) RetireStubToShell(items[i]);
-    FreeRegistryIfUnused();
+    return true;
   }
 
   Stub* Take() noexcept {
@@ -70,13 +71,11 @@ class StubCache {
 constinit StubCache g_cache;
 
 void StubCache::RegisterForkReset() noexcept {
-  // Once per process (per load of the library; glibc drops the handler when
-  // the library is unloaded). Before the first Put nothing is cached, so
-  // there is nothing to reset before it. pthread_once, not a function-local
-  // static: a fork that interrupts it leaves a static's guard taken in the
-  // child, where glibc's once starts again.
-  static pthread_once_t once = PTHREAD_ONCE_INIT;
-  pthread_once(&once, [] { pthread_atfork(nullptr, nullptr, [] { g_cache.ResetInChild(); }); });
+  // Before the first Put nothing is cached: nothing to reset before it.
+  static pthread_once_t once = PTHREAD_ONCE_INIT;  // fork.h: why not a static
+  pthread_once(&once, [] {
+    RegisterForkHandlers(ForkUnit::kStubCache, {.child = []() noexcept { g_cache.ResetInChild(); }});
+  });
 }
 
 // Empty, and small: a stub that grew big goes back to malloc rather than
@@ -94,6 +93,8 @@ bool Cacheable(const Stub& stub) noexcept {
 Stub* TakeCachedStub() noexcept { return WalkingOnThisThread() ? nullptr : g_cache.Take(); }
 
 bool CacheableStub(const Stub& stub) noexcept { return Cacheable(stub); }
+
+bool CloseStubCache() noexcept { return g_cache.Close(); }
 
 void ReleaseStub(Stub* stub) noexcept {
   if (Cacheable(*stub)) {

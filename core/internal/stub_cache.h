@@ -18,9 +18,9 @@
 //   - fork: the child resets the cache (a lock held by a thread that does not
 //     exist in the child must not disable or hang it); the stubs it held are
 //     abandoned in the child.
-//   - Unload of the library (dlclose) or process exit: a static destructor
-//     gives the cached stubs back and closes the cache; stubs released after
-//     that become shells.
+//   - Unload of the library (dlclose) or process exit: TearDownAtProcessExit
+//     (stub_lifecycle.h) closes the cache, which gives the cached stubs back;
+//     stubs released after that become shells.
 #ifndef TLS_CORE_INTERNAL_STUB_CACHE_H_
 #define TLS_CORE_INTERNAL_STUB_CACHE_H_
 
@@ -42,6 +42,11 @@ bool CacheableStub(const Stub& stub) noexcept;
 // otherwise retires it to a shell (RetireStubToShell), which destroys the
 // values it still holds, unclosed.
 void ReleaseStub(Stub* stub) noexcept;
+
+// Gives every cached stub back as a shell and closes the cache: from here on
+// ReleaseStub retires every stub. Returns false (and does nothing) if it
+// could not take the cache's lock within a bounded wait.
+bool CloseStubCache() noexcept;
 
 }  // namespace tls::inline TLS_ABI_NAMESPACE::internal
 

@@ -1,22 +1,21 @@
-// The untyped half of tls::Slot<T> (core/slot.h).
+// The records of Slots made with a retire function (slot_retirements.h), and
+// their lock across fork.
+#include "core/internal/slot_retirements.h"
+
 #include <pthread.h>
 
-#include <algorithm>
 #include <atomic>
+#include <functional>
 #include <mutex>
 #include <new>
-#include <stdexcept>
 #include <utility>
 
-#include "core/internal/registry.h"
-#include "core/internal/slot_retirements.h"
-#include "core/internal/stub.h"
+#include "core/internal/fork.h"
 #include "tls/internal/abi.h"
 #include "tls/internal/slot_ops.h"
 
 namespace tls::inline TLS_ABI_NAMESPACE::internal {
 namespace {
-std::atomic<size_t> g_next_slot{0};
 // Every SlotRetirement not yet freed, newest first (slot_retirements.h), for
 // the fork child's lock reset. The lock is taken when a record is made or
 // freed, and across fork: never on a store, a get or a walk.
@@ -51,51 +50,16 @@ void ResetRetirementLocksInForkChild() noexcept {
   }
 }
 
-// Once per process (per load of the library: glibc drops the handler when it
-// is unloaded); pthread_once, which glibc restarts in a child whose fork
-// interrupted it.
 void RegisterForkReset() noexcept {
-  static pthread_once_t once = PTHREAD_ONCE_INIT;
+  static pthread_once_t once = PTHREAD_ONCE_INIT;  // fork.h: why not a static
   pthread_once(&once, [] {
-    pthread_atfork([] { g_retirements_lock.lock(); }, [] { g_retirements_lock.unlock(); },
-                   &ResetRetirementLocksInForkChild);
+    RegisterForkHandlers(ForkUnit::kSlotRetirements,
+                         {.prepare = []() noexcept { g_retirements_lock.lock(); },
+                          .parent = []() noexcept { g_retirements_lock.unlock(); },
+                          .child = &ResetRetirementLocksInForkChild});
   });
 }
 }  // namespace
-
-void SlotArray::ThrowTooManySlots() {
-  throw std::length_error("tls::Slot: over 4 billion Slots made (indexes are never reused)");
-}
-
-size_t NewSlotIndex() noexcept { return g_next_slot.fetch_add(1, std::memory_order_relaxed); }
-
-void* SlotGet(size_t index) noexcept {
-  Stub* stub = t_thread.stub;
-  if (stub == nullptr || index >= stub->slots.size()) return nullptr;
-  return stub->slots[index].value;
-}
-
-bool SlotStore(size_t index, void* value, const SlotOps* ops) {
-  Stub* stub = t_thread.stub;
-  if (value == nullptr) {
-    if (stub == nullptr || index >= stub->slots.size()) return false;
-  } else {
-    stub = &CurrentStub();
-  }
-  SlotCell old;
-  {
-    OwnerWriteSection write(*stub, StubPart::kSlots);
-    if (value != nullptr) {
-      stub->slots.Reserve(index);  // may throw: nothing changed
-      stub->slots.NoteUsed(index);
-      if (ops->retirement != nullptr) HoldRetirement(*ops->retirement);
-    }
-    old = std::exchange(stub->slots[index], SlotCell{value, ops});
-  }
-  if (old.value == nullptr) return false;
-  DestroySlotValue(old.value, old.ops);  // after the store: the destructor may call tls
-  return true;
-}
 
 SlotRetirement* NewSlotRetirement(const SlotOps& ops, std::function<void(void*)> retire) {
   RegisterForkReset();
@@ -131,18 +95,6 @@ void ReleaseRetirement(SlotRetirement& retirement) noexcept {
   if (retirement.holds.fetch_sub(kValue, std::memory_order_acq_rel) == kValue + kEnded) {
     FreeRetirement(&retirement);
   }
-}
-
-void SlotForEachThread(size_t index, SlotRetirement* retirement, bool batched, SlotVisit visit,
-                       void* context) {
-  std::unique_lock<std::recursive_mutex> hold;
-  if (retirement != nullptr) hold = std::unique_lock<std::recursive_mutex>(retirement->lock);
-  ForEachLiveStub(WalkMode{StubPart::kSlots, batched}, [&](Stub& stub) {
-    if (index >= stub.slots.size()) return;
-    void* value = stub.slots[index].value;
-    if (value == nullptr) return;
-    visit(context, InfoOf(stub), value);
-  });
 }
 
 }  // namespace tls::inline TLS_ABI_NAMESPACE::internal
