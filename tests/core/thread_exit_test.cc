@@ -13,13 +13,8 @@
 #include "tests/core/test_util.h"
 #include "tls/tls.h"
 
+namespace tls_test {
 namespace {
-
-using tls_test::Closer;
-using tls_test::Log;
-using tls_test::RunInPthread;
-using tls_test::RunInThread;
-using Events = std::vector<std::string>;
 
 // --- ports of go-tls's tests -------------------------------------------
 
@@ -381,3 +376,4 @@ TEST(ThreadExit, ThreadThatNeverUsesTlsCostsNothingAtExit) {
 }
 
 }  // namespace
+}  // namespace tls_test
