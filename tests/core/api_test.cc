@@ -12,11 +12,8 @@
 #include "tests/core/test_util.h"
 #include "tls/tls.h"
 
+namespace tls_test {
 namespace {
-
-using tls_test::Closer;
-using tls_test::Log;
-using tls_test::RunInThread;
 
 bool HasStub() { return tls::internal::t_thread.stub != nullptr; }
 
@@ -257,3 +254,4 @@ TEST(Api, DestructorOfReplacedValueMayCallTls) {
 }
 
 }  // namespace
+}  // namespace tls_test

@@ -8,14 +8,11 @@
 #include "tests/core/test_util.h"
 #include "tls/tls.h"
 
+namespace tls_test {
 namespace {
 
 using tls::internal::ExitCause;
 using tls::internal::RunThreadExit;
-using tls_test::Closer;
-using tls_test::Log;
-using tls_test::RunInThread;
-using Events = std::vector<std::string>;
 
 TEST(EarlyExit, RunsTheWholeSequenceAndTheThreadGoesOn) {
   Log log;
@@ -55,3 +52,4 @@ TEST(EarlyExit, AfterTheNativeHookKeepsTheLateHookArmed) {
 }
 
 }  // namespace
+}  // namespace tls_test

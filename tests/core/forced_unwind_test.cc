@@ -12,14 +12,11 @@
 #include "tests/core/test_util.h"
 #include "tls/tls.h"
 
+namespace tls_test {
 namespace {
 
 using tls::internal::ExitCause;
 using tls::internal::RunThreadExit;
-using tls_test::Closer;
-using tls_test::Log;
-using tls_test::RunInPthread;
-using Events = std::vector<std::string>;
 
 struct ExitingCloser {
   Log* log;
@@ -87,3 +84,4 @@ TEST(ForcedUnwind, PthreadExitInTheErrorHandlerPassesToo) {
 }
 
 }  // namespace
+}  // namespace tls_test

@@ -149,17 +149,4 @@ TEST_F(KeyTest, SetOverExistingKeyDoesNotAllocateForTheKey) {
   EXPECT_EQ(g_allocations.load(), before);
 }
 
-TEST_F(KeyTest, ManyKeysAllFoundAfterGrowthAndDeletion) {
-  constexpr int kN = 20000;
-  for (int i = 0; i < kN; ++i) tls::Set(i, tls::MakeData(i));
-  for (int i = 0; i < kN; i += 2) ASSERT_TRUE(tls::Del(i));
-  for (int i = 0; i < kN; ++i) {
-    auto d = tls::Get(i);
-    ASSERT_EQ(d.has_value(), i % 2 == 1) << i;
-    if (d) {
-      ASSERT_EQ(d->Value<int>(), i);
-    }
-  }
-}
-
 }  // namespace

@@ -1,20 +1,29 @@
-// tls::Slot<T>: the typed fast path follows the keyed values' rules.
+// tls::Slot<T> (core/slot.h): the typed fast path follows the keyed values'
+// rules; Slot<T>::ForEachThread reads every thread's value; retire functions
+// run where the close runs.
 #include <gtest/gtest.h>
+#include <pthread.h>
 
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <map>
 #include <memory>
+#include <mutex>
+#include <set>
+#include <stdexcept>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "core/internal/stub.h"
 #include "tests/core/test_util.h"
 #include "tls/tls.h"
 
+namespace tls_test {
 namespace {
 
-using tls_test::Closer;
-using tls_test::Log;
-using tls_test::RunInThread;
-using Events = std::vector<std::string>;
+using namespace std::chrono_literals;
 
 TEST(Slot, GetNeverCreatesAndIsPerThread) {
   tls::Slot<int> slot;
@@ -155,4 +164,242 @@ TEST(Slot, ValueSetInSlotCloseIsClosedInTheSameExit) {
   EXPECT_EQ(log.events(), Events{"close second"});
 }
 
+struct Shard {
+  std::atomic<int> n{0};
+};
+
+// ---- Slot<T>::ForEachThread ----
+
+TEST(SlotForEachThread, VisitsEveryLiveThreadsValueOnce) {
+  tls::Slot<Shard> slot;
+  ParkedThreads threads(8, [&](int i) { slot.GetOrEmplace().n = i + 1; });
+  std::multiset<int> seen;
+  slot.ForEachThread([&](Shard& s) { seen.insert(s.n.load()); });
+  EXPECT_EQ(seen, (std::multiset<int>{1, 2, 3, 4, 5, 6, 7, 8}));
+}
+
+TEST(SlotForEachThread, SkipsThreadsWithoutAValueAndThreadsThatEnded) {
+  tls::Slot<Shard> slot;
+  RunInThread([&] { slot.GetOrEmplace().n = 100; });  // ended: not visited
+  ParkedThreads with(2, [&](int) { slot.GetOrEmplace().n = 1; });
+  ParkedThreads without(2, [&](int) { tls::Set("other", tls::MakeData(1)); });
+  int visits = 0;
+  slot.ForEachThread([&](Shard& s) {
+    ++visits;
+    EXPECT_EQ(s.n.load(), 1);
+  });
+  EXPECT_EQ(visits, 2);
+}
+
+TEST(SlotForEachThread, NamesTheThreadItVisits) {
+  tls::Slot<Shard> slot;
+  std::mutex mu;
+  std::set<std::pair<uint64_t, pthread_t>> expected;
+  ParkedThreads threads(3, [&](int) {
+    slot.GetOrEmplace();
+    std::lock_guard<std::mutex> lock(mu);
+    expected.insert({tls::ID(), pthread_self()});
+  });
+  std::set<std::pair<uint64_t, pthread_t>> seen;
+  slot.ForEachThread([&](const tls::ThreadInfo& who, Shard&) {
+    EXPECT_FALSE(who.task);
+    seen.insert({who.id, who.native});
+  });
+  EXPECT_EQ(seen, expected);
+}
+
+TEST(SlotForEachThread, VisitsOpenTasksAsTasks) {
+  tls::Slot<Shard> slot;
+  std::atomic<uint64_t> task_id{0};
+  std::atomic<bool> done{false};
+  std::thread t([&] {
+    slot.GetOrEmplace().n = 1;  // the thread's own
+    tls::TaskScope scope{tls::Snapshot()};
+    slot.GetOrEmplace().n = 2;  // the task's
+    task_id = tls::ID();
+    while (!done) std::this_thread::yield();
+  });
+  while (task_id == 0) std::this_thread::yield();
+  std::map<int, tls::ThreadInfo> by_value;
+  slot.ForEachThread([&](const tls::ThreadInfo& who, Shard& s) { by_value[s.n.load()] = who; });
+  done = true;
+  t.join();
+  ASSERT_EQ(by_value.size(), 2u);
+  EXPECT_FALSE(by_value[1].task);
+  EXPECT_TRUE(by_value[2].task);
+  EXPECT_EQ(by_value[2].id, task_id.load());
+  EXPECT_TRUE(pthread_equal(by_value[1].native, by_value[2].native));
+}
+
+// The owner's Del (and its exit) waits until the visitor is done with the value.
+TEST(SlotForEachThread, ValueIsNeverDestroyedWhileVisited) {
+  struct Watched {
+    std::atomic<bool>* visiting;
+    std::atomic<bool>* destroyed_while_visited;
+    ~Watched() {
+      if (visiting->load()) destroyed_while_visited->store(true);
+    }
+  };
+  std::atomic<bool> visiting{false}, destroyed_while_visited{false}, deleted{false};
+  std::atomic<bool> stored{false};
+  tls::Slot<Watched> slot;
+  std::thread owner([&] {
+    slot.Emplace(Watched{&visiting, &destroyed_while_visited});
+    stored = true;
+    while (!visiting) std::this_thread::yield();
+    slot.Del();  // must wait for the visitor
+    deleted = true;
+  });
+  while (!stored) std::this_thread::yield();
+  slot.ForEachThread([&](Watched&) {
+    visiting = true;
+    std::this_thread::sleep_for(100ms);
+    EXPECT_FALSE(deleted.load()) << "Del returned while the value was being visited";
+    visiting = false;
+  });
+  owner.join();
+  EXPECT_TRUE(deleted);
+  EXPECT_FALSE(destroyed_while_visited);
+}
+
+TEST(SlotForEachThread, ThreadEndingDuringTheVisitEndsAfterIt) {
+  Log log;
+  std::atomic<bool> stored{false}, visiting{false};
+  tls::Slot<Closer> slot;
+  std::thread owner([&] {
+    slot.Emplace(Closer{&log, "v"});
+    stored = true;
+    while (!visiting) std::this_thread::yield();
+  });  // exits while visited: its close waits
+  while (!stored) std::this_thread::yield();
+  slot.ForEachThread([&](Closer&) {
+    visiting = true;
+    std::this_thread::sleep_for(50ms);
+    log.Add("visit done");
+  });
+  owner.join();
+  EXPECT_EQ(log.events(), (Events{"visit done", "close v"}));
+}
+
+TEST(SlotForEachThread, VisitorMayCallTlsOnItsOwnThread) {
+  tls::Slot<Shard> slot;
+  tls::Slot<int> other;
+  slot.GetOrEmplace().n = 1;  // this thread's own value is visited too
+  ParkedThreads threads(2, [&](int) { slot.GetOrEmplace().n = 1; });
+  int visits = 0, nested = 0;
+  slot.ForEachThread([&](Shard& s) {
+    ++visits;
+    tls::Set("k", tls::MakeData(visits));  // a new key: a structural write of its own stub
+    other.Emplace(visits);
+    slot.GetOrEmplace().n += 0;
+    slot.ForEachThread([&](Shard&) { ++nested; });  // nested walk
+    EXPECT_EQ(s.n.load(), 1);
+  });
+  EXPECT_EQ(visits, 3);
+  EXPECT_EQ(nested, 9);
+  EXPECT_EQ(*other.Get(), 3);
+  tls::Unload();
+}
+
+TEST(SlotForEachThread, VisitorMayEmplaceOverItsOwnThreadsValue) {
+  tls::Slot<Shard> slot;
+  slot.GetOrEmplace().n = 1;
+  int visits = 0;
+  slot.ForEachThread([&](Shard&) {
+    ++visits;
+    slot.Emplace();  // replaces the value being visited: its own thread's doing
+  });
+  EXPECT_EQ(visits, 1);
+  EXPECT_EQ(slot.Get()->n.load(), 0);
+  tls::Unload();
+}
+
+TEST(SlotForEachThread, AThrowingVisitorLeavesNoOwnerWaiting) {
+  tls::Slot<Shard> slot;
+  std::atomic<int> dels{0};
+  {
+    ParkedThreads threads(4, [&](int) { slot.GetOrEmplace(); });
+    EXPECT_THROW(slot.ForEachThread([&](Shard&) { throw std::runtime_error("stop"); }),
+                 std::runtime_error);
+  }  // the threads exit (a write of their stubs): they would hang if still gated
+  ParkedThreads again(2, [&](int) {
+    slot.GetOrEmplace();
+    slot.Del();
+    ++dels;
+  });
+  EXPECT_EQ(dels.load(), 2);
+}
+
+// ---- Slot retire functions ----
+
+TEST(SlotRetire, RunsAtThreadExitBeforeTheClose) {
+  Log log;
+  tls::Slot<Closer> slot([&](Closer& c) { log.Add("retire " + c.name); });
+  RunInThread([&] {
+    tls::AtExit([&] { log.Add("handler"); });
+    slot.Emplace(Closer{&log, "v"});
+  });
+  EXPECT_EQ(log.events(), (Events{"handler", "retire v", "close v"}));
+}
+
+TEST(SlotRetire, RunsAtResetAndAtTaskEnd) {
+  Log log;
+  tls::Slot<Closer> slot([&](Closer& c) { log.Add("retire " + c.name); });
+  RunInThread([&] {
+    slot.Emplace(Closer{&log, "a"});
+    tls::Reset();
+    tls::Run(tls::Snapshot(), [&] { slot.Emplace(Closer{&log, "task"}); });
+    log.Add("end");
+  });
+  EXPECT_EQ(log.events(), (Events{"retire a", "close a", "retire task", "close task", "end"}));
+}
+
+TEST(SlotRetire, NotForDelEmplaceOrUnload) {
+  std::atomic<int> retired{0};
+  tls::Slot<int> slot([&](int&) { ++retired; });
+  RunInThread([&] {
+    slot.Emplace(1);
+    slot.Emplace(2);  // the 1 is dropped, not retired
+    slot.Del();
+    slot.Emplace(3);
+    tls::Unload();
+  });
+  EXPECT_EQ(retired.load(), 0);
+}
+
+TEST(SlotRetire, AThrowingRetireIsReportedAndTheValueStillClosed) {
+  static std::vector<tls::ErrorSource>* sources = nullptr;
+  std::vector<tls::ErrorSource> seen;
+  sources = &seen;
+  tls::ErrorHandler previous =
+      tls::SetErrorHandler([](const tls::ErrorInfo& e) { sources->push_back(e.source); });
+  Log log;
+  tls::Slot<Closer> slot([](Closer&) { throw std::runtime_error("no"); });
+  RunInThread([&] { slot.Emplace(Closer{&log, "v"}); });
+  tls::SetErrorHandler(previous);
+  EXPECT_EQ(seen, (std::vector<tls::ErrorSource>{tls::ErrorSource::kRetire}));
+  EXPECT_EQ(log.events(), (Events{"close v"}));
+}
+
+TEST(SlotRetire, NotCalledOnceTheSlotIsGone) {
+  std::atomic<int> retired{0};
+  std::atomic<bool> stored{false}, gone{false};
+  auto slot = std::make_unique<tls::Slot<int>>([&](int&) { ++retired; });
+  std::thread t([&] {
+    slot->Emplace(1);
+    stored = true;
+    while (!gone) std::this_thread::yield();
+  });  // its value is closed after the Slot was destroyed
+  while (!stored) std::this_thread::yield();
+  slot.reset();
+  gone = true;
+  t.join();
+  EXPECT_EQ(retired.load(), 0);
+}
+
+TEST(SlotRetire, EmptyRetireFunctionIsRejected) {
+  EXPECT_THROW(tls::Slot<int>(std::function<void(int&)>()), std::invalid_argument);
+}
+
 }  // namespace
+}  // namespace tls_test

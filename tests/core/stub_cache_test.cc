@@ -14,13 +14,10 @@
 #include "tests/core/test_util.h"
 #include "tls/tls.h"
 
+namespace tls_test {
 namespace {
 
 using tls::internal::t_thread;
-using tls_test::Closer;
-using tls_test::Log;
-using tls_test::RunInThread;
-using Events = std::vector<std::string>;
 
 TEST(StubCache, ReusedStubIsEmptyAndGetsANewId) {
   Log log;
@@ -89,3 +86,4 @@ TEST(StubCache, ManyThreadsEndingAtOnceNeverShareAStub) {
 }
 
 }  // namespace
+}  // namespace tls_test

@@ -4,6 +4,7 @@
 
 #include <pthread.h>
 
+#include <condition_variable>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -11,7 +12,12 @@
 #include <thread>
 #include <vector>
 
+// The tests that use these open `namespace tls_test { namespace {`, so they
+// name them unqualified, with no `using` preamble of their own.
 namespace tls_test {
+
+// What a Log holds, as tests spell the expected events.
+using Events = std::vector<std::string>;
 
 // Runs `body` on a fresh std::thread and joins it: the thread's exit sequence
 // has finished when this returns.
@@ -55,6 +61,44 @@ struct Closer {
   Log* log;
   std::string name;
   void Close() { log->Add("close " + name); }
+};
+
+// Threads that run `setup`, then stay alive until Release() (or destruction).
+class ParkedThreads {
+ public:
+  ParkedThreads(int n, const std::function<void(int)>& setup) {
+    for (int i = 0; i < n; ++i) {
+      threads_.emplace_back([this, i, setup] {
+        setup(i);
+        {
+          std::unique_lock<std::mutex> lock(mu_);
+          ++ready_;
+          cv_.notify_all();
+          cv_.wait(lock, [&] { return released_; });
+        }
+      });
+    }
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait(lock, [&] { return ready_ == n; });
+  }
+  ~ParkedThreads() { Release(); }
+  void Release() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      released_ = true;
+      cv_.notify_all();
+    }
+    for (std::thread& t : threads_) {
+      if (t.joinable()) t.join();
+    }
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  int ready_ = 0;
+  bool released_ = false;
+  std::vector<std::thread> threads_;
 };
 
 }  // namespace tls_test
