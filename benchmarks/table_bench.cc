@@ -88,6 +88,7 @@
 
 #include "benchmark/benchmark.h"
 #include "benchmarks/abba.h"
+#include "core/internal/key_access.h"
 #include "core/internal/key_table.h"
 #include "tls/tls.h"
 
@@ -119,6 +120,7 @@ using HugeVector = std::vector<T, HugePageAllocator<T>>;
 namespace {
 
 using benchmark::DoNotOptimize;
+using tls::internal::KeyAccess;
 using tls::internal::KeyTable;
 
 // "key<i>" into `out` (kTextBytes, of which it writes at most 16); returns its
@@ -254,7 +256,7 @@ int Lines(size_t n, size_t lookups, std::string_view what) {
     if (find) {
       sum += tls::Find(key) != nullptr;
     } else {
-      sum += key.hash() >> 63;
+      sum += KeyAccess::Hash(key) >> 63;
     }
   }
   std::printf("lines %s: n %zu lookups %zu sum %llu\n", std::string(what).c_str(), n, lookups,
@@ -358,7 +360,8 @@ void BM_Keys_IndependentOnlyAtN(benchmark::State& state) {
   size_t i = 0;
   for (auto _ : state) {
     const tls::Key& k = w.keys[i++ & (kLookups - 1)].key;
-    sum += k.hash() + static_cast<unsigned char>(*k.data());  // what Find reads of it
+    sum += KeyAccess::Hash(k) +
+           static_cast<unsigned char>(*KeyAccess::Text(k));  // what Find reads of it
     DoNotOptimize(sum);
   }
 }
@@ -406,7 +409,7 @@ void BM_Keys_ValueChainOnlyAtN(benchmark::State& state) {
   const World& w = GetWorld(static_cast<size_t>(state.range(0)));
   const NextKey* v = w.first;
   for (auto _ : state) {
-    DoNotOptimize(v->next.key.hash());
+    DoNotOptimize(KeyAccess::Hash(v->next.key));
     v = v->next_value;
     DoNotOptimize(v);
   }

@@ -1,7 +1,5 @@
 // The public keyed API (core/store.h). Fast paths read t_thread once and touch
 // only the calling thread's stub: no locks, no allocation on a hit.
-#include "tls/store.h"
-
 #include <functional>
 #include <stdexcept>
 #include <utility>
@@ -11,6 +9,7 @@
 #include "core/internal/stub.h"
 #include "core/internal/stub_lifecycle.h"
 #include "tls/internal/abi.h"
+#include "tls/store.h"
 
 namespace tls::inline TLS_ABI_NAMESPACE {
 

@@ -32,107 +32,12 @@
 #include <string_view>
 
 #include "tls/internal/abi.h"
-#include "tls/internal/hash_secret.h"
+#include "tls/internal/key_hash.h"
 
 namespace tls::inline TLS_ABI_NAMESPACE {
 
 namespace internal {
-
-// The compilers' 128-bit integer. It is an extension, so `__extension__`
-// keeps -Wpedantic quiet about it in a consumer's own build.
-__extension__ typedef unsigned __int128 Uint128;
-
-// 64x64->128 multiply folded to 64 bits: the mixing step of our hash.
-inline uint64_t Fold(uint64_t a, uint64_t b) noexcept {
-  const Uint128 m = static_cast<Uint128>(a) * b;
-  return static_cast<uint64_t>(m) ^ static_cast<uint64_t>(m >> 64);
-}
-
-inline uint64_t Load64(const char* p) noexcept {
-  uint64_t v;
-  std::memcpy(&v, p, 8);
-  return v;
-}
-
-inline uint64_t Load32(const char* p) noexcept {
-  uint32_t v;
-  std::memcpy(&v, p, 4);
-  return v;
-}
-
-// Public constants of the finishing step; the secret words are what an
-// attacker does not know (HashSecret).
-inline constexpr uint64_t kSeed2 = 0xa0761d6478bd642full;
-inline constexpr uint64_t kSeed3 = 0x9fb21c651e98df25ull;
-
-// The top byte of Key::hash(): always >= 0x80, so a hash is never 0 (the
-// store's "empty slot"), and it tells the kind of key and a short string's length.
-inline constexpr uint64_t kStampShortString = 0x80;  // | length (0..16)
-inline constexpr uint64_t kStampLongString = 0xa0;
-inline constexpr uint64_t kStampInteger = 0xc0;  // | Key's tag
-inline constexpr int kStampShift = 56;
-
-// Strings up to this long are held in the table's slot itself (core/internal/
-// key_table.h), as the two words below; longer ones on the heap.
-inline constexpr size_t kShortKeyBytes = 16;
-
-// The two words that identify a string of n <= 16 bytes, given n: at most two
-// (possibly overlapping) loads, so a short key hashes and compares in a few
-// instructions and a literal's length picks the branch at compile time.
-struct ShortWords {
-  uint64_t a = 0, b = 0;
-};
-[[gnu::always_inline]] inline ShortWords ShortKeyWords(const char* p, size_t n) noexcept {
-  if (n >= 8) return {Load64(p), Load64(p + n - 8)};
-  if (n >= 4) return {Load32(p), Load32(p + n - 4)};
-  if (n == 0) return {};
-  return {(uint64_t{static_cast<unsigned char>(p[0])} << 16) |
-              (uint64_t{static_cast<unsigned char>(p[n >> 1])} << 8) |
-              static_cast<unsigned char>(p[n - 1]),
-          0};
-}
-
-// The secret words are xored into both factors of the first multiply, so no
-// key can zero it (a word equal to a public seed once did, and the product
-// then ignored the other word: issue 19). The final Fold spreads every input
-// bit over the low bits the table indexes with: without it sequential keys
-// ("key0", "key1", ...) cluster at some table sizes (mean probes 1.9x a
-// random hash's at 64 keys).
-[[gnu::always_inline]] inline uint64_t HashWords(uint64_t a, uint64_t b, uint64_t chain,
-                                                 HashSecret k) noexcept {
-  return Fold(Fold(a ^ k.k0, b ^ chain) ^ kSeed2, kSeed3);
-}
-
-// Strings over 16 bytes: out of line, so the inline Key constructor stays
-// small where the length is not known at compile time.
-// Each 16-byte block is folded into a chain that starts from the secret, so
-// the chain after any prefix is unknown too: no two prefixes can be built to
-// meet, and collisions cannot be multiplied block by block.
-[[gnu::noinline]] inline uint64_t HashLongBytes(const char* p, size_t n) noexcept {
-  const HashSecret k = LoadHashSecret();
-  uint64_t chain = k.k1 ^ n;
-  for (size_t i = 0; i + 16 < n; i += 16) {
-    chain = Fold(Load64(p + i) ^ k.k0, Load64(p + i + 8) ^ chain) + chain;
-  }
-  return HashWords(Load64(p + n - 16), Load64(p + n - 8), chain, k);
-}
-
-// Any integer type but bool (Key(bool) is deleted below).
-template <class I>
-concept IntegerKey = std::integral<I> && !std::same_as<I, bool>;
-
-// Keyed like strings, by the same steps (HashWords with no second word): a
-// table of IDs chosen by a client cannot be flooded. The inner multiplier
-// stays odd (k1 is drawn odd, the tag moves bits 1-2 only): an even one maps
-// sequential integers onto fewer low bits (a random k1 gave 11.7x a uniform
-// hash's probes in one run of table_bench probes). Without the final Fold,
-// sequential integers still clustered at large N under some secrets (1.30x
-// at N = 32,768); it costs Find(3) ~0.35 ns.
-[[gnu::always_inline]] inline uint64_t HashInteger(uint64_t bits, uint8_t tag) noexcept {
-  const HashSecret k = LoadHashSecret();
-  return HashWords(bits, 0, k.k1 ^ (uint64_t{tag} << 1), k);
-}
-
+struct KeyAccess;  // core/internal/key_access.h: the store's view of a Key
 }  // namespace internal
 
 class Key {
@@ -194,26 +99,15 @@ class Key {
            (a.tag_ != kTagString || std::memcmp(a.text_, b.text_, a.bits_) == 0);
   }
 
-  // Internal representation, used by the store (core/internal/key_table.h).
-  // hash(): 56 bits of hash under a top byte that says the kind and, for a
-  // string of up to 16 bytes, its length; never 0. Two keys with equal hash()
-  // are equal if their words are (short strings and integers), or their texts
-  // (longer strings).
-  uint64_t hash() const noexcept { return hash_; }
-  bool is_long_string() const noexcept {
-    return (hash_ >> internal::kStampShift) == internal::kStampLongString;
-  }
-  uint64_t word0() const noexcept { return word0_; }  // ShortKeyWords, or the integer
-  uint64_t word1() const noexcept { return word1_; }
-  uint8_t tag() const noexcept { return tag_; }
-  uint64_t bits() const noexcept { return bits_; }
-  const char* data() const noexcept { return text_; }
+ private:
+  friend struct internal::KeyAccess;
 
+  // The representation: read by the store through internal::KeyAccess
+  // (core/internal/key_access.h), which says what each part means.
   static constexpr uint8_t kTagString = 1;
   static constexpr uint8_t kTagNonNegative = 2;
   static constexpr uint8_t kTagNegative = 3;
 
- private:
   static uint64_t Stamp(uint64_t h, uint64_t stamp) noexcept {
     return (h & ((uint64_t{1} << internal::kStampShift) - 1)) | (stamp << internal::kStampShift);
   }

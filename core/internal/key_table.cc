@@ -86,14 +86,15 @@ void KeyTable::ForgetKey(Slot& s) noexcept {
 }
 
 void KeyTable::CopyKey(Slot& to, const Key& key) {
-  if (key.is_long_string()) {
-    to.word0 = CopyText(key.data(), key.bits());  // may throw: nothing changed yet
-    to.word1 = key.bits();
+  if (KeyAccess::IsLongString(key)) {
+    to.word0 =
+        CopyText(KeyAccess::Text(key), KeyAccess::Bits(key));  // may throw: nothing changed yet
+    to.word1 = KeyAccess::Bits(key);
   } else {
-    to.word0 = key.word0();
-    to.word1 = key.word1();
+    to.word0 = KeyAccess::Word0(key);
+    to.word1 = KeyAccess::Word1(key);
   }
-  to.hash = key.hash();
+  to.hash = KeyAccess::Hash(key);
 }
 
 void KeyTable::CopyKey(Slot& to, const Slot& from) {
@@ -189,11 +190,11 @@ size_t KeyTable::BelowOnlyCount() const noexcept {
 
 size_t KeyTable::LongIndexOf(const Key& key) const noexcept {
   if (size_ == 0) return kAbsent;
-  const uint64_t h = key.hash();
+  const uint64_t h = KeyAccess::Hash(key);
   for (size_t i = Home(h);; i = (i + 1) & mask_) {
     const Slot& s = slots_[i];
-    if (s.hash == h && s.word1 == key.bits() &&
-        std::memcmp(LongText(s), key.data(), key.bits()) == 0) {
+    if (s.hash == h && s.word1 == KeyAccess::Bits(key) &&
+        std::memcmp(LongText(s), KeyAccess::Text(key), KeyAccess::Bits(key)) == 0) {
       return i;
     }
     if (s.hash == 0) return kAbsent;
@@ -234,7 +235,7 @@ Data KeyTable::Put(const Key& key, Data data) {
 
 void KeyTable::Insert(const Key& key, Data&& data) {
   GrowIfFull();
-  Slot& s = slots_[FreeSlotFor(key.hash())];
+  Slot& s = slots_[FreeSlotFor(KeyAccess::Hash(key))];
   CopyKey(s, key);  // may throw: the slot stays empty
   s.data = std::move(data);
   ++size_;
@@ -248,7 +249,7 @@ void KeyTable::AppendKeyNames(std::vector<std::string>& out) const {
     if (stamp == kStampLongString) {
       out.push_back(Key(std::string_view(LongText(s), s.word1)).ToString());
     } else if (stamp >= kStampInteger) {
-      out.push_back(stamp == (kStampInteger | Key::kTagNegative)
+      out.push_back(stamp == (kStampInteger | KeyAccess::kTagNegative)
                         ? Key(static_cast<int64_t>(s.word0)).ToString()
                         : Key(s.word0).ToString());
     } else {
@@ -269,7 +270,7 @@ size_t KeyTable::ProbesFor(const Key& key) const noexcept {
   if (size_ == 0) return 1;
   const size_t found = IndexOf(key);
   size_t probes = 1;
-  for (size_t i = Home(key.hash());; i = (i + 1) & mask_, ++probes) {
+  for (size_t i = Home(KeyAccess::Hash(key));; i = (i + 1) & mask_, ++probes) {
     if (i == found || slots_[i].hash == 0) return probes;
   }
 }

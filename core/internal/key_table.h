@@ -38,6 +38,7 @@
 #include <utility>
 #include <vector>
 
+#include "core/internal/key_access.h"
 #include "tls/data.h"
 #include "tls/internal/abi.h"
 #include "tls/key.h"
@@ -69,7 +70,7 @@ class KeyTable {
     const size_t i = ShortIndexOf(key);
     if (i != kAbsent) [[likely]]
       return &slots_[i].data;
-    if (below_ == nullptr && !key.is_long_string()) [[likely]]
+    if (below_ == nullptr && !KeyAccess::IsLongString(key)) [[likely]]
       return nullptr;
     return FindSlow(key);  // a tail call: the common path saves no registers
   }
@@ -78,7 +79,7 @@ class KeyTable {
   // nullptr. Swapping it is not a structural change (registry.h).
   Data* FindOwn(const Key& key) noexcept {
     size_t i = ShortIndexOf(key);
-    if (i == kAbsent && key.is_long_string()) [[unlikely]]
+    if (i == kAbsent && KeyAccess::IsLongString(key)) [[unlikely]]
       i = LongIndexOf(key);
     return i == kAbsent ? nullptr : &slots_[i].data;
   }
@@ -146,10 +147,11 @@ class KeyTable {
   // Key holds 0, so it never matches here.
   [[gnu::always_inline]] size_t ShortIndexOf(const Key& key) const noexcept {
     if (size_ == 0) return kAbsent;
-    const uint64_t h = key.hash();
+    const uint64_t h = KeyAccess::Hash(key);
     for (size_t i = Home(h);; i = (i + 1) & mask_) {
       const Slot& s = slots_[i];
-      if (s.hash == h && s.word0 == key.word0() && s.word1 == key.word1()) return i;
+      if (s.hash == h && s.word0 == KeyAccess::Word0(key) && s.word1 == KeyAccess::Word1(key))
+        return i;
       if (s.hash == 0) return kAbsent;
     }
   }
@@ -162,7 +164,7 @@ class KeyTable {
   // For string keys over 16 bytes: the text compared.
   size_t LongIndexOf(const Key& key) const noexcept;
   size_t IndexOf(const Key& key) const noexcept {
-    return key.is_long_string() ? LongIndexOf(key) : ShortIndexOf(key);
+    return KeyAccess::IsLongString(key) ? LongIndexOf(key) : ShortIndexOf(key);
   }
   // Find for long keys, and for keys the layer may hold.
   [[gnu::noinline]] const Data* FindSlow(const Key& key) const noexcept;

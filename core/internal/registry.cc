@@ -147,9 +147,8 @@ void ResetInForkChild() noexcept {
 
 void RegisterForkReset() noexcept {
   static pthread_once_t once = PTHREAD_ONCE_INIT;  // fork.h: why not a static
-  pthread_once(&once, [] {
-    RegisterForkHandlers(ForkUnit::kRegistry, {.child = &ResetInForkChild});
-  });
+  pthread_once(&once,
+               [] { RegisterForkHandlers(ForkUnit::kRegistry, {.child = &ResetInForkChild}); });
 }
 
 void Push(Stub* stub) noexcept {

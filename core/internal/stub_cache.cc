@@ -74,7 +74,8 @@ void StubCache::RegisterForkReset() noexcept {
   // Before the first Put nothing is cached: nothing to reset before it.
   static pthread_once_t once = PTHREAD_ONCE_INIT;  // fork.h: why not a static
   pthread_once(&once, [] {
-    RegisterForkHandlers(ForkUnit::kStubCache, {.child = []() noexcept { g_cache.ResetInChild(); }});
+    RegisterForkHandlers(ForkUnit::kStubCache,
+                         {.child = []() noexcept { g_cache.ResetInChild(); }});
   });
 }
 

@@ -20,6 +20,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "core/internal/key_access.h"
 #include "core/internal/key_table.h"
 #include "gtest/gtest.h"
 #include "tls/key.h"
@@ -29,6 +30,7 @@ namespace {
 
 using tls::Key;
 using tls::internal::Fold;
+using tls::internal::KeyAccess;
 using tls::internal::Load64;
 
 // The constants the hash used before issue 19, as anyone could read them.
@@ -96,7 +98,7 @@ std::vector<std::string> RandomKeys(size_t count, size_t length, unsigned seed) 
 
 size_t DistinctHashes(const std::vector<std::string>& keys) {
   std::set<uint64_t> hashes;
-  for (const std::string& k : keys) hashes.insert(Key(k).hash());
+  for (const std::string& k : keys) hashes.insert(KeyAccess::Hash(Key(k)));
   return hashes.size();
 }
 
@@ -158,7 +160,7 @@ size_t FullestSlot(const std::vector<K>& keys, int bits) {
   std::unordered_map<uint64_t, size_t> per_slot;
   size_t fullest = 0;
   for (const K& k : keys) {
-    fullest = std::max(fullest, ++per_slot[Key(k).hash() & ((uint64_t{1} << bits) - 1)]);
+    fullest = std::max(fullest, ++per_slot[KeyAccess::Hash(Key(k)) & ((uint64_t{1} << bits) - 1)]);
   }
   return fullest;
 }
@@ -176,7 +178,7 @@ TEST(HashFlooding, IntegerKeysSearchedToShareASlotSpreadOut) {
   constexpr int kBits = 12;
   const auto keys = SameSlotKeys(
       2'000, kBits, [](uint64_t i) { return int64_t(i); },
-      [](int64_t k) { return PublicHashInteger(uint64_t(k), Key::kTagNonNegative); });
+      [](int64_t k) { return PublicHashInteger(uint64_t(k), KeyAccess::kTagNonNegative); });
   EXPECT_LE(FullestSlot(keys, kBits), 12u);
 }
 
@@ -210,7 +212,7 @@ TEST(HashFlooding, PrintHashForParent) {
   // Eight threads race to draw the secret; all must hash alike.
   std::array<uint64_t, 8> seen{};
   std::vector<std::thread> threads;
-  for (uint64_t& h : seen) threads.emplace_back([&h] { h = Key("request_id").hash(); });
+  for (uint64_t& h : seen) threads.emplace_back([&h] { h = KeyAccess::Hash(Key("request_id")); });
   for (std::thread& t : threads) t.join();
   for (uint64_t h : seen) ASSERT_EQ(h, seen[0]);
   std::printf("hash=%llx\n", static_cast<unsigned long long>(seen[0]));
@@ -227,19 +229,20 @@ TEST(HashFlooding, SecretDiffersBetweenProcesses) {
 }
 
 TEST(HashFlooding, SecretIsStableWithinAProcessAndAcrossFork) {
-  const uint64_t before = Key("request_id").hash();
+  const uint64_t before = KeyAccess::Hash(Key("request_id"));
   tls::Set("request_id", tls::MakeData(7));
   const pid_t pid = fork();
   ASSERT_GE(pid, 0);
   if (pid == 0) {
     // The child's tables were hashed with the parent's secret.
-    const bool same = Key("request_id").hash() == before && tls::Find("request_id") != nullptr;
+    const bool same =
+        KeyAccess::Hash(Key("request_id")) == before && tls::Find("request_id") != nullptr;
     _exit(same ? 0 : 1);
   }
   int status = 0;
   ASSERT_EQ(waitpid(pid, &status, 0), pid);
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-  EXPECT_EQ(Key("request_id").hash(), before);
+  EXPECT_EQ(KeyAccess::Hash(Key("request_id")), before);
   tls::Reset();
 }
 
