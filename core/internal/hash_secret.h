@@ -4,7 +4,7 @@
 // kernel when the process first hashes a key. Someone who has read the source
 // but cannot read this process's memory cannot choose keys that share a hash
 // or a table slot: before the secret, keys built to zero the first multiply
-// all had one 64-bit hash (issue 19), and a table of 50,000 of them took 2.75 s
+// all had one 64-bit hash; a table of 50,000 of them took 2.75 s
 // to fill. Design: core/README.md, "The key hash".
 //
 // Two engines in one process (a plugin that links its own static copy) have

@@ -8,8 +8,8 @@
 // a value adds one (SlotStore), every destruction of one removes it
 // (DestroySlotValue, the only way the engine destroys a Slot value), and
 // ~Slot sets the "ended" bit. Whichever of the last two comes last frees the
-// record: a plugin with a Counter unloads clean (issue 19: it leaked 104
-// bytes per dlopen/dlclose before, as records were never freed).
+// record: a plugin with a Counter unloads clean (a record never freed would
+// leak 104 bytes per dlopen/dlclose).
 #ifndef TLS_CORE_INTERNAL_SLOT_RETIREMENTS_H_
 #define TLS_CORE_INTERNAL_SLOT_RETIREMENTS_H_
 

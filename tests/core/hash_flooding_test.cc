@@ -1,4 +1,4 @@
-// The key hash resists flooding (issue 19): keys built from the public source
+// The key hash resists flooding: keys built from the public source
 // to collide, the way an attacker who has read key.h would build them, spread
 // over the table like random keys, because the hash is keyed by a secret the
 // process draws at start (core/internal/hash_secret.h).
@@ -33,7 +33,7 @@ using tls::internal::Fold;
 using tls::internal::KeyAccess;
 using tls::internal::Load64;
 
-// The constants the hash used before issue 19, as anyone could read them.
+// The constants of the unkeyed hash the engine once had, as anyone could read them.
 constexpr uint64_t kPublic0 = 0x9e3779b97f4a7c15ull;
 constexpr uint64_t kPublic1 = 0xd6e8feb86659fd93ull;
 constexpr uint64_t kPublic2 = 0xa0761d6478bd642full;

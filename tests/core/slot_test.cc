@@ -69,7 +69,7 @@ TEST(Slot, ResetClosesSlotValues) {
 // Indexes are never reused, so a Slot made after many others stores far into
 // a thread's slot array. Reset visits only the range that holds values and
 // keeps the array, so the next store neither allocates nor zero-fills it
-// (issue 19: 0.4 ms per Add + Reset on a Counter made after 100,000 others).
+// (0.4 ms per Add + Reset on a Counter made after 100,000 others).
 TEST(Slot, ResetKeepsTheSlotArrayAndEmptiesOnlyTheUsedRange) {
   std::vector<std::unique_ptr<tls::Slot<int>>> earlier(1000);
   for (auto& s : earlier) s = std::make_unique<tls::Slot<int>>();

@@ -1,4 +1,4 @@
-"""tls API semantics: one test per rule of the Python API (issue 3)."""
+"""tls API semantics: one test per rule of the Python API."""
 
 import gc
 import sysconfig

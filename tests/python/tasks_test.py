@@ -1,4 +1,4 @@
-"""Task-local storage (issue 10): tls.capture() and Snapshot.run, tls.wrap,
+"""Task-local storage: tls.capture() and Snapshot.run, tls.wrap,
 tls.ThreadPoolExecutor. A task behaves like a thread of its own: it sees the
 captured values and never the running thread's; what it sets, its at_exit
 handlers and its ID are its own and end with it; the thread gets its values

@@ -32,7 +32,7 @@
 //     the code it is about to run. libtls_plugin_late.so, a third copy of the
 //     API-only build, takes those tests so the pin does not spill over.
 //
-// All threads at once (issue 11): the plugin's engine keeps its own registry
+// All threads at once: the plugin's engine keeps its own registry
 // of stubs. Its ListThreads lists only the threads that used the plugin, and
 // a program with an engine of its own (dlclose_registry_helper) lists only
 // its own users, never the plugin's values. When the plugin is unloaded the
@@ -279,7 +279,7 @@ TEST_P(Dlclose, RepeatedLoadUseCloseCycles) {
   }
 #ifdef TLS_TEST_ASAN
   // Each cycle's engine made records for the plugin's Counter and retiring
-  // Slot (issue 19: 104 bytes each, never freed); an unload frees them.
+  // Slot (104 bytes each); an unload frees them.
   if (unloadable_) {
     EXPECT_EQ(__lsan_do_recoverable_leak_check(), 0) << "a leak after " << cycles << " cycles";
   }

@@ -6,7 +6,7 @@
 // unique IDs, their handlers and closes run), and ends before a deadline. The
 // parent's threads check all along that their own state is untouched.
 //
-// All threads at once (issue 11): a walker thread reads a tls::Counter the
+// All threads at once: a walker thread reads a tls::Counter the
 // busy threads add to, walks a Slot and lists the threads without pause, so
 // forks happen during walks and folds. In the child the registry shows only
 // the forking thread's stubs (its own and its open tasks'), walks and Counter

@@ -1,4 +1,4 @@
-// Registry churn (issue 11): the walks (Slot<T>::ForEachThread,
+// Registry churn: the walks (Slot<T>::ForEachThread,
 // tls::ListThreads, tls::GetStats) and tls::Counter::Read run without pause on
 // three walker threads while 64 lanes of short-lived threads start, store
 // keyed and Slot values, add to a Counter (on the thread, inside a task, from
