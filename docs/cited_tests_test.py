@@ -1,5 +1,8 @@
 """Every test the docs cite exists, so their rule -> test tables cannot rot.
 
+(Also: every relative link between README.md and docs/*.md resolves, anchors
+included.)
+
 Scans README.md and docs/*.md (outside fenced code blocks) for test names in
 backticks and looks each one up in the test sources (tests/**/*.cc, *.h, *.py):
 
@@ -137,6 +140,41 @@ def problems(docs, sources):
     return found, defs
 
 
+_LINK = re.compile(r"\[[^\]\n]*\]\(([^)\s]+)\)")
+
+
+def slug(heading):
+    """The anchor GitHub gives a markdown heading."""
+    text = re.sub(r"[^\w\- ]", "", heading.strip().lower())
+    return text.replace(" ", "-")
+
+
+def broken_links(docs):
+    """Relative links between the docs whose file or heading is missing."""
+    anchors = {}
+    for doc in docs:
+        with open(doc, encoding="utf-8") as f:
+            anchors[os.path.normpath(doc)] = {
+                slug(line.lstrip("#")) for line in f.read().splitlines() if line.startswith("#")}
+    found = []
+    for doc in docs:
+        with open(doc, encoding="utf-8") as f:
+            lines = f.read().splitlines()
+        for number, line in enumerate(lines, 1):
+            for link in _LINK.findall(line):
+                if re.match(r"[a-z]+:", link):
+                    continue  # a URL
+                path, _, anchor = link.partition("#")
+                target = os.path.normpath(os.path.join(os.path.dirname(doc), path)) if path else os.path.normpath(doc)
+                if target in anchors:
+                    if anchor and anchor not in anchors[target]:
+                        found.append(f"{doc}:{number}: link {link}: no heading #{anchor} in {target}")
+                elif "TEST_SRCDIR" not in os.environ and not os.path.exists(target):
+                    # Under Bazel only the docs themselves are at hand.
+                    found.append(f"{doc}:{number}: link {link}: no file {target}")
+    return found
+
+
 ARGS = sys.argv[1:]
 sys.argv[1:] = []
 
@@ -151,6 +189,12 @@ class CitedTestsTest(unittest.TestCase):
         if found:
             self.fail("the docs cite tests that do not exist (rename them in the docs, or "
                       "restore the test):\n" + "\n".join(found))
+
+    def test_links_between_the_docs_resolve(self):
+        docs, _ = files(ARGS)
+        found = broken_links(docs)
+        if found:
+            self.fail("broken links in the docs:\n" + "\n".join(found))
 
     def test_a_bogus_name_is_caught(self):
         defs = Definitions([])
