@@ -1,6 +1,6 @@
 // File: benchmarks/churn_bench.cc
 //
-// Thread churn with and without the registry of stubs (issue 11): the cost
+// Thread churn with and without the registry of stubs: the cost
 // the registry adds to threads that start, store a few values, and end.
 //
 // The two engines cannot link into one binary (same symbols), so this source

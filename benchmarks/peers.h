@@ -1,6 +1,6 @@
 // The baselines the engine is measured against. The thread_local accessors
 // are compiled in their own translation unit and marked noipa so every call
-// is a real call: the "non-inlined thread_local read" of issue 4, not a value
+// is a real call: the "non-inlined thread_local read" of the table, not a value
 // the optimiser keeps in a register across the loop.
 #ifndef TLS_BENCHMARKS_PEERS_H_
 #define TLS_BENCHMARKS_PEERS_H_
@@ -20,7 +20,7 @@ void ThreadLocalSet(int v);
 // A `thread_local uint64_t` id, as ID()'s baseline.
 unsigned long ThreadLocalId();
 
-// tls::Counter's peer (issue 11): a sharded counter on boost::thread_specific_ptr,
+// tls::Counter's peer: a sharded counter on boost::thread_specific_ptr,
 // written the way a user would. Each thread's shard is registered in a
 // mutex-protected list on its first Add; Read sums the list under the mutex;
 // a thread's exit folds its shard into `retired_` and unregisters it. Add is

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""The Python side of the benchmark suite (issue 4): `tls` and its peers,
+"""The Python side of the benchmark suite: `tls` and its peers,
 timed with timeit in one process, in one run.
 
 Prints JSON {measure: ns per operation} on stdout (the median of the
@@ -7,7 +7,7 @@ repetitions); tools/run_benchmarks.sh hands it to tools/bench_table.py.
 Every figure includes the same timeit loop overhead (a few ns), so ratios are
 slightly compressed towards 1 for the cheapest operations.
 
-The floor rows (issue 12) time `tls.get('k')` / `tls.set('k', 1)` against the
+The floor rows time `tls.get('k')` / `tls.set('k', 1)` against the
 same calls on `tls_floor` (benchmarks/floor_ext: a minimal C extension, a dict
 in a C thread_local), both through the module attribute as users write them.
 Each pair runs in many short rounds, the two sides alternating (ABBA, so that
@@ -16,7 +16,7 @@ preempted by other work on a shared machine does not count); the JSON has
 each side's median, the median of the per-round ratios and their quartiles. Without `tls_floor` on
 the path those rows are left out.
 
---free-threaded (issue 18; run on a free-threaded CPython, 3.13t) times only
+--free-threaded (run on a free-threaded CPython, 3.13t) times only
 the rows of that build, in the same rounds-and-medians way:
 - scaling: N ops of `tls.get('k')` / `tls.set('k', 1)` on each of 2 threads
   started together (a barrier; wall time from the first thread's start to the
@@ -151,7 +151,7 @@ def time_floor_pairs(rounds, n):
     out["empty timeit loop"] = statistics.median(loop)
     return out
 
-# Free-threaded rows (issue 18). Scaling pairs: (tls setup, tls statement,
+# Free-threaded rows. Scaling pairs: (tls setup, tls statement,
 # control setup, control statement); each thread runs its side's setup before
 # the barrier: the tls side's sets 'k' (the thread's store exists), the
 # control's makes its own dict `d` with 'k' in it.

@@ -1,7 +1,7 @@
 // File: benchmarks/table_bench.cc
 //
-// The per-thread key table (core/internal/key_table.h) against its floor, the
-// figures of issue 12. Four modes, one binary:
+// The per-thread key table (core/internal/key_table.h) against its floor
+// (docs/benchmarks.md). Four modes, one binary:
 //
 //   table_bench probes [MAX_N]   probe lengths: key=value lines (below)
 //   table_bench memory [MAX_N]   heap bytes per key: key=value lines
@@ -42,7 +42,7 @@
 // made on the stack, not read from a precomputed array: cachegrind simulates
 // no prefetcher, so even a sequential key array would add its own misses.
 //
-// flood: the hash-flooding comparison of issue 19, through the public API.
+// flood: the hash-flooding comparison, through the public API.
 // N (50,000) keys built to collide under the hash's old public constants
 // (the first 8 bytes equal kSeed1, the digits of i after them: one 64-bit
 // hash for all before the secret), against N random 16-byte keys: the time

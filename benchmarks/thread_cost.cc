@@ -13,8 +13,8 @@
 //       for bare) and wait; prints the growth of the process RSS per thread.
 //
 // Built twice (BUILD): :thread_cost on the engine, and
-// :thread_cost_without_registry on the engine without the registry of stubs
-// (issue 11), so the two can be compared in one run.
+// :thread_cost_without_registry on the engine without the registry of stubs,
+// so the two can be compared in one run.
 //
 // "stub" is the workload of BM_Thread_Stub: four values (copies of one handle)
 // and one AtExit handler. "value" stores one tls::MakeData(int) per thread;

@@ -1,6 +1,6 @@
 // File: benchmarks/tls_bench.cc
 //
-// The engine and its peers side by side, in one binary and one run (issue 4):
+// The engine and its peers side by side, in one binary and one run:
 // absolute times drift on a shared machine, ratios within a run hold.
 //
 // Peers: a plain `thread_local` read through a non-inlined call (peers.cc),
@@ -9,7 +9,7 @@
 // shared std::atomic<int64_t> and a sharded counter on boost (peers.h).
 //
 // Naming: BM_<who>_<operation>. tools/bench_table.py pairs them into the
-// README table. On the engine side:
+// table in docs/benchmarks.md. On the engine side:
 //   Get*  tls::Get: returns a copy of the shared handle (std::optional<Data>),
 //         i.e. one atomic increment and one decrement per call;
 //   Find* tls::Find: borrows the stored handle (const Data*), no refcount.
@@ -548,7 +548,7 @@ void BM_Thread_Boost(benchmark::State& state) {
 BENCHMARK(BM_Thread_Boost)->UseRealTime();
 
 // ---------------------------------------------------------------------------
-// tls::Counter (issue 11) against a shared std::atomic<int64_t> and the boost
+// tls::Counter against a shared std::atomic<int64_t> and the boost
 // sharded counter of peers.h, with 1 and 2 threads adding at once. With
 // ->Threads(n), Google Benchmark runs the loop on n threads together and
 // reports CPU time per Add summed over them: the time per Add on each thread,

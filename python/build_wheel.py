@@ -5,14 +5,14 @@ Used by //python:wheel; needs only the standard library (no setuptools, no
 files in a fixed order.
 
 METADATA follows core metadata 2.1. The long description is
---description-head followed by one section of the README (--readme,
---readme-section: from that `## ` heading to the next), read at build time so
-it cannot drift from the README. --license-file goes into the .dist-info.
+--description-head followed by the body of --description-body (a markdown
+document without its `# ` title line: the head has its own), read at build time
+so it cannot drift from the docs. --license-file goes into the .dist-info.
 
 Example:
   build_wheel.py --out tls-0.3.0-cp311-cp311-manylinux_2_34_x86_64.whl --name tls \
       --version 0.3.0 --tag cp311-cp311-manylinux_2_34_x86_64 \
-      --classifier "Typing :: Typed" --readme README.md --readme-section "Use it from Python" \
+      --classifier "Typing :: Typed" --description-body docs/python.md \
       --file tls/__init__.py=python/tls/__init__.py ...
 """
 
@@ -36,13 +36,13 @@ def _entry(path: str, executable: bool = False) -> zipfile.ZipInfo:
     return info
 
 
-def readme_section(path: str, title: str) -> str:
-    """The body of the README's `## <title>` section, up to the next `## `."""
+def document_body(path: str) -> str:
+    """The markdown document at `path` without its leading `# ` title line."""
     with open(path, encoding="utf-8") as f:
         lines = f.read().splitlines()
-    start = lines.index("## " + title) + 1
-    end = next((i for i in range(start, len(lines)) if lines[i].startswith("## ")), len(lines))
-    return "\n".join(lines[start:end]).strip() + "\n"
+    if lines and lines[0].startswith("# "):
+        lines = lines[1:]
+    return "\n".join(lines).strip() + "\n"
 
 
 def metadata(args: argparse.Namespace) -> str:
@@ -60,14 +60,14 @@ def metadata(args: argparse.Namespace) -> str:
     fields += [("Requires-Python", args.requires_python)]
     fields += [("License-File", f.partition("=")[0]) for f in args.license_file]
     description = ""
-    if args.description_head or args.readme:
+    if args.description_head or args.description_body:
         fields.append(("Description-Content-Type", "text/markdown; charset=UTF-8"))
         parts = []
         if args.description_head:
             with open(args.description_head, encoding="utf-8") as f:
                 parts.append(f.read().strip() + "\n")
-        if args.readme:
-            parts.append(readme_section(args.readme, args.readme_section))
+        if args.description_body:
+            parts.append(document_body(args.description_body))
         description = "\n" + "\n".join(parts)
     return "".join(f"{k}: {v}\n" for k, v in fields if v) + description
 
@@ -122,9 +122,9 @@ def main() -> None:
                         help="NAME=SRC: put SRC in the .dist-info as NAME")
     parser.add_argument("--classifier", action="append", default=[])
     parser.add_argument("--project-url", action="append", default=[], help="'Label, URL'")
-    parser.add_argument("--readme", help="the README a section of which is the long description")
-    parser.add_argument("--readme-section", default="", help="its `## ` heading, without the hashes")
-    parser.add_argument("--description-head", help="markdown put before the README section")
+    parser.add_argument("--description-head", help="markdown that opens the long description")
+    parser.add_argument("--description-body",
+                        help="a markdown document whose body (without its `# ` title) follows the head")
     parser.add_argument("--file", action="append", default=[], help="DEST=SRC: put SRC at DEST in the wheel")
     build(parser.parse_args())
 

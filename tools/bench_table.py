@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Turns the benchmark results into the one markdown table of issue 4.
+"""Turns the benchmark results into the one markdown table of docs/benchmarks.md.
 
 Reads Google Benchmark JSON (medians of the repetitions; the single run when
 there was one repetition), the key/value file tools/run_benchmarks.sh writes
@@ -165,7 +165,7 @@ PYTHON_ROWS = [
      "snapshot.run(f)", "f()", None),
 ]
 
-# Python floor rows (issue 12): (measure, tls key, floor key, target ratio).
+# Python floor rows: (measure, tls key, floor key, target ratio).
 # python_bench.py times each pair in alternating rounds (CPU time) and gives,
 # under "mine / peer", the median of the per-round ratios with its quartiles
 # and each side's median ns.
@@ -180,7 +180,7 @@ PYTHON_FLOOR_ROWS = [
      "tls.get('k')", "floor.get_kw('k')", None),
 ]
 
-# Free-threaded CPython 3.13t rows (issue 18), from `python_bench.py
+# Free-threaded CPython 3.13t rows, from `python_bench.py
 # --free-threaded` on the cp313t wheel (--python-ft). Scaling: (measure, tls
 # statement, control statement, target); tls and peer are each side's median
 # ratio of 2 threads' wall time to 1 thread's (same ops per thread), the ratio

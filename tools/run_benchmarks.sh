@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs the benchmark suite (issue 4) and prints one markdown table: every
+# Runs the benchmark suite and prints one markdown table: every
 # target, the engine's figure, the peer's, their ratio, and whether it is met.
 # `./dev bench` calls this.
 #
@@ -59,7 +59,7 @@ log "tls_bench: $reps repetitions (results in $out)"
   --benchmark_out="$out/tls_bench.json" \
   --benchmark_out_format=json >&2
 
-# The key table against its floor (issue 12): lookups at 1,000,000 keys vs
+# The key table against its floor: lookups at 1,000,000 keys vs
 # random loads and a pointer chase over the same bytes, the repetitions of all
 # interleaved in random order, so that drift (other users' memory traffic, on a
 # shared machine) hits each alike.
@@ -80,17 +80,17 @@ log "table_bench probes, memory"
 # processes, seven secrets; tools/bench_table.py takes the median of each figure.
 for _ in 1 2 3 4 5 6 7; do "$bin/table_bench" probes >>"$extra"; done
 "$bin/table_bench" memory >>"$extra"
-# Hash flooding (issue 19): 50,000 keys crafted against the old public seeds
+# Hash flooding: 50,000 keys crafted against the old public seeds
 # vs random keys, Set + Find + Reset, timed in ABBA rounds.
 log "table_bench flood"
 "$bin/table_bench" flood >>"$extra"
-# Add + Reset on a Counter made after 100,000 others vs one made first (issue 19).
+# Add + Reset on a Counter made after 100,000 others vs one made first.
 log "reset_bench"
 "$bin/reset_bench" >>"$extra"
 
 # 2. RSS per live thread (64 KiB stacks), each mode in its own process, the
 #    median of 3 runs. value_without_registry: one value, on the engine built
-#    without the registry of stubs (issue 11; benchmarks/BUILD).
+#    without the registry of stubs (benchmarks/BUILD).
 for mode in bare value value_without_registry pthread boost; do
   binary=thread_cost
   if [[ $mode == *_without_registry ]]; then binary=thread_cost_without_registry; fi
@@ -146,7 +146,7 @@ else
   log "valgrind not found: instruction counts and lines per lookup skipped"
 fi
 
-# 4. Thread churn with and without the registry of stubs (issue 11): one source
+# 4. Thread churn with and without the registry of stubs: one source
 #    built on each engine (benchmarks/churn_bench.cc), the two binaries run
 #    alternately, one repetition each time, so that drift hits both alike;
 #    bench_table.py takes the medians over the runs.
@@ -193,7 +193,7 @@ else
   log "python: //python:wheel does not build; Python benchmarks skipped"
 fi
 
-# 6. Free-threaded CPython 3.13t (issue 18): its cp313t wheel (built with the
+# 6. Free-threaded CPython 3.13t: its cp313t wheel (built with the
 #    others above) in a fresh venv of the python3.13t @local_python found,
 #    `python_bench.py --free-threaded`: 2 threads vs 1 against a plain
 #    per-thread dict, and tls vs threading.local on one thread.

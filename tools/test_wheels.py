@@ -2,7 +2,7 @@
 """test_wheels.py: the Python suite against each installed wheel.
 
 For every wheel given: a fresh venv of the CPython it is tagged for, then
-`pip install --no-index <wheel>`, the one-line check from the README
+`pip install --no-index <wheel>`, the one-line check from docs/python.md
 (`import tls; tls.set('k', 1); print(tls.get('k'), tls.id())`), and every test
 file of tests/python, run by that venv's python from a folder holding only the
 tests, so `import tls` finds the installed package and not the source tree.

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The Python binding under ThreadSanitizer, on a free-threaded CPython (issue 18).
+# The Python binding under ThreadSanitizer, on a free-threaded CPython.
 #
 #   1. A free-threaded CPython 3.13 built with ThreadSanitizer, from the same
 #      source as $TLS_PLATFORMS/python3.13t (trixie's python3.13, 3.13.5;

@@ -1,4 +1,4 @@
-/* The floor for Python `tls.get` / `tls.set` (issue 12): the least a C
+/* The floor for Python `tls.get` / `tls.set`: the least a C
  * extension can do for a per-thread key/value store. One dict per thread in a
  * C thread_local (initial-exec: a direct %fs-relative load), and get/set doing
  * exactly the dict operation, nothing else: no argument count beyond what

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Checks that a C++ service can use the engine WITHOUT Bazel, each way the
-# README shows: builds and runs server.cc and checks what it printed.
+# Checks that a C++ service can use the engine WITHOUT Bazel, each way
+# docs/cpp.md shows: builds and runs server.cc and checks what it printed.
 #   1. CMake, find_package(TlsCore) after `cmake --install` to a temp prefix,
 #      against the static and the shared (BUILD_SHARED_LIBS=ON) library;
 #   2. CMake, add_subdirectory(<this checkout>);
@@ -76,7 +76,7 @@ done
 
 cmake_consumer add_subdirectory "CMake add_subdirectory" -DTLS_SOURCE_DIR="$repo"
 
-# The README's commands give no build type: the top-level tls build defaults to
+# The commands in docs/cpp.md give no build type: the top-level tls build defaults to
 # Release (optimised), and a parent project's choice (none here) stands.
 build_type() { sed -n 's/^CMAKE_BUILD_TYPE:STRING=//p' "$1/CMakeCache.txt"; }
 quiet cmake -S "$repo" -B "$tmp/build-default" -DTLS_BUILD_TESTS=OFF

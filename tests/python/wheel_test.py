@@ -4,7 +4,7 @@ stripped release extension without the test hooks, with full metadata. The
 default interpreter's wheel installs with `pip install --no-index` into a
 fresh venv, where `import tls` works in a new process.
 
-Args: README.md, the default wheel, then every wheel."""
+Args: docs/python.md, the default wheel, then every wheel."""
 
 import base64
 import csv
@@ -22,7 +22,7 @@ import zipfile
 
 import manylinux
 
-README = sys.argv.pop(1) if len(sys.argv) > 1 else None
+PYTHON_DOC = sys.argv.pop(1) if len(sys.argv) > 1 else None
 WHEEL = os.path.abspath(sys.argv.pop(1)) if len(sys.argv) > 1 else None
 WHEELS = [os.path.abspath(sys.argv.pop(1)) for _ in range(len(sys.argv) - 1)]
 CHECK = textwrap.dedent("""
@@ -53,7 +53,7 @@ class WheelContentsTest(unittest.TestCase):
     """Each check runs on every wheel (one subTest per wheel)."""
 
     def setUp(self):
-        self.assertTrue(WHEELS, "pass README.md, the default wheel, then every wheel")
+        self.assertTrue(WHEELS, "pass docs/python.md, the default wheel, then every wheel")
 
     def wheels(self):
         for path in WHEELS:
@@ -144,10 +144,10 @@ class WheelContentsTest(unittest.TestCase):
             self.assertGreaterEqual(len(meta.get_all("Project-URL")), 2)
             self.assertEqual(meta["Requires-Python"], ">=3.9")
 
-    def test_long_description_is_the_readmes_python_section(self):
-        with open(README, encoding="utf-8") as f:
-            readme = f.read()
-        section = readme.split("\n## Use it from Python\n", 1)[1].split("\n## ", 1)[0].strip()
+    def test_long_description_is_the_python_doc(self):
+        with open(PYTHON_DOC, encoding="utf-8") as f:
+            doc = f.read()
+        section = doc.split("\n", 1)[1].strip()  # all but its `# ` title line
         for path, zf in self.wheels():
             meta = self.metadata(zf)
             self.assertTrue(meta["Description-Content-Type"].startswith("text/markdown"))
