@@ -4,7 +4,7 @@
 // API (Set, Get, Find, Del, ID, Reset, Unload, AtExit), and nothing else.
 // tls/tls.h includes it with the rest (Slot, Counter, tasks, walks); a
 // translation unit that uses only these may include this alone, and compiles
-// faster (README, "Compile cost").
+// faster (docs/cpp.md, "Compile cost").
 //
 // Example:
 //   #include "tls/store.h"

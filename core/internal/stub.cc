@@ -10,7 +10,7 @@ namespace tls::inline TLS_ABI_NAMESPACE::internal {
 thread_local constinit ThreadState t_thread;
 
 // Every byte of a stub is paid once per live thread: 120 bytes is malloc's
-// 128-byte chunk (RSS per live thread, README benchmark table).
+// 128-byte chunk (RSS per live thread, docs/benchmarks.md).
 static_assert(sizeof(Stub) <= 120, "Stub outgrew its 128-byte malloc chunk");
 
 Stub::~Stub() {

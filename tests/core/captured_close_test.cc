@@ -1,7 +1,7 @@
 // When a captured value closes (core/task.h, "Captured values"): at the end
 // of its thread or task only if no live snapshot holds it; else when the last
 // snapshot holding it lets go. Reset and Data::Close stay explicit. Each test
-// is named after the rule it checks; the README's Semantics table points here.
+// is named after the rule it checks; docs/semantics.md's tables point here.
 #include <atomic>
 #include <condition_variable>
 #include <deque>

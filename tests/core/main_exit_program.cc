@@ -31,7 +31,7 @@ int main(int argc, char** argv) {
   tls::AtExit([] { std::printf("handler 1 (registered first)\n"); });
   // With pthread_exit, glibc already counts the main thread as gone while its
   // exit sequence runs: a thread started now would end the process when it
-  // exits (see README, "Main thread"). So only the other modes start one.
+  // exits (see docs/semantics.md, "Main thread"). So only the other modes start one.
   static bool start_thread = std::strcmp(how, "pthread_exit") != 0;
   tls::AtExit([] {
     std::printf("handler 2 sees value: %s\n", tls::Get("main value") ? "yes" : "no");

@@ -1,5 +1,5 @@
 // Task-local storage (core/task.h): each test is named after the rule it
-// checks; the README's Semantics table points here.
+// checks; docs/semantics.md's tables point here.
 #include <pthread.h>
 
 #include <atomic>

@@ -1,7 +1,7 @@
 // Model-based randomized test: random programs of tls operations, with nested
 // programs inside values' closes, AtExit handlers and tasks, run on a fresh thread
 // against the engine and through a small reference model of the documented
-// semantics (README "Semantics" and "Exit, precisely"). Both produce a trace of
+// semantics (docs/semantics.md, "Exit, precisely" and the tables). Both produce a trace of
 // everything observable; the traces must be equal. On a mismatch the test
 // prints the seed, shrinks the program (delta debugging) and prints the
 // shortest failing program with both traces.
@@ -704,7 +704,7 @@ class Model {
     }
   }
 
-  // README "Exit, precisely": rounds of handlers, else closes, until a round
+  // docs/semantics.md "Exit, precisely": rounds of handlers, else closes, until a round
   // finds the stub empty; after kMaxExitRounds the rest is dropped, reported.
   void ThreadExit() {
     for (int round = 0; has_stub_; ++round) {
