@@ -26,8 +26,8 @@ namespace {
 // a task), and this thread's own values must be closed then.
 
 struct OpenTask {
-  PyObject* captured;                 // the snapshot's dict (borrowed), or nullptr
-  tls::embedder::TaskId engine;      // its tls::TaskScope's identity, once begun
+  PyObject* captured;            // the snapshot's dict (borrowed), or nullptr
+  tls::embedder::TaskId engine;  // its tls::TaskScope's identity, once begun
   OpenTask* outer;
 };
 
