@@ -1,7 +1,9 @@
 #include "bindings/lifecycle.h"
 
 #include <cstdio>
+#include <exception>
 #include <memory>
+#include <new>
 #include <string>
 
 #include "bindings/dict_cache.h"
@@ -41,29 +43,51 @@ class PyHandler {
   PyObject* fn_;
 };
 
-void AtExit(py::handle fn) {
-  if (!PyCallable_Check(fn.ptr())) {
-    throw py::type_error("at_exit() argument must be callable, not " +
-                         std::string(Py_TYPE(fn.ptr())->tp_name));
+// Runs f (an engine call), turning a C++ exception into a Python one: nullptr
+// with the error set, else None. A forced unwind is no std::exception: it
+// passes, as it must (python_access.h).
+template <class F>
+PyObject* CallEngine(F&& f) {
+  try {
+    f();
+  } catch (const std::bad_alloc&) {
+    return PyErr_NoMemory();
+  } catch (const std::exception& e) {
+    PyErr_SetString(PyExc_RuntimeError, e.what());  // as pybind11 translated it
+    return nullptr;
   }
-  if (EnsureThreadEndHook() < 0) throw py::error_already_set();
-  auto handler = std::make_shared<const PyHandler>(fn.ptr());
-  tls::AtExit([handler] { (*handler)(); });
+  Py_RETURN_NONE;
+}
+
+// at_exit(fn, /)
+PyObject* AtExit(PyObject*, PyObject* fn) {
+  if (!PyCallable_Check(fn)) {
+    PyErr_Format(PyExc_TypeError, "at_exit() argument must be callable, not %s",
+                 Py_TYPE(fn)->tp_name);
+    return nullptr;
+  }
+  if (EnsureThreadEndHook() < 0) return nullptr;
+  return CallEngine([fn] {
+    auto handler = std::make_shared<const PyHandler>(fn);
+    tls::AtExit([handler] { (*handler)(); });
+  });
 }
 
 // Each forgets the cached dict when the engine returns, whatever ran inside
 // (PyState::Close and ~PyState forget it as it happens: dict_cache.h).
-void Reset() {
-  tls::Reset();
+PyObject* Reset(PyObject*, PyObject*) {
+  PyObject* result = CallEngine([] { tls::Reset(); });
   ForgetCachedDict();
   DrainReleases();
+  return result;
 }
 
-void Unload() {
+PyObject* Unload(PyObject*, PyObject*) {
   ForgetCachedDict();  // the PyState may be destroyed later, on another thread
-  tls::Unload();
+  PyObject* result = CallEngine([] { tls::Unload(); });
   ForgetCachedDict();
   DrainReleases();
+  return result;
 }
 
 // The engine's error handler while the extension is loaded: an error of a
@@ -89,25 +113,33 @@ void ReportToPython(const tls::ErrorInfo& e) {
   });
 }
 
+PyMethodDef g_lifecycle_methods[] = {
+    {"reset", &Reset, METH_NOARGS,
+     "reset($module, /)\n--\n\n"
+     "reset closes every value of the calling thread, then drops them all.\n\n"
+     "Each stored object with a close() method is closed exactly once; an\n"
+     "exception from a close() goes to sys.unraisablehook. The thread keeps its\n"
+     "ID and at_exit handlers. C++ values of the thread are closed too."},
+    {"unload", &Unload, METH_NOARGS,
+     "unload($module, /)\n--\n\n"
+     "unload drops the calling thread's values and handlers without closing\n"
+     "or running them.\n\n"
+     "The next set/id/at_exit starts over with a new ID."},
+    {"at_exit", &AtExit, METH_O,
+     "at_exit($module, fn, /)\n--\n\n"
+     "at_exit registers `fn` to run when the calling thread ends.\n\n"
+     "Handlers run newest first with the thread's values still readable; then\n"
+     "values with close() are closed. On the main thread they run at interpreter\n"
+     "exit, before finalization. A non-callable raises TypeError; an exception\n"
+     "raised by `fn` goes to sys.unraisablehook and the others still run."},
+    {nullptr, nullptr, 0, nullptr},
+};
+
 }  // namespace
 
 void RegisterLifecycleBindings(py::module_& m) {
   tls::SetErrorHandler(&ReportToPython);
-  m.def("reset", &Reset,
-        "reset closes every value of the calling thread, then drops them all.\n\n"
-        "Each stored object with a close() method is closed exactly once; an\n"
-        "exception from a close() goes to sys.unraisablehook. The thread keeps its\n"
-        "ID and at_exit handlers. C++ values of the thread are closed too.");
-  m.def("unload", &Unload,
-        "unload drops the calling thread's values and handlers without closing\n"
-        "or running them.\n\n"
-        "The next set/id/at_exit starts over with a new ID.");
-  m.def("at_exit", &AtExit, py::arg("fn"), py::pos_only(),
-        "at_exit registers `fn` to run when the calling thread ends.\n\n"
-        "Handlers run newest first with the thread's values still readable; then\n"
-        "values with close() are closed. On the main thread they run at interpreter\n"
-        "exit, before finalization. A non-callable raises TypeError; an exception\n"
-        "raised by `fn` goes to sys.unraisablehook and the others still run.");
+  if (PyModule_AddFunctions(m.ptr(), g_lifecycle_methods) < 0) throw py::error_already_set();
 }
 
 }  // namespace tls::bindings

@@ -3,12 +3,11 @@
 #include <new>
 
 #include "bindings/dict_cache.h"
-#include "bindings/pointer_set.h"
 #include "bindings/python_access.h"
 #include "bindings/snapshot_holds.h"
 #include "bindings/tasks.h"
 #include "bindings/thread_end.h"
-#include "core/internal/close_values.h"
+#include "tls/embedder.h"
 
 namespace tls::bindings {
 
@@ -61,7 +60,9 @@ void CloseValue(PyObject* value) {
 
 void PyState::Close() {
   ForgetCachedDict();  // the engine took this PyState out of the thread's slot
-  const bool at_end = internal::ClosingAtEnd();  // else Reset: explicit, at once
+  // The engine's round: whether it is an end (else Reset: explicit, at once),
+  // and each distinct object closed once.
+  tls::embedder::CloseRound round;
   PythonCall py;
   if (!py) return;
   py.Run([&] {
@@ -71,13 +72,12 @@ void PyState::Close() {
       PyErr_WriteUnraisable(dict_);
       return;
     }
-    PointerSet closed;         // `values` keeps each one alive
     CapturedObjects captured;  // given to a task: not its to close
     for (Py_ssize_t i = 0, n = PyList_GET_SIZE(values); i < n; ++i) {
       PyObject* value = PyList_GET_ITEM(values, i);
-      if (!closed.Insert(value)) continue;  // same object under two keys
+      if (!round.Claim(value)) continue;  // same object under two keys
       if (captured.Contains(value)) continue;
-      if (!at_end) {
+      if (!round.at_end()) {
         ClosingNow(value);  // so no snapshot's release closes it again
       } else if (LeaveCloseToSnapshots(value, captured.StrandedHolds(value))) {
         continue;  // closed by the last live snapshot's release instead

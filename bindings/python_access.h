@@ -19,7 +19,7 @@
 //
 //  3. CPython ends a daemon thread that wakes up during finalization with
 //     pthread_exit, from inside whatever Python code the thread was running:
-//     a forced unwind (core/internal/report.h). It must pass through us: no
+//     a forced unwind (tls::embedder::ForcedUnwind, tls/embedder.h). It must pass through us: no
 //     noexcept frame and no catch that swallows it. PythonCall::Run lets it
 //     pass and marks the scope dead, so its destructor touches nothing of
 //     Python (the thread no longer holds the GIL). Destructors are noexcept,
@@ -44,7 +44,7 @@
 
 #include <Python.h>
 
-#include "core/internal/report.h"
+#include "tls/embedder.h"
 
 namespace tls::bindings {
 
@@ -125,10 +125,10 @@ class PythonCall {
 
   // Runs f, which calls Python; lets a forced unwind out of it pass (see 3.).
   template <class F>
-  TLS_CATCHES_FORCED_UNWIND void Run(F&& f) {
+  TLS_EMBEDDER_CATCHES_FORCED_UNWIND void Run(F&& f) {
     try {
       f();
-    } catch (const tls::internal::ForcedUnwind&) {
+    } catch (const tls::embedder::ForcedUnwind&) {
       ended_ = true;
       throw;
     }

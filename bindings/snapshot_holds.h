@@ -2,7 +2,7 @@
 //
 // The Python side of "a captured value closes once, when its thread's store
 // and every snapshot holding it have let go" (core/task.h). A C++ value counts
-// its snapshots in its box (core/internal/data_box.h); a Python value has no
+// its snapshots in its box (tls/internal/data_box.h); a Python value has no
 // box, so this table counts, per object, the live Snapshots whose dict holds
 // it (once per key it is under there). Then:
 //   - the end of a thread or task (PyState::Close under ClosingAtEnd) leaves

@@ -10,7 +10,7 @@
 #include "bindings/py_state.h"
 #include "bindings/python_access.h"
 #include "bindings/snapshot_holds.h"
-#include "core/internal/stub.h"
+#include "tls/embedder.h"
 #include "tls/tls.h"
 
 namespace py = pybind11;
@@ -26,8 +26,8 @@ namespace {
 // a task), and this thread's own values must be closed then.
 
 struct OpenTask {
-  PyObject* captured;                 // the snapshot's dict (borrowed), or nullptr
-  const internal::TaskFrame* engine;  // its tls::TaskScope's frame, once begun
+  PyObject* captured;            // the snapshot's dict (borrowed), or nullptr
+  tls::embedder::TaskId engine;  // its tls::TaskScope's identity, once begun
   OpenTask* outer;
 };
 
@@ -53,19 +53,12 @@ class OpenTaskScope {
   // Called right after the engine task began: it is the innermost one.
   void Began() noexcept {
     ForgetCachedDict();  // the thread's own dict is hidden now
-    task_.engine = internal::t_thread.task;
+    task_.engine = tls::embedder::CurrentTask();
   }
 
  private:
   OpenTask task_;
 };
-
-bool EngineTaskOpen(const internal::TaskFrame* frame) noexcept {
-  for (const internal::TaskFrame* f = internal::t_thread.task; f != nullptr; f = f->outer) {
-    if (f == frame) return true;
-  }
-  return false;
-}
 
 // ---- Snapshot ----------------------------------------------------------------
 
@@ -377,7 +370,7 @@ bool CapturedObjects::Contains(PyObject* value) {
   if (!gathered_) {
     gathered_ = true;
     for (const OpenTask* t = t_open_tasks; t != nullptr; t = t->outer) {
-      if (t->captured == nullptr || !EngineTaskOpen(t->engine)) continue;
+      if (t->captured == nullptr || !tls::embedder::TaskOpen(t->engine)) continue;
       Py_ssize_t pos = 0;
       PyObject *key, *captured;
       while (PyDict_Next(t->captured, &pos, &key, &captured)) objects_.Insert(captured);
@@ -389,7 +382,7 @@ bool CapturedObjects::Contains(PyObject* value) {
 uint64_t CapturedObjects::StrandedHolds(PyObject* value) const {
   uint64_t holds = 0;
   for (const OpenTask* t = t_open_tasks; t != nullptr; t = t->outer) {
-    if (t->captured == nullptr || EngineTaskOpen(t->engine)) continue;
+    if (t->captured == nullptr || tls::embedder::TaskOpen(t->engine)) continue;
     Py_ssize_t pos = 0;
     PyObject *key, *captured;
     while (PyDict_Next(t->captured, &pos, &key, &captured)) holds += captured == value ? 1 : 0;

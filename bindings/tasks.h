@@ -23,7 +23,7 @@
 
 #include <cstdint>
 
-#include "bindings/pointer_set.h"
+#include "tls/embedder.h"
 
 namespace tls::bindings {
 
@@ -45,7 +45,7 @@ class CapturedObjects {
 
  private:
   bool gathered_ = false;
-  PointerSet objects_;
+  tls::embedder::IdentitySet objects_;
 };
 
 // Adds capture() and the Snapshot type to the module.

@@ -8,18 +8,15 @@
 #include "bindings/dict_cache.h"
 #include "bindings/py_compat.h"
 #include "bindings/python_access.h"
-#include "core/internal/exit.h"
+#include "tls/embedder.h"
 
 namespace py = pybind11;
 
 namespace tls::bindings {
 namespace {
 
-using tls::internal::ExitCause;
-using tls::internal::RunThreadExit;
-
 void RunEarlyExit() {
-  RunThreadExit(ExitCause::kEarly);
+  tls::embedder::RunThreadExit(tls::embedder::ExitCause::kEarly);
   ForgetCachedDict();  // as PyState::Close did (dict_cache.h)
   DrainReleases();
 }

@@ -32,7 +32,7 @@ def tls_extension(name, py_tag, testing):
         visibility = ["//python:__pkg__", "//tools:__pkg__"],
         deps = [
             "//core",
-            "//core:internal",
+            "//core:embedder",
             "@local_python//:headers_" + py_tag,
             "@pybind11",
         ],

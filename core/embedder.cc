@@ -1,0 +1,34 @@
+#include "tls/embedder.h"
+
+#include <type_traits>
+
+#include "core/internal/close_values.h"
+#include "core/internal/exit.h"
+#include "core/internal/report.h"
+#include "core/internal/stub.h"
+
+namespace tls::inline TLS_ABI_NAMESPACE::embedder {
+
+#if defined(__GLIBCXX__)
+static_assert(std::is_same_v<ForcedUnwind, internal::ForcedUnwind>,
+              "the embedder's ForcedUnwind is the engine's");
+#endif
+
+void RunThreadExit(ExitCause cause) {
+  internal::RunThreadExit(cause == ExitCause::kEarly ? internal::ExitCause::kEarly
+                                                     : internal::ExitCause::kThreadEnd);
+}
+
+TaskId CurrentTask() noexcept { return internal::t_thread.task; }
+
+bool TaskOpen(TaskId task) noexcept {
+  if (task == nullptr) return false;
+  for (const internal::TaskFrame* f = internal::t_thread.task; f != nullptr; f = f->outer) {
+    if (f == task) return true;
+  }
+  return false;
+}
+
+bool ClosingAtEnd() noexcept { return internal::ClosingAtEnd(); }
+
+}  // namespace tls::inline TLS_ABI_NAMESPACE::embedder
