@@ -5,7 +5,7 @@
 // a threading.local attribute read, so these skip it. get(key) and, for a str
 // key, set(key, value) have an inline path: the argument count checked in
 // place, the thread's dict read from the binding's own cache (dict_cache.h);
-// the other forms and the errors are out of line. issue 12's floor rows
+// the other forms and the errors are out of line. The benchmark floor rows
 // compare them with a minimal C extension (benchmarks/floor_ext).
 #ifndef TLS_BINDINGS_FAST_CALLS_H_
 #define TLS_BINDINGS_FAST_CALLS_H_
