@@ -1,18 +1,11 @@
 #include "tls/embedder.h"
 
-#include <type_traits>
-
 #include "core/internal/close_values.h"
 #include "core/internal/exit.h"
 #include "core/internal/report.h"
 #include "core/internal/stub.h"
 
 namespace tls::inline TLS_ABI_NAMESPACE::embedder {
-
-#if defined(__GLIBCXX__)
-static_assert(std::is_same_v<ForcedUnwind, internal::ForcedUnwind>,
-              "the embedder's ForcedUnwind is the engine's");
-#endif
 
 void RunThreadExit(ExitCause cause) {
   internal::RunThreadExit(cause == ExitCause::kEarly ? internal::ExitCause::kEarly

@@ -36,11 +36,8 @@
 #include <cstddef>
 #include <unordered_set>
 
-#if defined(__GLIBCXX__)
-#include <cxxabi.h>
-#endif
-
 #include "tls/internal/abi.h"
+#include "tls/internal/forced_unwind.h"
 
 namespace tls::inline TLS_ABI_NAMESPACE::embedder {
 
@@ -131,25 +128,13 @@ class CloseRound {
 
 // ---- Forced unwind -----------------------------------------------------------
 
-// What pthread_exit (and cancellation) throws through C++ frames on glibc.
-// A catch that swallows it aborts the process, and so does a noexcept frame
-// it reaches: an embedder frame between the runtime and a user callback
-// catches it only to note the thread is ending, then rethrows:
+// The engine's own type for what pthread_exit throws through C++ frames
+// (tls/internal/forced_unwind.h). An embedder frame between the runtime and a
+// user callback catches it only to note the thread is ending, then rethrows:
 //   try { f(); } catch (const tls::embedder::ForcedUnwind&) { ended = true; throw; }
-// Mark such a function TLS_EMBEDDER_CATCHES_FORCED_UNWIND: the unwind carries
-// no C++ object, so UBSan's null check flags the bound reference (a false
-// positive; GCC can turn UBSan off only for the whole function).
-#if defined(__GLIBCXX__)
-using ForcedUnwind = abi::__forced_unwind;
-#else
-struct ForcedUnwind {};  // never thrown: this C++ library unwinds pthread_exit otherwise
-#endif
-
-#if defined(__GNUC__)
-#define TLS_EMBEDDER_CATCHES_FORCED_UNWIND __attribute__((no_sanitize_undefined))
-#else
-#define TLS_EMBEDDER_CATCHES_FORCED_UNWIND
-#endif
+// and is marked TLS_EMBEDDER_CATCHES_FORCED_UNWIND (UBSan off for it).
+using ForcedUnwind = internal::ForcedUnwind;
+#define TLS_EMBEDDER_CATCHES_FORCED_UNWIND TLS_CATCHES_FORCED_UNWIND
 
 }  // namespace tls::inline TLS_ABI_NAMESPACE::embedder
 

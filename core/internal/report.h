@@ -5,37 +5,11 @@
 #include <exception>
 #include <string_view>
 
-#if defined(__GLIBCXX__)
-#include <cxxabi.h>
-#endif
-
 #include "tls/error.h"
 #include "tls/internal/abi.h"
+#include "tls/internal/forced_unwind.h"
 
 namespace tls::inline TLS_ABI_NAMESPACE::internal {
-
-// A forced unwind: what pthread_exit (and thread cancellation) throws through
-// C++ frames on glibc. It is not an error to contain: a catch that swallows it
-// aborts the process, and so does a noexcept frame it reaches. CPython ends a
-// daemon thread that wakes up during interpreter shutdown this way, from inside
-// whatever Python code it was running, so every engine frame between a user
-// callback and the thread's start lets it pass: RunContained, Report and the
-// exit sequence rethrow it, and none of them is noexcept.
-#if defined(__GLIBCXX__)
-using ForcedUnwind = abi::__forced_unwind;
-#else
-struct ForcedUnwind {};  // never thrown: this C++ library unwinds pthread_exit otherwise
-#endif
-
-// For functions that catch ForcedUnwind: the unwind carries no C++ object, so
-// UBSan's null check flags the reference the catch clause binds (a false
-// positive; libstdc++ catches it the same way). GCC can only turn UBSan off
-// for the whole function: these are kept small.
-#if defined(__GNUC__)
-#define TLS_CATCHES_FORCED_UNWIND __attribute__((no_sanitize_undefined))
-#else
-#define TLS_CATCHES_FORCED_UNWIND
-#endif
 
 // Installs `handler` (nullptr: print to stderr) and returns the previous one;
 // tls::SetErrorHandler (core/error.cc) is this.
