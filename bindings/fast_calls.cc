@@ -6,8 +6,6 @@
 #include "bindings/py_state.h"
 #include "tls/tls.h"
 
-namespace py = pybind11;
-
 #if PY_VERSION_HEX >= 0x030D0000
 // Declared by 3.9-3.12's public headers; 3.13 still exports it (PyAPI_FUNC)
 // but declares it in its internal headers only.
@@ -213,8 +211,6 @@ PyMethodDef g_fast_methods[] = {
 
 }  // namespace
 
-void RegisterFastCalls(py::module_& m) {
-  if (PyModule_AddFunctions(m.ptr(), g_fast_methods) < 0) throw py::error_already_set();
-}
+int RegisterFastCalls(PyObject* module) { return PyModule_AddFunctions(module, g_fast_methods); }
 
 }  // namespace tls::bindings

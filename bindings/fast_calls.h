@@ -1,20 +1,21 @@
 // File: bindings/fast_calls.h
 //
-// The hot calls, get/set/delete/id, as METH_FASTCALL functions added to the
-// module directly: pybind11's generic dispatch costs ~55 ns a call, more than
-// a threading.local attribute read, so these skip it. get(key) and, for a str
-// key, set(key, value) have an inline path: the argument count checked in
-// place, the thread's dict read from the binding's own cache (dict_cache.h);
-// the other forms and the errors are out of line. The benchmark floor rows
-// compare them with a minimal C extension (benchmarks/floor_ext).
+// The hot calls, get/set/delete/id, as METH_FASTCALL functions: a generic
+// dispatch (pybind11's costs ~55 ns a call) is more than a threading.local
+// attribute read. get(key) and, for a str key, set(key, value) have an inline
+// path: the argument count checked in place, the thread's dict read from the
+// binding's own cache (dict_cache.h); the other forms and the errors are out
+// of line. The benchmark floor rows compare them with a minimal C extension
+// (benchmarks/floor_ext).
 #ifndef TLS_BINDINGS_FAST_CALLS_H_
 #define TLS_BINDINGS_FAST_CALLS_H_
 
-#include <pybind11/pybind11.h>
+#include <Python.h>
 
 namespace tls::bindings {
 
-void RegisterFastCalls(pybind11::module_& m);
+// Adds get/set/delete/id to `module`. // Returns 0, or -1 with a Python error set.
+int RegisterFastCalls(PyObject* module);
 
 // A METH_FASTCALL function (with or without METH_KEYWORDS) as the PyCFunction
 // a PyMethodDef holds; CPython calls it back with its real signature.

@@ -12,8 +12,6 @@
 #include "bindings/py_state.h"
 #include "tls/threads.h"
 
-namespace py = pybind11;
-
 namespace tls::bindings {
 namespace {
 
@@ -189,8 +187,8 @@ PyMethodDef g_introspection_methods[] = {
 
 }  // namespace
 
-void RegisterIntrospection(py::module_& m) {
-  if (PyModule_AddFunctions(m.ptr(), g_introspection_methods) < 0) throw py::error_already_set();
+int RegisterIntrospection(PyObject* module) {
+  return PyModule_AddFunctions(module, g_introspection_methods);
 }
 
 }  // namespace tls::bindings

@@ -21,12 +21,12 @@
 #ifndef TLS_BINDINGS_INTROSPECTION_H_
 #define TLS_BINDINGS_INTROSPECTION_H_
 
-#include <pybind11/pybind11.h>
+#include <Python.h>
 
 namespace tls::bindings {
 
-// Adds _threads() and _stats() (not API) to the module.
-void RegisterIntrospection(pybind11::module_& m);
+// Adds _threads() and _stats() (not API) to `module`. // Returns 0, or -1 with a Python error set.
+int RegisterIntrospection(PyObject* module);
 
 }  // namespace tls::bindings
 

@@ -11,8 +11,6 @@
 #include "bindings/thread_end.h"
 #include "tls/tls.h"
 
-namespace py = pybind11;
-
 namespace tls::bindings {
 namespace {
 
@@ -137,9 +135,9 @@ PyMethodDef g_lifecycle_methods[] = {
 
 }  // namespace
 
-void RegisterLifecycleBindings(py::module_& m) {
+int RegisterLifecycleBindings(PyObject* module) {
   tls::SetErrorHandler(&ReportToPython);
-  if (PyModule_AddFunctions(m.ptr(), g_lifecycle_methods) < 0) throw py::error_already_set();
+  return PyModule_AddFunctions(module, g_lifecycle_methods);
 }
 
 }  // namespace tls::bindings

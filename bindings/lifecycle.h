@@ -7,11 +7,13 @@
 #ifndef TLS_BINDINGS_LIFECYCLE_H_
 #define TLS_BINDINGS_LIFECYCLE_H_
 
-#include <pybind11/pybind11.h>
+#include <Python.h>
 
 namespace tls::bindings {
 
-void RegisterLifecycleBindings(pybind11::module_& m);
+// Adds reset/unload/at_exit to `module` and routes the engine's errors to
+// Python (tls::SetErrorHandler). // Returns 0, or -1 with a Python error set.
+int RegisterLifecycleBindings(PyObject* module);
 
 }  // namespace tls::bindings
 

@@ -4,17 +4,16 @@
 // Only the main interpreter may load it. The engine keeps one store per
 // thread for the whole process, and its closes and handlers run Python code
 // on that thread whenever the thread ends, long after a subinterpreter that
-// stored them may be gone (and pybind11 2.10 has one state per process). So a
-// subinterpreter gets a clear ImportError: here, if it is the first to load
+// stored them may be gone. So a subinterpreter gets a clear ImportError: here, if it is the first to load
 // the module, and from `tls/__init__.py` through _require_main_interpreter()
 // if the main interpreter loaded it first (CPython then copies the module into
 // the subinterpreter without calling this function again).
 //
 // Free-threaded CPython (3.13t): the module declares that it needs no GIL
-// (py::mod_gil_not_used), so importing it leaves the GIL off. What protected
+// (PyUnstable_Module_SetGIL), so importing it leaves the GIL off. What protected
 // each piece of the binding's state once the GIL did is listed in
 // bindings/FREE_THREADING.md.
-#include <pybind11/pybind11.h>
+#include <Python.h>
 
 #include "bindings/fast_calls.h"
 #include "bindings/introspection.h"
@@ -25,8 +24,6 @@
 #include "bindings/testing.h"  // only in the test build (bindings/BUILD)
 #endif
 #include "bindings/thread_end.h"
-
-namespace py = pybind11;
 
 namespace {
 
@@ -48,41 +45,54 @@ PyMethodDef g_interpreter_methods[] = {
     {nullptr, nullptr, 0, nullptr},
 };
 
-void Register(py::module_& m) {
-  m.doc() = "Private extension behind the `tls` package; import `tls` instead.";
-  if (PyModule_AddFunctions(m.ptr(), g_interpreter_methods) < 0) {
-    throw py::error_already_set();
+// Fills the module, one area after another. 0, or -1 with an error set.
+int Register(PyObject* m) {
+  using namespace tls::bindings;
+  if (PyModule_AddFunctions(m, g_interpreter_methods) < 0 || InitPyState() < 0 ||
+      RegisterThreadEndBindings(m) < 0 || RegisterFastCalls(m) < 0 ||
+      RegisterIntrospection(m) < 0 || RegisterLifecycleBindings(m) < 0 ||
+      RegisterTaskBindings(m) < 0) {
+    return -1;
   }
-  if (tls::bindings::InitPyState() < 0) throw py::error_already_set();
-  tls::bindings::RegisterThreadEndBindings(m);
-  tls::bindings::RegisterFastCalls(m);
-  tls::bindings::RegisterIntrospection(m);
-  tls::bindings::RegisterLifecycleBindings(m);
-  tls::bindings::RegisterTaskBindings(m);
 #ifdef TLS_TESTING_HOOKS
-  tls::bindings::RegisterTestingBindings(m);
+  if (RegisterTestingBindings(m) < 0) return -1;
 #endif
+  return 0;
 }
 
-py::module_::module_def g_module_def;
+// Single-phase initialisation (m_size -1): the module has process-wide state,
+// and CPython copies it into a subinterpreter rather than calling
+// PyInit__tls again (hence the check in tls/__init__.py).
+PyModuleDef g_module_def = {
+    PyModuleDef_HEAD_INIT,
+    "_tls",
+    "Private extension behind the `tls` package; import `tls` instead.",
+    -1,       // m_size
+    nullptr,  // m_methods: added by each area
+    nullptr,  // m_slots
+    nullptr,  // m_traverse
+    nullptr,  // m_clear
+    nullptr,  // m_free
+};
 
 }  // namespace
 
-// What PYBIND11_MODULE would define, with the interpreter checked before
-// pybind11 sets up its (per-process) state.
-extern "C" PYBIND11_EXPORT PyObject* PyInit__tls() {
+PyMODINIT_FUNC PyInit__tls() {
   if (!InMainInterpreter()) {
     PyErr_SetString(PyExc_ImportError, kSubinterpreterError);
     return nullptr;
   }
-  PYBIND11_CHECK_PYTHON_VERSION
-  PYBIND11_ENSURE_INTERNALS_READY
-  auto m =
-      py::module_::create_extension_module("_tls", nullptr, &g_module_def, py::mod_gil_not_used());
-  try {
-    Register(m);
-    return m.ptr();
+  PyObject* m = PyModule_Create(&g_module_def);
+  if (m == nullptr) return nullptr;
+#ifdef Py_GIL_DISABLED
+  if (PyUnstable_Module_SetGIL(m, Py_MOD_GIL_NOT_USED) < 0) {
+    Py_DECREF(m);
+    return nullptr;
   }
-  PYBIND11_CATCH_INIT_EXCEPTIONS
-  return nullptr;  // pybind11 3's catch clauses set ImportError and fall through
+#endif
+  if (Register(m) < 0) {
+    Py_DECREF(m);
+    return nullptr;
+  }
+  return m;
 }

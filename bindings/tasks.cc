@@ -13,8 +13,6 @@
 #include "tls/embedder.h"
 #include "tls/tls.h"
 
-namespace py = pybind11;
-
 namespace tls::bindings {
 namespace {
 
@@ -390,15 +388,15 @@ uint64_t CapturedObjects::StrandedHolds(PyObject* value) const {
   return holds;
 }
 
-void RegisterTaskBindings(py::module_& m) {
+int RegisterTaskBindings(PyObject* module) {
   g_snapshot_type = reinterpret_cast<PyTypeObject*>(PyType_FromSpec(&g_snapshot_spec));
-  if (g_snapshot_type == nullptr) throw py::error_already_set();
+  if (g_snapshot_type == nullptr) return -1;
   Py_INCREF(g_snapshot_type);  // one for the module, one for g_snapshot_type
-  if (PyModule_AddObject(m.ptr(), "Snapshot", reinterpret_cast<PyObject*>(g_snapshot_type)) < 0) {
+  if (PyModule_AddObject(module, "Snapshot", reinterpret_cast<PyObject*>(g_snapshot_type)) < 0) {
     Py_DECREF(g_snapshot_type);
-    throw py::error_already_set();
+    return -1;
   }
-  if (PyModule_AddFunctions(m.ptr(), g_task_methods) < 0) throw py::error_already_set();
+  return PyModule_AddFunctions(module, g_task_methods);
 }
 
 }  // namespace tls::bindings

@@ -19,7 +19,6 @@
 #define TLS_BINDINGS_TASKS_H_
 
 #include <Python.h>
-#include <pybind11/pybind11.h>
 
 #include <cstdint>
 
@@ -48,8 +47,8 @@ class CapturedObjects {
   tls::embedder::IdentitySet objects_;
 };
 
-// Adds capture() and the Snapshot type to the module.
-void RegisterTaskBindings(pybind11::module_& m);
+// Adds capture() and the Snapshot type to `module`. // Returns 0, or -1 with a Python error set.
+int RegisterTaskBindings(PyObject* module);
 
 }  // namespace tls::bindings
 

@@ -1,5 +1,7 @@
 #include "bindings/testing.h"
 
+#include <pybind11/pybind11.h>
+
 #include <atomic>
 #include <cstdint>
 #include <string>
@@ -44,9 +46,9 @@ uint64_t RunInNativeThread(py::object fn) {
   return cpp_id;
 }
 
-}  // namespace
-
-void RegisterTestingBindings(py::module_& m) {
+// pybind11 here only: this file is never shipped (tools/python_ext.bzl gives
+// the release variants no pybind11 at all), and its functions are not hot.
+void AddTestingSubmodule(py::module_ m) {
   py::module_ t = m.def_submodule("_testing", "Test-only hooks into the C++ side. Not API.");
   t.def(
       "cpp_id", [] { return tls::ID(); }, "tls::ID() as C++ sees it on the calling thread.");
@@ -97,6 +99,20 @@ void RegisterTestingBindings(py::module_& m) {
   t.def("run_in_native_thread", &RunInNativeThread, py::arg("fn"),
         "Calls fn() on a new native thread (PyGILState_Ensure/Release); returns "
         "that thread's tls::ID() as C++ saw it after fn returned.");
+}
+
+}  // namespace
+
+int RegisterTestingBindings(PyObject* module) {
+  try {
+    AddTestingSubmodule(py::reinterpret_borrow<py::module_>(module));
+    return 0;
+  } catch (py::error_already_set& e) {
+    e.restore();
+  } catch (const std::exception& e) {
+    PyErr_SetString(PyExc_ImportError, e.what());
+  }
+  return -1;
 }
 
 }  // namespace tls::bindings

@@ -6,11 +6,13 @@
 #ifndef TLS_BINDINGS_TESTING_H_
 #define TLS_BINDINGS_TESTING_H_
 
-#include <pybind11/pybind11.h>
+#include <Python.h>
 
 namespace tls::bindings {
 
-void RegisterTestingBindings(pybind11::module_& m);
+// Adds the `_testing` submodule to `module` (pybind11: test-only code).
+// Returns 0, or -1 with a Python error set.
+int RegisterTestingBindings(PyObject* module);
 
 }  // namespace tls::bindings
 

@@ -10,8 +10,6 @@
 #include "bindings/python_access.h"
 #include "tls/embedder.h"
 
-namespace py = pybind11;
-
 namespace tls::bindings {
 namespace {
 
@@ -239,52 +237,96 @@ int EnsureThreadEndHook() {
   return 0;
 }
 
-void RegisterThreadEndBindings(py::module_& m) {
+namespace {
+
+// ---- The main thread: from atexit ------------------------------------------
+
+PyObject* RunMainThreadExit(PyObject*, PyObject*) {
+  // Called by atexit, before finalization begins: the main thread's handlers,
+  // then its closes, run as ordinary Python code. Then no thread may enter
+  // Python from outside any more (python_access.h, 4.).
+  if (!PythonFinalizing()) {
+    RunEarlyExit();
+    OutsideEntry::ShutDoorAndWait();
+  }
+  Py_RETURN_NONE;
+}
+
+PyMethodDef g_main_thread_exit_methods[] = {
+    {"_run_main_thread_exit", &RunMainThreadExit, METH_NOARGS,
+     "Runs the calling thread's tls exit sequence now (registered with atexit "
+     "for the main thread; not API)."},
+    {nullptr, nullptr, 0, nullptr},
+};
+
+// The exit must stay registered through atexit._clear(): 3.13's
+// multiprocessing calls it in each fork and forkserver child (to drop the
+// parent's callbacks), then runs what is registered after it with
+// atexit._run_exitfuncs() before os._exit, and the process ending there is
+// still a main thread ending. So _clear is wrapped: clear, then register the
+// exit again (first after the clear, it runs after the callbacks registered
+// later, as it does after import). `self` is (atexit's _clear, atexit.register,
+// _run_main_thread_exit).
+PyObject* ClearThenRegisterExit(PyObject* self, PyObject*) {
+  PyObject* cleared = PyObject_CallNoArgs(PyTuple_GET_ITEM(self, 0));
+  if (cleared == nullptr) return nullptr;
+  Py_DECREF(cleared);
+  PyObject* registered = PyObject_CallOneArg(PyTuple_GET_ITEM(self, 1), PyTuple_GET_ITEM(self, 2));
+  if (registered == nullptr) return nullptr;
+  Py_DECREF(registered);
+  Py_RETURN_NONE;
+}
+
+PyMethodDef g_clear_then_register_exit = {
+    "_clear", &ClearThenRegisterExit, METH_NOARGS,
+    "Clears atexit's callbacks, then registers tls's main-thread exit again "
+    "(tls: bindings/thread_end.cc)."};
+
+// Registers `run_exit` with atexit and wraps atexit._clear. 0, or -1 with an
+// error set.
+int RegisterMainThreadExit(PyObject* run_exit) {
+  PyObject* atexit = PyImport_ImportModule("atexit");
+  if (atexit == nullptr) return -1;
+  PyObject* register_exit = PyObject_GetAttrString(atexit, "register");
+  PyObject* clear = PyObject_GetAttrString(atexit, "_clear");
+  PyObject* state = register_exit != nullptr && clear != nullptr
+                        ? PyTuple_Pack(3, clear, register_exit, run_exit)
+                        : nullptr;
+  PyObject* wrapper = state != nullptr ? PyCFunction_New(&g_clear_then_register_exit, state) : nullptr;
+  PyObject* registered =
+      wrapper != nullptr ? PyObject_CallOneArg(register_exit, run_exit) : nullptr;
+  const int result =
+      registered != nullptr ? PyObject_SetAttrString(atexit, "_clear", wrapper) : -1;
+  Py_XDECREF(registered);
+  Py_XDECREF(wrapper);
+  Py_XDECREF(state);
+  Py_XDECREF(clear);
+  Py_XDECREF(register_exit);
+  Py_DECREF(atexit);
+  return result;
+}
+
+}  // namespace
+
+int RegisterThreadEndBindings(PyObject* module) {
   g_sentinel_type = reinterpret_cast<PyTypeObject*>(PyType_FromSpec(&g_sentinel_spec));
-  if (g_sentinel_type == nullptr) throw py::error_already_set();
+  if (g_sentinel_type == nullptr) return -1;
   g_sentinel_key = PyUnicode_InternFromString("tls._tls.thread_end");
-  if (g_sentinel_key == nullptr) throw py::error_already_set();
+  if (g_sentinel_key == nullptr) return -1;
 #if PY_VERSION_HEX >= 0x030B0000
   g_delete_name = PyUnicode_InternFromString("_delete");
   g_threading_name = PyUnicode_InternFromString("threading");
   g_context_name = PyUnicode_InternFromString("_context");
   if (g_delete_name == nullptr || g_threading_name == nullptr || g_context_name == nullptr) {
-    throw py::error_already_set();
+    return -1;
   }
 #endif
-
-  m.def(
-      "_run_main_thread_exit",
-      [] {
-        // Called by atexit, before finalization begins: the main thread's
-        // handlers, then its closes, run as ordinary Python code. Then no
-        // thread may enter Python from outside any more (python_access.h, 4.).
-        if (PythonFinalizing()) return;
-        RunEarlyExit();
-        OutsideEntry::ShutDoorAndWait();
-      },
-      "Runs the calling thread's tls exit sequence now (registered with atexit "
-      "for the main thread; not API).");
-  py::module_ atexit = py::module_::import("atexit");
-  py::object run_exit = m.attr("_run_main_thread_exit");
-  py::object register_exit = atexit.attr("register");
-  register_exit(run_exit);
-  // The exit must stay registered through atexit._clear(): 3.13's
-  // multiprocessing calls it in each fork and forkserver child (to drop the
-  // parent's callbacks), then runs what is registered after it with
-  // atexit._run_exitfuncs() before os._exit, and the process ending there is
-  // still a main thread ending. So _clear is wrapped: clear, then register the
-  // exit again (first after the clear, it runs after the callbacks registered
-  // later, as it does after import).
-  py::object clear = atexit.attr("_clear");
-  atexit.attr("_clear") = py::cpp_function(
-      [clear, register_exit, run_exit] {
-        clear();
-        register_exit(run_exit);
-      },
-      py::name("_clear"),
-      "Clears atexit's callbacks, then registers tls's main-thread exit again "
-      "(tls: bindings/thread_end.cc).");
+  if (PyModule_AddFunctions(module, g_main_thread_exit_methods) < 0) return -1;
+  PyObject* run_exit = PyObject_GetAttrString(module, "_run_main_thread_exit");
+  if (run_exit == nullptr) return -1;
+  const int result = RegisterMainThreadExit(run_exit);
+  Py_DECREF(run_exit);
+  return result;
 }
 
 }  // namespace tls::bindings

@@ -26,7 +26,7 @@
 #ifndef TLS_BINDINGS_THREAD_END_H_
 #define TLS_BINDINGS_THREAD_END_H_
 
-#include <pybind11/pybind11.h>
+#include <Python.h>
 
 namespace tls::bindings {
 
@@ -35,8 +35,9 @@ namespace tls::bindings {
 // failure. Requires the GIL.
 int EnsureThreadEndHook();
 
-// Creates the sentinel type and registers the main thread's exit with atexit.
-void RegisterThreadEndBindings(pybind11::module_& m);
+// Creates the sentinel type, adds _run_main_thread_exit to `module` and
+// registers it with atexit (and again after each atexit._clear()). // Returns 0, or -1 with a Python error set.
+int RegisterThreadEndBindings(PyObject* module);
 
 }  // namespace tls::bindings
 

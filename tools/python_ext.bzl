@@ -30,12 +30,14 @@ def tls_extension(name, py_tag, testing):
         linkshared = True,
         linkstatic = True,
         visibility = ["//python:__pkg__", "//tools:__pkg__"],
+        # pybind11 only for testing.cc: the shipped variants are plain C API
+        # (bindings/BUILD, "Binding style"), and without its headers in their
+        # sandbox a pybind11 include there fails to build.
         deps = [
             "//core",
             "//core:embedder",
             "@local_python//:headers_" + py_tag,
-            "@pybind11",
-        ],
+        ] + (["@pybind11"] if testing else []),
     )
 
 def _opt_transition_impl(

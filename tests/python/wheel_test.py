@@ -103,6 +103,13 @@ class WheelContentsTest(unittest.TestCase):
             self.assertNotIn(b"run_in_native_thread", so)
             self.assertNotIn(b"_testing", so)
 
+    def test_extension_is_plain_c_api_without_pybind11(self):
+        # The binding style (bindings/BUILD): pybind11 builds only the test
+        # hooks. Its internals would leave their ID string ("__pybind11_
+        # internals_v...") and type names in the module.
+        for path, zf in self.wheels():
+            self.assertNotIn(b"pybind11", self.extension(path, zf))
+
     def test_record_lists_every_file_with_its_hash(self):
         for path, zf in self.wheels():
             names = set(zf.namelist())
