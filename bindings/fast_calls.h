@@ -14,7 +14,8 @@
 
 namespace tls::bindings {
 
-// Adds get/set/delete/id to `module`. // Returns 0, or -1 with a Python error set.
+// Adds get/set/delete/id to `module`.
+// Returns 0, or -1 with a Python error set.
 int RegisterFastCalls(PyObject* module);
 
 // A METH_FASTCALL function (with or without METH_KEYWORDS) as the PyCFunction

@@ -25,7 +25,8 @@
 
 namespace tls::bindings {
 
-// Adds _threads() and _stats() (not API) to `module`. // Returns 0, or -1 with a Python error set.
+// Adds _threads() and _stats() (not API) to `module`.
+// Returns 0, or -1 with a Python error set.
 int RegisterIntrospection(PyObject* module);
 
 }  // namespace tls::bindings

@@ -12,7 +12,8 @@
 namespace tls::bindings {
 
 // Adds reset/unload/at_exit to `module` and routes the engine's errors to
-// Python (tls::SetErrorHandler). // Returns 0, or -1 with a Python error set.
+// Python (tls::SetErrorHandler).
+// Returns 0, or -1 with a Python error set.
 int RegisterLifecycleBindings(PyObject* module);
 
 }  // namespace tls::bindings

@@ -4,10 +4,11 @@
 // Only the main interpreter may load it. The engine keeps one store per
 // thread for the whole process, and its closes and handlers run Python code
 // on that thread whenever the thread ends, long after a subinterpreter that
-// stored them may be gone. So a subinterpreter gets a clear ImportError: here, if it is the first to load
-// the module, and from `tls/__init__.py` through _require_main_interpreter()
-// if the main interpreter loaded it first (CPython then copies the module into
-// the subinterpreter without calling this function again).
+// stored them may be gone. So a subinterpreter gets a clear ImportError:
+// here, if it is the first to load the module, and from `tls/__init__.py`
+// through _require_main_interpreter() if the main interpreter loaded it first
+// (CPython then copies the module into the subinterpreter without calling
+// this function again).
 //
 // Free-threaded CPython (3.13t): the module declares that it needs no GIL
 // (PyUnstable_Module_SetGIL), so importing it leaves the GIL off. What protected

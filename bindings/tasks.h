@@ -47,7 +47,8 @@ class CapturedObjects {
   tls::embedder::IdentitySet objects_;
 };
 
-// Adds capture() and the Snapshot type to `module`. // Returns 0, or -1 with a Python error set.
+// Adds capture() and the Snapshot type to `module`.
+// Returns 0, or -1 with a Python error set.
 int RegisterTaskBindings(PyObject* module);
 
 }  // namespace tls::bindings

@@ -292,11 +292,11 @@ int RegisterMainThreadExit(PyObject* run_exit) {
   PyObject* state = register_exit != nullptr && clear != nullptr
                         ? PyTuple_Pack(3, clear, register_exit, run_exit)
                         : nullptr;
-  PyObject* wrapper = state != nullptr ? PyCFunction_New(&g_clear_then_register_exit, state) : nullptr;
+  PyObject* wrapper =
+      state != nullptr ? PyCFunction_New(&g_clear_then_register_exit, state) : nullptr;
   PyObject* registered =
       wrapper != nullptr ? PyObject_CallOneArg(register_exit, run_exit) : nullptr;
-  const int result =
-      registered != nullptr ? PyObject_SetAttrString(atexit, "_clear", wrapper) : -1;
+  const int result = registered != nullptr ? PyObject_SetAttrString(atexit, "_clear", wrapper) : -1;
   Py_XDECREF(registered);
   Py_XDECREF(wrapper);
   Py_XDECREF(state);

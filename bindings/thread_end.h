@@ -36,7 +36,8 @@ namespace tls::bindings {
 int EnsureThreadEndHook();
 
 // Creates the sentinel type, adds _run_main_thread_exit to `module` and
-// registers it with atexit (and again after each atexit._clear()). // Returns 0, or -1 with a Python error set.
+// registers it with atexit (and again after each atexit._clear()).
+// Returns 0, or -1 with a Python error set.
 int RegisterThreadEndBindings(PyObject* module);
 
 }  // namespace tls::bindings
