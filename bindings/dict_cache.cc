@@ -14,7 +14,7 @@ namespace tls::bindings {
 thread_local constinit PyObject* t_cached_dict [[gnu::tls_model("initial-exec")]] = nullptr;
 
 PyObject* DictFromSlot() noexcept {
-  PyState* state = g_py_state.Get();
+  PyState* state = PyStates().Get();
   if (state == nullptr) return nullptr;
   t_cached_dict = state->dict();
   return t_cached_dict;
@@ -22,7 +22,7 @@ PyObject* DictFromSlot() noexcept {
 
 #ifdef TLS_TESTING_HOOKS
 void CheckCachedDict(PyObject* dict) noexcept {
-  PyState* state = g_py_state.Get();
+  PyState* state = PyStates().Get();
   PyObject* current = state == nullptr ? nullptr : state->dict();
   if (current == dict) return;
   std::fprintf(stderr, "tls: stale cached dict %p, the thread's is %p (bindings/dict_cache.h)\n",

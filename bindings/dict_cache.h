@@ -8,8 +8,8 @@
 // dependent loads stub -> slots -> PyState -> dict.
 //
 // The rule that keeps it right: the cache holds a dict only while that dict's
-// PyState is the calling thread's g_py_state value, so a cached read is what
-// g_py_state.Get()->dict() would give. The ways a PyState stops being it, and
+// PyState is the calling thread's PyStates() value, so a cached read is what
+// PyStates().Get()->dict() would give. The ways a PyState stops being it, and
 // where each clears the cache before Python code can run on the thread:
 //   - the engine takes it out to close it (tls.reset(), thread end, a task's
 //     end): PyState::Close, first thing. Between the engine taking the slot

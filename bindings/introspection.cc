@@ -39,7 +39,7 @@ void ReleaseStores(std::vector<PyStore>& stores) {
 // Returns false with a Python error set (and nothing held) on failure.
 bool TakeStores(std::vector<PyStore>& stores) {
   try {
-    g_py_state.ForEachThread([&](const tls::ThreadInfo& who, PyState& state) {
+    PyStates().ForEachThread([&](const tls::ThreadInfo& who, PyState& state) {
       stores.push_back(PyStore{who.id, state.dict()});  // if it throws, no reference was taken
       Py_INCREF(state.dict());
     });

@@ -5,7 +5,7 @@
 // keys and counts only, read from the calling thread (core/threads.h).
 //
 // How another thread's Python store is read. The C++ side comes from
-// tls::ListThreads / tls::GetStats. The Python side is a walk of g_py_state
+// tls::ListThreads / tls::GetStats. The Python side is a walk of PyStates()
 // (Slot::ForEachThread) whose visitor only copies the dict pointer and takes a
 // reference to it (Py_INCREF): the caller holds the GIL, and an owner changes
 // its dict or its reference count only while holding the GIL, so that is

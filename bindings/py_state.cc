@@ -11,7 +11,7 @@
 
 namespace tls::bindings {
 
-tls::Slot<PyState> g_py_state;
+ImmortalPyStateSlot g_py_state_storage;
 
 namespace {
 
@@ -95,14 +95,14 @@ PyState* NewPyState() {
   // store values (making this thread's PyState): keep theirs.
   PyObject* dict = PyDict_New();
   if (dict == nullptr) return nullptr;
-  if (PyState* made_meanwhile = g_py_state.Get()) {
+  if (PyState* made_meanwhile = PyStates().Get()) {
     Py_DECREF(dict);
     CacheDict(made_meanwhile->dict());
     return made_meanwhile;
   }
   PyState* state = nullptr;
   try {
-    state = &g_py_state.Emplace(dict);  // runs no Python code
+    state = &PyStates().Emplace(dict);  // runs no Python code
   } catch (const std::bad_alloc&) {
     PyErr_NoMemory();
   } catch (const std::exception& e) {

@@ -52,8 +52,17 @@ void CloseValue(PyObject* value);
 // set on failure.
 int InitPyState();
 
-// The slot holding each thread's PyState.
-extern tls::Slot<PyState> g_py_state;
+// The slot holding each thread's PyState. Never destroyed: destroying a Slot
+// closes every thread's value on the destroying thread (core/slot.h), and at
+// process exit, after Py_Finalize, no PyState may be touched. Daemon threads
+// still holding one keep it to their own end.
+union ImmortalPyStateSlot {
+  ImmortalPyStateSlot() : slot() {}
+  ~ImmortalPyStateSlot() {}  // leaves `slot` alone
+  tls::Slot<PyState> slot;
+};
+extern ImmortalPyStateSlot g_py_state_storage;
+inline tls::Slot<PyState>& PyStates() { return g_py_state_storage.slot; }
 
 // The calling thread's PyState, created (with its thread-end hook armed) if
 // missing. Returns nullptr with a Python error set on failure. Requires the GIL.

@@ -306,7 +306,7 @@ PyType_Spec g_snapshot_spec = {
 // The thread's Python values under `keys` (all of them if there are none), as
 // a new dict; nullptr with no error set if there are none.
 PyObject* CopyValues(PyObject* const* keys, Py_ssize_t nkeys) {
-  PyState* state = g_py_state.Get();
+  PyState* state = PyStates().Get();
   if (state == nullptr || PyDict_GET_SIZE(state->dict()) == 0) {
     // Same TypeError as get() for an unhashable key, store or not.
     for (Py_ssize_t i = 0; i < nkeys; ++i) {

@@ -10,7 +10,7 @@
 // ThreadCachedInt; built on Slot<T>'s walk and retire (slot.h).
 //
 // Example:
-//   tls::Counter requests;                  // a global, or a long-lived member
+//   tls::Counter requests;                  // a global, or a member
 //   void Handle() { requests.Add(1); ... }  // on any number of threads
 //   int64_t n = requests.Read();            // from any thread
 //
@@ -21,9 +21,9 @@
 // a later Read never returns less than an earlier one. A Read during concurrent Adds may or may not
 // include those in flight. Costs: Add is a thread_local read, an index, a load and a store (the
 // first Add on a thread allocates its shard); Read costs a walk of every live thread
-// (Slot::ForEachThread) and holds off ending threads' folds meanwhile. A Counter must outlive the
-// threads that Add to it, like any Slot, or Reset them; destroying it while others still hold
-// shards is safe (their shards are dropped at their end, uncounted).
+// (Slot::ForEachThread) and holds off ending threads' folds meanwhile. A Counter is an object like any
+// Slot: a member, made and destroyed any number of times; destroying it releases every thread's
+// shard at once (slot.h). Not while another thread Adds to it or Reads it.
 #include "tls/internal/require_cxx20.h"  // before C++20: one line, and stop
 #ifndef TLS_CORE_COUNTER_H_
 #define TLS_CORE_COUNTER_H_

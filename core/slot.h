@@ -7,9 +7,17 @@
 // values: closed (Close()/close(), as MakeData) at Reset and at thread exit,
 // dropped unclosed by Del, Unload and by Set over an existing value.
 //
-// A Slot is meant to live as long as the threads that use it (a global or a
-// static member). Each Slot takes a fresh index that is never reused; destroying
-// a Slot leaves the values other threads hold to their own exit.
+// A Slot is an object like any other: a global, or a member of a connection, a
+// cache or a pool, made and destroyed on any thread any number of times.
+// Destroying it releases every thread's value of it at once, on the
+// destroying thread: each is handed to the retire function (if any), closed,
+// and destroyed, before ~Slot returns; threads that hold values keep running
+// meanwhile (using the Slot itself while it is destroyed is undefined, as for
+// any object). Its index goes to the next Slot made, which never sees an old
+// value. One exception, for globals: once the process is exiting (the main
+// thread's exit sequence ran, in exit() or on return from main, if the main
+// thread used tls), a destroyed Slot releases nothing and keeps its index, so
+// detached threads still running keep their values until they end.
 //
 // Example:
 //   struct Buffer { std::string text; void Close() { Flush(text); } };
@@ -39,6 +47,7 @@
 #ifndef TLS_CORE_SLOT_H_
 #define TLS_CORE_SLOT_H_
 
+#include <atomic>
 #include <cstddef>
 #include <functional>
 #include <memory>
@@ -76,7 +85,11 @@ class Slot {
         kOps, [retire = std::move(retire)](void* p) { retire(*static_cast<T*>(p)); });
     ops_ = &retirement_->ops;
   }
+  // Releases every thread's value: see the top of the file. Costs one walk
+  // of every thread (one system call per 128 threads), or nothing if no value
+  // was ever stored.
   ~Slot() {
+    internal::ReleaseSlot(index_, retirement_, stored_.load(std::memory_order_relaxed));
     if (retirement_ != nullptr) internal::EndSlotRetirement(retirement_);
   }
   Slot(const Slot&) = delete;
@@ -91,6 +104,8 @@ class Slot {
   T& Emplace(A&&... args) {
     auto value = std::make_unique<T>(std::forward<A>(args)...);
     T& ref = *value;
+    // Read on every store, written once: ~Slot skips its walk if still false.
+    if (!stored_.load(std::memory_order_relaxed)) stored_.store(true, std::memory_order_relaxed);
     internal::SlotStore(index_, value.get(), ops_);
     (void)value.release();  // the slot owns it now
     return ref;
@@ -171,6 +186,7 @@ class Slot {
   size_t index_;
   const internal::SlotOps* ops_ = &kOps;
   internal::SlotRetirement* retirement_ = nullptr;
+  std::atomic<bool> stored_{false};  // a value was stored, on some thread
 };
 
 }  // namespace tls::inline TLS_ABI_NAMESPACE

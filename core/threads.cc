@@ -27,7 +27,8 @@ size_t StubBytes(const Stub& stub) noexcept {
 
 size_t SlotValues(const Stub& stub) noexcept {
   size_t n = 0;
-  stub.slots.ForEachUsed([&n](const internal::SlotCell& cell) { n += cell.value != nullptr; });
+  stub.slots.ForEachUsed(
+      [&n](const internal::SlotCell& cell) { n += internal::LoadCellValue(cell) != nullptr; });
   return n;
 }
 

@@ -58,29 +58,38 @@ void RetireSlotValues(const Stub& stub, RetiredCells& retired) {
   for (size_t i = first->slots.begin_used();; ++i) {
     Stub* current = IfStillCurrent(stub);
     if (current == nullptr || i >= current->slots.end_used()) return;
-    const SlotCell cell = current->slots[i];
-    if (cell.value == nullptr || cell.ops->retirement == nullptr) continue;
+    // Atomic: the Slot's destruction on another thread may empty the cell
+    // (slot_array.h LoadCellValue).
+    if (LoadCellValue(current->slots[i]) == nullptr) continue;
     if (retired.size() == retired.capacity()) {
       retired.reserve(std::max<size_t>(4, 2 * retired.size()));  // may throw: nothing moved
     }
-    SlotRetirement& retirement = *cell.ops->retirement;
-    // The lock is taken inside the write section but never waited for there:
-    // a walk of this Slot holds the lock and may be waiting for this section.
+    // The cell and its record are read only inside a write section, where no
+    // destruction of the Slot can take the value: while the value is in the
+    // cell, its record lives (slot_retirements.h). The lock is taken inside
+    // the section but never waited for there: a walk of this Slot (or its
+    // destruction) holds the lock and may be waiting for this section.
+    SlotCell cell;
+    SlotRetirement* retirement = nullptr;
     for (;;) {
       {
         OwnerWriteSection write(*current, StubPart::kSlots);
-        if (retirement.lock.try_lock()) {
-          current->slots[i] = SlotCell{};
+        const SlotCell& in_stub = current->slots[i];
+        if (in_stub.value == nullptr || in_stub.ops->retirement == nullptr) break;
+        if (in_stub.ops->retirement->lock.try_lock()) {
+          retirement = in_stub.ops->retirement;
+          cell = std::exchange(current->slots[i], SlotCell{});
           break;
         }
       }
       sched_yield();
     }
+    if (retirement == nullptr) continue;
     // Destroyed by the caller's SlotDestroyer, even on a forced unwind.
     retired.emplace_back(i, cell);
-    std::lock_guard<std::recursive_mutex> hold(retirement.lock, std::adopt_lock);
-    if (retirement.retire) {
-      RunContained(ErrorSource::kRetire, [&] { retirement.retire(cell.value); });
+    std::lock_guard<std::recursive_mutex> hold(retirement->lock, std::adopt_lock);
+    if (retirement->retire) {
+      RunContained(ErrorSource::kRetire, [&] { retirement->retire(cell.value); });
     }
   }
 }

@@ -31,6 +31,11 @@ void RunExitRounds(std::string_view what);
 // or what an unwound task left), and any stub destructors make meanwhile.
 void DropStubs() noexcept;
 
+// Whether the process is exiting: the main thread's exit sequence has run
+// (inside exit(), or on return from main), if the main thread ever used tls.
+// Static destructors run after it.
+bool ProcessExiting() noexcept;
+
 // Makes sure the exit sequence runs when the calling thread ends. Called once
 // per stub creation; cheap after the first call on a thread.
 void ArmExitHook();

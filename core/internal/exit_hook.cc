@@ -51,8 +51,17 @@
 namespace tls::inline TLS_ABI_NAMESPACE::internal {
 namespace {
 
+bool IsMainThread() { return syscall(SYS_gettid) == getpid(); }
+
+constinit std::atomic<bool> g_main_thread_exited{false};
+
 struct NativeExitHook {
-  ~NativeExitHook() { RunThreadExit(ExitCause::kThreadEnd); }
+  ~NativeExitHook() {
+    // On the main thread this runs only inside exit() (or on return from
+    // main: glibc runs no thread_local destructor at its pthread_exit).
+    if (IsMainThread()) g_main_thread_exited.store(true, std::memory_order_relaxed);
+    RunThreadExit(ExitCause::kThreadEnd);
+  }
 };
 
 void RunLateExit(void*) { RunThreadExit(ExitCause::kThreadEnd); }
@@ -72,8 +81,6 @@ class LateKey {
   pthread_key_t key_{};
   bool created_;
 };
-
-bool IsMainThread() { return syscall(SYS_gettid) == getpid(); }
 
 LateKey& TheLateKey() {
   static LateKey late_key;
@@ -108,6 +115,8 @@ void ArmLateHook() {
 }
 
 }  // namespace
+
+bool ProcessExiting() noexcept { return g_main_thread_exited.load(std::memory_order_relaxed); }
 
 void ArmExitHook() {
   if (t_thread.phase == Phase::kExited) {

@@ -28,6 +28,7 @@ enum class ForkUnit {
   kRegistry,         // registry.cc: visitor counts, the barrier lock, lost stubs
   kStubCache,        // stub_cache.cc: the cache's try-lock and what it held
   kSlotRetirements,  // slot_retirements.cc: the retirement list's lock (held across fork)
+  kSlotIndexes,      // slots.cc: the free slot indexes' lock (held across fork)
   kCount,
 };
 

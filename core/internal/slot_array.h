@@ -1,7 +1,9 @@
 // A thread's Slot cells, indexed by Slot index (internal/stub.h). Engine-private.
 //
-// Slot indexes are never reused, so a store at index N makes the array N + 1
-// cells long even when it holds one value. What keeps Reset and thread exit
+// A store at index N makes the array N + 1 cells long even when it holds one
+// value; indexes are reused (lowest freed first is not promised: a freed
+// index goes on a stack, internal/slots.cc), so the length follows the most
+// Slots alive at once, not the most ever made. What keeps Reset and thread exit
 // from paying for that length is the occupied range: every cell holding a
 // value lies in [begin_used(), end_used()), which stores widen and only
 // ClearUsed (or a move out) narrows. A Counter made after 100,000 others
@@ -13,6 +15,7 @@
 #ifndef TLS_CORE_INTERNAL_SLOT_ARRAY_H_
 #define TLS_CORE_INTERNAL_SLOT_ARRAY_H_
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -26,8 +29,22 @@ struct SlotOps;
 
 struct SlotCell {
   void* value = nullptr;
-  const SlotOps* ops = nullptr;
+  const SlotOps* ops = nullptr;  // meaningless while value is nullptr
 };
+
+// A cell's value read outside an owner write section. Besides its owner, one
+// other thread writes a cell: the one destroying the cell's Slot empties it
+// (ReleaseSlot in internal/slots.cc, inside a walk that gates the stub), so
+// readers that may run meanwhile (the owner's close round scanning its cells,
+// Stub::HasSlotValues, GetStats' count) load the value atomically. The owner's
+// Get of its own Slot needs no such load: using a Slot while it is destroyed
+// is undefined. `ops` is written by the owner only.
+inline void* LoadCellValue(const SlotCell& cell) noexcept {
+  return std::atomic_ref<void*>(const_cast<void*&>(cell.value)).load(std::memory_order_relaxed);
+}
+inline void EmptyCellValue(SlotCell& cell) noexcept {
+  std::atomic_ref<void*>(cell.value).store(nullptr, std::memory_order_relaxed);
+}
 
 class SlotArray {
  public:

@@ -49,8 +49,17 @@ using SlotVisit = void (*)(void* context, const ThreadInfo& who, void* value);
 TLS_API void SlotForEachThread(size_t index, SlotRetirement* retirement, bool batched,
                                SlotVisit visit, void* context);
 
-// A fresh slot index; indexes are never reused. Lock-free.
+// An index for a new Slot: a destroyed Slot's, or a fresh one. Takes a lock
+// no get, store or walk takes.
 TLS_API size_t NewSlotIndex() noexcept;
+
+// At a Slot's destruction: takes every thread's value at `index` out of its
+// cell (one walk), hands each to the retire function if any, closes each,
+// destroys each, all on the calling thread, then frees the index for the next
+// Slot. `stored`: whether the Slot ever stored a value (if not, no walk).
+// Once the process is exiting it releases nothing and keeps the index
+// (internal/slots.cc). See Slot<T>::~Slot.
+TLS_API void ReleaseSlot(size_t index, SlotRetirement* retirement, bool stored) noexcept;
 
 // This thread's value at `index`, or nullptr. Never creates the stub.
 TLS_API void* SlotGet(size_t index) noexcept;

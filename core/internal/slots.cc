@@ -1,12 +1,21 @@
-// The untyped half of tls::Slot<T> (core/slot.h): indexes, get, store, and
-// the walk over every thread's value. Retirement records (Slots made with a
-// retire function) are slot_retirements.cc.
+// The untyped half of tls::Slot<T> (core/slot.h): indexes, get, store, the
+// walk over every thread's value, and a Slot's release at its destruction.
+// Retirement records (Slots made with a retire function) are
+// slot_retirements.cc.
+#include <pthread.h>
+
 #include <atomic>
 #include <cstddef>
+#include <cstdlib>
 #include <mutex>
+#include <new>
 #include <utility>
+#include <vector>
 
+#include "core/internal/exit.h"
+#include "core/internal/fork.h"
 #include "core/internal/registry.h"
+#include "core/internal/report.h"
 #include "core/internal/slot_retirements.h"
 #include "core/internal/stub.h"
 #include "core/internal/stub_lifecycle.h"
@@ -15,10 +24,119 @@
 
 namespace tls::inline TLS_ABI_NAMESPACE::internal {
 namespace {
-std::atomic<size_t> g_next_slot{0};
+
+// Slot indexes. A destroyed Slot's index goes on a stack of free ones and the
+// next Slot takes it, so per-thread slot arrays are as long as the most Slots
+// alive at once. When no Slot is alive the stack is freed and numbering
+// starts again (a plugin that made Slots unloads clean). An index is not
+// reused (it stays counted as alive) if its Slot's values could not all be
+// released: at process exit, or if memory ran out (ReleaseSlot).
+//
+// The lock is taken only when a Slot is made or destroyed, never on a get,
+// a store or a walk; it is held across fork so the child starts it afresh.
+constinit std::mutex g_indexes_lock;
+constinit size_t g_next_index = 0;  // every index below it was handed out
+constinit size_t g_alive = 0;       // indexes handed out and not free
+constinit size_t* g_free = nullptr;  // the free indexes (a stack)
+constinit size_t g_free_count = 0;
+constinit size_t g_free_capacity = 0;
+
+void RegisterForkReset() noexcept {
+  static pthread_once_t once = PTHREAD_ONCE_INIT;  // fork.h: why not a static
+  pthread_once(&once, [] {
+    RegisterForkHandlers(ForkUnit::kSlotIndexes,
+                         {.prepare = []() noexcept { g_indexes_lock.lock(); },
+                          .parent = []() noexcept { g_indexes_lock.unlock(); },
+                          .child = []() noexcept { new (&g_indexes_lock) std::mutex(); }});
+  });
+}
+
+// Puts `index` back for the next Slot. False if there was no memory for it
+// (the index is then never reused).
+bool FreeIndex(size_t index) noexcept {
+  std::lock_guard<std::mutex> hold(g_indexes_lock);
+  if (g_alive == 1) {  // the last Slot: start numbering again
+    std::free(g_free);
+    g_free = nullptr;
+    g_free_count = g_free_capacity = 0;
+    g_next_index = 0;
+    g_alive = 0;
+    return true;
+  }
+  if (g_free_count == g_free_capacity) {
+    const size_t capacity = g_free_capacity == 0 ? 16 : 2 * g_free_capacity;
+    auto* grown = static_cast<size_t*>(std::realloc(g_free, capacity * sizeof(size_t)));
+    if (grown == nullptr) return false;
+    g_free = grown;
+    g_free_capacity = capacity;
+  }
+  g_free[g_free_count++] = index;
+  --g_alive;
+  return true;
+}
+
+// A value taken out of a thread's cell by ReleaseSlot.
+struct TakenValue {
+  void* value;
+  const SlotOps* ops;
+};
+
 }  // namespace
 
-size_t NewSlotIndex() noexcept { return g_next_slot.fetch_add(1, std::memory_order_relaxed); }
+size_t NewSlotIndex() noexcept {
+  RegisterForkReset();
+  std::lock_guard<std::mutex> hold(g_indexes_lock);
+  ++g_alive;
+  if (g_free_count != 0) return g_free[--g_free_count];
+  return g_next_index++;
+}
+
+void ReleaseSlot(size_t index, SlotRetirement* retirement, bool stored) noexcept {
+  // Static destructors (a global Slot's) run after exit() ran the exiting
+  // thread's thread_local destructors, while detached threads may still run
+  // and use global Slots. So once the main thread's exit sequence ran, a
+  // destroyed Slot releases nothing: its values stay with their threads, as
+  // when Slots lived for ever, and its index is never reused.
+  if (ProcessExiting()) return;
+  if (!stored) {
+    (void)FreeIndex(index);
+    return;
+  }
+  // Take every thread's value out of its cell, in one walk that gates the
+  // cells (the visitor runs no user code: batched). A retire Slot's lock is
+  // held across the walk and the retire calls, as for ForEachThread, so a
+  // thread's close round never retires a value taken here.
+  std::vector<TakenValue> taken;
+  bool all_taken = true;
+  {
+    std::unique_lock<std::recursive_mutex> hold;
+    if (retirement != nullptr) hold = std::unique_lock<std::recursive_mutex>(retirement->lock);
+    ForEachLiveStub(WalkMode{StubPart::kSlots, /*batched=*/true}, [&](Stub& stub) {
+      if (index >= stub.slots.size()) return;
+      SlotCell& cell = stub.slots[index];
+      void* value = LoadCellValue(cell);
+      if (value == nullptr) return;
+      try {
+        taken.push_back(TakenValue{value, cell.ops});
+      } catch (const std::bad_alloc&) {
+        all_taken = false;  // left to its thread; the index is never reused
+        return;
+      }
+      EmptyCellValue(cell);
+    });
+    if (retirement != nullptr && retirement->retire) {
+      for (const TakenValue& t : taken) {
+        RunContained(ErrorSource::kRetire, [&] { retirement->retire(t.value); });
+      }
+    }
+  }
+  // Closed, then destroyed, here: no thread can reach them any more.
+  for (const TakenValue& t : taken) {
+    if (t.ops->close != nullptr) RunContained(ErrorSource::kClose, [&] { t.ops->close(t.value); });
+  }
+  for (const TakenValue& t : taken) DestroySlotValue(t.value, t.ops);
+  if (all_taken) (void)FreeIndex(index);
+}
 
 void* SlotGet(size_t index) noexcept {
   Stub* stub = t_thread.stub;

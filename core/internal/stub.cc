@@ -20,12 +20,13 @@ Stub::~Stub() {
 }
 
 void SlotArray::ThrowTooManySlots() {
-  throw std::length_error("tls::Slot: over 4 billion Slots made (indexes are never reused)");
+  throw std::length_error("tls::Slot: over 4 billion Slots alive at once");
 }
 
 bool Stub::HasSlotValues() const noexcept {
   bool any = false;
-  slots.ForEachUsed([&any](const SlotCell& cell) { any = any || cell.value != nullptr; });
+  slots.ForEachUsed(
+      [&any](const SlotCell& cell) { any = any || LoadCellValue(cell) != nullptr; });
   return any;
 }
 
