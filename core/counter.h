@@ -21,8 +21,8 @@
 // a later Read never returns less than an earlier one. A Read during concurrent Adds may or may not
 // include those in flight. Costs: Add is a thread_local read, an index, a load and a store (the
 // first Add on a thread allocates its shard); Read costs a walk of every live thread
-// (Slot::ForEachThread) and holds off ending threads' folds meanwhile. A Counter is an object like any
-// Slot: a member, made and destroyed any number of times; destroying it releases every thread's
+// (Slot::ForEachThread) and holds off ending threads' folds meanwhile. A Counter is an object like
+// any Slot: a member, made and destroyed any number of times; destroying it releases every thread's
 // shard at once (slot.h). Not while another thread Adds to it or Reads it.
 #include "tls/internal/require_cxx20.h"  // before C++20: one line, and stop
 #ifndef TLS_CORE_COUNTER_H_

@@ -35,8 +35,8 @@ namespace {
 // The lock is taken only when a Slot is made or destroyed, never on a get,
 // a store or a walk; it is held across fork so the child starts it afresh.
 constinit std::mutex g_indexes_lock;
-constinit size_t g_next_index = 0;  // every index below it was handed out
-constinit size_t g_alive = 0;       // indexes handed out and not free
+constinit size_t g_next_index = 0;   // every index below it was handed out
+constinit size_t g_alive = 0;        // indexes handed out and not free
 constinit size_t* g_free = nullptr;  // the free indexes (a stack)
 constinit size_t g_free_count = 0;
 constinit size_t g_free_capacity = 0;

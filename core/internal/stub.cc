@@ -25,8 +25,7 @@ void SlotArray::ThrowTooManySlots() {
 
 bool Stub::HasSlotValues() const noexcept {
   bool any = false;
-  slots.ForEachUsed(
-      [&any](const SlotCell& cell) { any = any || LoadCellValue(cell) != nullptr; });
+  slots.ForEachUsed([&any](const SlotCell& cell) { any = any || LoadCellValue(cell) != nullptr; });
   return any;
 }
 
