@@ -127,6 +127,23 @@ void BM_Slot_Emplace(benchmark::State& state) {
 }
 BENCHMARK(BM_Slot_Emplace);
 
+// A thread-scoped Slot (tls::ThreadSlot): one more thread_local read outside
+// tasks; inside one, a walk of the open task frames to the thread's stub.
+tls::ThreadSlot<int> g_thread_slot;
+
+void BM_ThreadSlot_Get(benchmark::State& state) {
+  g_thread_slot.Emplace(1);
+  for (auto _ : state) DoNotOptimize(g_thread_slot.Get());
+}
+BENCHMARK(BM_ThreadSlot_Get);
+
+void BM_ThreadSlot_GetInsideATask(benchmark::State& state) {
+  g_thread_slot.Emplace(1);
+  tls::TaskScope task(tls::Capture());
+  for (auto _ : state) DoNotOptimize(g_thread_slot.Get());
+}
+BENCHMARK(BM_ThreadSlot_GetInsideATask);
+
 pthread_key_t PthreadKey() {
   static pthread_key_t key = [] {
     pthread_key_t k;
@@ -634,6 +651,31 @@ BENCHMARK(BM_Counter_Read)->Apply(ReadArgs);
 
 void BM_BoostCounter_Read(benchmark::State& state) { CounterRead(state, g_boost_counter); }
 BENCHMARK(BM_BoostCounter_Read)->Apply(ReadArgs);
+
+// A Slot as an object: made, given a value on this thread, destroyed, with
+// `threads` parked threads alive (the destruction walks them all to release
+// their values; none has one here). The peer row is a pthread key made, set
+// and deleted, which releases no other thread's value at all.
+void BM_Slot_MakeSetDestroy(benchmark::State& state) {
+  ParkedAdders parked(static_cast<int>(state.range(0)));
+  for (auto _ : state) {
+    tls::Slot<int> slot;
+    DoNotOptimize(&slot.Emplace(1));
+  }
+}
+BENCHMARK(BM_Slot_MakeSetDestroy)->Apply(ReadArgs);
+
+void BM_PthreadKey_MakeSetDelete(benchmark::State& state) {
+  ParkedAdders parked(static_cast<int>(state.range(0)));
+  static int value = 1;
+  for (auto _ : state) {
+    pthread_key_t key;
+    if (pthread_key_create(&key, nullptr) != 0) std::abort();
+    pthread_setspecific(key, &value);
+    pthread_key_delete(key);
+  }
+}
+BENCHMARK(BM_PthreadKey_MakeSetDelete)->Apply(ReadArgs);
 
 // ---------------------------------------------------------------------------
 // Tasks (core/task.h): what Wrap adds to a task, with 0, 4 and 16 values

@@ -27,6 +27,16 @@
 //   if (Buffer* b = buffer.Get()) ...     // nullptr if this thread has none
 //   buffer.Emplace("seed");              // replaces (old one destroyed, not closed)
 //
+// Tasks: a Slot is task-scoped by default (a task starts with it empty and
+// closes its own values at its end, like keyed values it set); a
+// tls::ThreadSlot<T> (Slot<T, SlotScope::kThread>) keeps one value per thread
+// that every task run on the thread sees: a per-worker cache on a pool.
+//
+//   tls::ThreadSlot<Connection> conn;          // one per pool thread
+//   pool.Submit(tls::Wrap([] {                 // every task on that thread
+//     Connection& c = conn.GetOrEmplace();     // made once per thread,
+//   }));                                       // closed at the thread's end
+//
 // All threads at once: ForEachThread visits every live thread's value, from
 // any thread (per-thread shards read by an exporter, buffers flushed at
 // shutdown). A Slot made with a retire function hands each value to it when
@@ -49,6 +59,7 @@
 
 #include <atomic>
 #include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -65,7 +76,21 @@ namespace tls::inline TLS_ABI_NAMESPACE {
 
 class Counter;
 
-template <class T>
+// Whose a Slot's values are when tasks (core/task.h) run on a thread.
+enum class SlotScope : uint8_t {
+  // The default, for request context: a task starts with the Slot empty, its
+  // own values are closed at its end, and the thread's value is hidden while
+  // it runs and back after.
+  kTask,
+  // For per-thread caches (a connection, a buffer, an RNG, an arena): the
+  // value is the thread's. Every task that runs on the thread sees it and may
+  // set it; a task's end, and Reset or Unload inside a task, leave it alone.
+  // It is closed at the thread's end (or by the thread's own Reset, outside
+  // any task). Never captured.
+  kThread,
+};
+
+template <class T, SlotScope Scope = SlotScope::kTask>
 class Slot {
  public:
   Slot() : index_(internal::NewSlotIndex()) {}
@@ -96,7 +121,13 @@ class Slot {
   Slot& operator=(const Slot&) = delete;
 
   // This thread's value, or nullptr. Never creates anything.
-  T* Get() const noexcept { return static_cast<T*>(internal::SlotGet(index_)); }
+  T* Get() const noexcept {
+    if constexpr (Scope == SlotScope::kThread) {
+      return static_cast<T*>(internal::ThreadSlotGet(index_));
+    } else {
+      return static_cast<T*>(internal::SlotGet(index_));
+    }
+  }
 
   // Constructs this thread's value from `args`, replacing (destroying without
   // closing) any previous one. Returns the new value.
@@ -106,7 +137,7 @@ class Slot {
     T& ref = *value;
     // Read on every store, written once: ~Slot skips its walk if still false.
     if (!stored_.load(std::memory_order_relaxed)) stored_.store(true, std::memory_order_relaxed);
-    internal::SlotStore(index_, value.get(), ops_);
+    Store(value.get(), ops_);
     (void)value.release();  // the slot owns it now
     return ref;
   }
@@ -119,7 +150,7 @@ class Slot {
   }
 
   // Removes this thread's value without closing it. Returns whether there was one.
-  bool Del() { return internal::SlotStore(index_, nullptr, nullptr); }
+  bool Del() { return Store(nullptr, nullptr); }
 
   size_t index() const noexcept { return index_; }
 
@@ -162,6 +193,14 @@ class Slot {
  private:
   friend class Counter;  // its Read walks batched (its visitor runs no user code)
 
+  bool Store(void* value, const internal::SlotOps* ops) {
+    if constexpr (Scope == SlotScope::kThread) {
+      return internal::ThreadSlotStore(index_, value, ops);
+    } else {
+      return internal::SlotStore(index_, value, ops);
+    }
+  }
+
   template <class F>
   void Walk(F&& visit, bool batched) const {
     using Visit = std::remove_reference_t<F>;
@@ -188,6 +227,10 @@ class Slot {
   internal::SlotRetirement* retirement_ = nullptr;
   std::atomic<bool> stored_{false};  // a value was stored, on some thread
 };
+
+// A thread-scoped Slot: see SlotScope::kThread.
+template <class T>
+using ThreadSlot = Slot<T, SlotScope::kThread>;
 
 }  // namespace tls::inline TLS_ABI_NAMESPACE
 

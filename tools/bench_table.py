@@ -55,6 +55,15 @@ RATIO_ROWS = [
      "BM_Tls_SetString", "BM_Map_AssignString", 0.6),
     ("set, integer key: `tls::Set(3, d)` vs `pthread_setspecific`",
      "BM_Tls_SetInt", "BM_Pthread_Set", None),
+    ("thread-scoped slot get: `ThreadSlot<int>::Get` vs `Slot<int>::Get`",
+     "BM_ThreadSlot_Get", "BM_Slot_Get", None),
+    ("thread-scoped slot get inside a task: `ThreadSlot<int>::Get` vs `Slot<int>::Get` "
+     "outside one", "BM_ThreadSlot_GetInsideATask", "BM_Slot_Get", None),
+    *[(f"a Slot as an object, {n:,} parked thread{'s' * (n > 1)}: make + `Emplace` + destroy "
+       "(a walk of every thread releasing their values) vs a pthread key made, set and deleted "
+       "(releases no other thread's value)",
+       f"BM_Slot_MakeSetDestroy/threads:{n}", f"BM_PthreadKey_MakeSetDelete/threads:{n}", None)
+      for n in (1, 64, 1000)],
     ("typed slot set in place: `*slot.Get() = v` vs `pthread_setspecific`",
      "BM_Slot_SetInPlace", "BM_Pthread_Set", None),
     ("typed slot replace: `slot.Emplace(v)` (allocates) vs `boost` `reset(p)`",

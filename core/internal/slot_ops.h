@@ -70,6 +70,11 @@ TLS_API void* SlotGet(size_t index) noexcept;
 // was a previous value.
 TLS_API bool SlotStore(size_t index, void* value, const SlotOps* ops);
 
+// SlotGet and SlotStore for a thread-scoped Slot: the thread's own stub, also
+// inside a task (where SlotGet and SlotStore use the task's).
+TLS_API void* ThreadSlotGet(size_t index) noexcept;
+TLS_API bool ThreadSlotStore(size_t index, void* value, const SlotOps* ops);
+
 }  // namespace tls::inline TLS_ABI_NAMESPACE::internal
 
 #endif  // TLS_CORE_INTERNAL_SLOT_OPS_H_

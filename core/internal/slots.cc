@@ -19,6 +19,7 @@
 #include "core/internal/slot_retirements.h"
 #include "core/internal/stub.h"
 #include "core/internal/stub_lifecycle.h"
+#include "core/internal/task_frames.h"
 #include "tls/internal/abi.h"
 #include "tls/internal/slot_ops.h"
 
@@ -138,11 +139,34 @@ void ReleaseSlot(size_t index, SlotRetirement* retirement, bool stored) noexcept
   if (all_taken) (void)FreeIndex(index);
 }
 
-void* SlotGet(size_t index) noexcept {
-  Stub* stub = t_thread.stub;
+namespace {
+
+void* GetFrom(const Stub* stub, size_t index) noexcept {
   if (stub == nullptr || index >= stub->slots.size()) return nullptr;
   return stub->slots[index].value;
 }
+
+// Stores `value` (nullptr: deletes) at `index` of `stub`, the calling
+// thread's (or the one under its tasks).
+bool StoreIn(Stub& stub, size_t index, void* value, const SlotOps* ops) {
+  SlotCell old;
+  {
+    OwnerWriteSection write(stub, StubPart::kSlots);
+    if (value != nullptr) {
+      stub.slots.Reserve(index);  // may throw: nothing changed
+      stub.slots.NoteUsed(index);
+      if (ops->retirement != nullptr) HoldRetirement(*ops->retirement);
+    }
+    old = std::exchange(stub.slots[index], SlotCell{value, ops});
+  }
+  if (old.value == nullptr) return false;
+  DestroySlotValue(old.value, old.ops);  // after the store: the destructor may call tls
+  return true;
+}
+
+}  // namespace
+
+void* SlotGet(size_t index) noexcept { return GetFrom(t_thread.stub, index); }
 
 bool SlotStore(size_t index, void* value, const SlotOps* ops) {
   Stub* stub = t_thread.stub;
@@ -151,19 +175,31 @@ bool SlotStore(size_t index, void* value, const SlotOps* ops) {
   } else {
     stub = &CurrentStub();
   }
-  SlotCell old;
-  {
-    OwnerWriteSection write(*stub, StubPart::kSlots);
-    if (value != nullptr) {
-      stub->slots.Reserve(index);  // may throw: nothing changed
-      stub->slots.NoteUsed(index);
-      if (ops->retirement != nullptr) HoldRetirement(*ops->retirement);
-    }
-    old = std::exchange(stub->slots[index], SlotCell{value, ops});
+  return StoreIn(*stub, index, value, ops);
+}
+
+namespace {
+[[gnu::noinline]] void* ThreadSlotGetUnderTasks(size_t index) noexcept {
+  return GetFrom(ThreadStubUnderTasks(), index);
+}
+}  // namespace
+
+void* ThreadSlotGet(size_t index) noexcept {
+  // Outside tasks (the usual case) one more thread_local read than SlotGet;
+  // inside one a tail call, so the fast path keeps no frame.
+  if (t_thread.task != nullptr) [[unlikely]]
+    return ThreadSlotGetUnderTasks(index);
+  return GetFrom(t_thread.stub, index);
+}
+
+bool ThreadSlotStore(size_t index, void* value, const SlotOps* ops) {
+  Stub* stub = ThreadStubUnderTasks();
+  if (value == nullptr) {
+    if (stub == nullptr || index >= stub->slots.size()) return false;
+  } else {
+    stub = &MakeThreadStubUnderTasks();
   }
-  if (old.value == nullptr) return false;
-  DestroySlotValue(old.value, old.ops);  // after the store: the destructor may call tls
-  return true;
+  return StoreIn(*stub, index, value, ops);
 }
 
 void SlotForEachThread(size_t index, SlotRetirement* retirement, bool batched, SlotVisit visit,

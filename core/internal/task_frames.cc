@@ -126,4 +126,46 @@ void EndOpenTasks() {
   while (TaskFrame* frame = t_thread.task) FinishTask(*frame);
 }
 
+namespace {
+// The frame of the outermost open task, which keeps the thread's own state.
+TaskFrame* OutermostTask() noexcept {
+  TaskFrame* frame = t_thread.task;
+  if (frame == nullptr) return nullptr;
+  while (frame->outer != nullptr) frame = frame->outer;
+  return frame;
+}
+}  // namespace
+
+Stub* ThreadStubUnderTasks() noexcept {
+  TaskFrame* frame = OutermostTask();
+  return frame == nullptr ? t_thread.stub : frame->saved_stub;
+}
+
+Stub& MakeThreadStubUnderTasks() {
+  TaskFrame* frame = OutermostTask();
+  if (frame == nullptr) return CurrentStub();
+  if (frame->saved_stub != nullptr) return *frame->saved_stub;
+  // Made as if no task were open (role kThread, a thread ID), then hidden
+  // under the tasks like a stub the thread had when they began: the
+  // outermost task's end gives it back, with its ID.
+  Stub* const task_stub = std::exchange(t_thread.stub, nullptr);
+  const uint64_t task_id = std::exchange(t_thread.id, 0);
+  TaskFrame* const innermost = std::exchange(t_thread.task, nullptr);
+  Stub* made = nullptr;
+  try {
+    made = &NewStub();
+  } catch (...) {
+    t_thread.stub = task_stub;
+    t_thread.id = task_id;
+    t_thread.task = innermost;
+    throw;
+  }
+  frame->saved_stub = made;
+  frame->saved_id = t_thread.id;
+  t_thread.stub = task_stub;
+  t_thread.id = task_id;
+  t_thread.task = innermost;
+  return *made;
+}
+
 }  // namespace tls::inline TLS_ABI_NAMESPACE::internal
