@@ -42,7 +42,7 @@
 // shutdown). A Slot made with a retire function hands each value to it when
 // the engine closes the value (its thread's or task's end, Reset), so a
 // total kept by the retire function never loses an ended thread's share;
-// tls::Counter ("tls/counter.h") is built this way.
+// tls::Counter ("tls/counter.h") folds ended threads' shares this way.
 //
 //   struct Hits { std::atomic<int64_t> n{0}; };   // read by other threads: atomic
 //   std::atomic<int64_t> ended{0};
@@ -191,7 +191,7 @@ class Slot {
   }
 
  private:
-  friend class Counter;  // its Read walks batched (its visitor runs no user code)
+  friend class Counter;  // shares the Slot's lock (retirement_->lock)
 
   bool Store(void* value, const internal::SlotOps* ops) {
     if constexpr (Scope == SlotScope::kThread) {

@@ -2,6 +2,8 @@
 #ifndef TLS_CORE_INTERNAL_SLOT_OPS_H_
 #define TLS_CORE_INTERNAL_SLOT_OPS_H_
 
+#include <pthread.h>
+
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
@@ -69,6 +71,13 @@ TLS_API void* SlotGet(size_t index) noexcept;
 // without closing after the store is consistent again. Returns whether there
 // was a previous value.
 TLS_API bool SlotStore(size_t index, void* value, const SlotOps* ops);
+
+// For a typed value that records its thread (tls::Counter's shards): how many
+// fork children this process is down its line (0 in the original process),
+// and whether `holder` is a thread a fork left behind (the latest fork made
+// this process from another thread). Lock-free.
+TLS_API uint64_t ForkGeneration() noexcept;
+TLS_API bool LostInForkChild(pthread_t holder) noexcept;
 
 // SlotGet and SlotStore for a thread-scoped Slot: the thread's own stub, also
 // inside a task (where SlotGet and SlotStore use the task's).

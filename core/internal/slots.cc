@@ -42,13 +42,22 @@ constinit size_t* g_free = nullptr;  // the free indexes (a stack)
 constinit size_t g_free_count = 0;
 constinit size_t g_free_capacity = 0;
 
+// Fork children down this process's line, and the thread that made the
+// latest: written only in a fork child, while it has one thread.
+constinit std::atomic<uint64_t> g_fork_generation{0};
+constinit pthread_t g_forking_thread{};
+
 void RegisterForkReset() noexcept {
   static pthread_once_t once = PTHREAD_ONCE_INIT;  // fork.h: why not a static
   pthread_once(&once, [] {
     RegisterForkHandlers(ForkUnit::kSlotIndexes,
                          {.prepare = []() noexcept { g_indexes_lock.lock(); },
                           .parent = []() noexcept { g_indexes_lock.unlock(); },
-                          .child = []() noexcept { new (&g_indexes_lock) std::mutex(); }});
+                          .child = []() noexcept {
+                            new (&g_indexes_lock) std::mutex();
+                            g_forking_thread = pthread_self();
+                            g_fork_generation.fetch_add(1, std::memory_order_release);
+                          }});
   });
 }
 
@@ -83,6 +92,12 @@ struct TakenValue {
 };
 
 }  // namespace
+
+uint64_t ForkGeneration() noexcept { return g_fork_generation.load(std::memory_order_acquire); }
+
+bool LostInForkChild(pthread_t holder) noexcept {
+  return ForkGeneration() != 0 && pthread_equal(holder, g_forking_thread) == 0;
+}
 
 size_t NewSlotIndex() noexcept {
   RegisterForkReset();
