@@ -97,7 +97,8 @@ RATIO_ROWS = [
        f"BM_Counter_Add/threads:{n}", f"BM_BoostCounter_Add/threads:{n}", None)
       for n in (1, 2)],
     *[(f"`tls::Counter::Read` with {n:,} parked thread{'s' * (n > 1)} that each added once: "
-       "a walk of every live thread vs the boost sharded counter's read (mutex + list)",
+       "a sum of the counter's own shards (no thread visited) vs the boost sharded counter's read "
+       "(mutex + list)",
        f"BM_Counter_Read/threads:{n}", f"BM_BoostCounter_Read/threads:{n}", None)
       for n in (1, 64, 1000)],
     *[("pool round trip (wall), `boost::asio::thread_pool`: `post(Wrap(f))` and wait, "
