@@ -53,11 +53,12 @@ void RegisterForkReset() noexcept {
     RegisterForkHandlers(ForkUnit::kSlotIndexes,
                          {.prepare = []() noexcept { g_indexes_lock.lock(); },
                           .parent = []() noexcept { g_indexes_lock.unlock(); },
-                          .child = []() noexcept {
-                            new (&g_indexes_lock) std::mutex();
-                            g_forking_thread = pthread_self();
-                            g_fork_generation.fetch_add(1, std::memory_order_release);
-                          }});
+                          .child =
+                              []() noexcept {
+                                new (&g_indexes_lock) std::mutex();
+                                g_forking_thread = pthread_self();
+                                g_fork_generation.fetch_add(1, std::memory_order_release);
+                              }});
   });
 }
 
