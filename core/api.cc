@@ -82,7 +82,7 @@ void internal::AtExitHandler(internal::Handler handler) {
 }
 
 // The AtExit of headers before tls/internal/handler.h, kept for programs
-// built against them (libtls-core.so.2): the same, through a Handler.
+// built against them (libtls-core.so.3): the same, through a Handler.
 TLS_API void AtExit(std::function<void()> f);
 void AtExit(std::function<void()> f) { internal::AtExitHandler(internal::Handler(std::move(f))); }
 

@@ -200,7 +200,9 @@ class Counter {
   // destroyed (at the end of its thread or task after the fold, by Del or
   // Unload unfolded, at the counter's destruction after the fold).
   struct ShardRef {
-    ShardRef(Pool* p, Shard* s) noexcept : pool(p), shard(s) {}
+    // Takes a shard; if that throws there is no ShardRef, and nothing to give
+    // back (a ShardRef whose store fails gives its shard back once, here).
+    explicit ShardRef(Pool* p) : pool(p), shard(&p->Take()) {}
     ShardRef(const ShardRef&) = delete;
     ShardRef& operator=(const ShardRef&) = delete;
     ~ShardRef() { Pool::Give(pool, *shard); }
@@ -208,15 +210,7 @@ class Counter {
     Shard* shard;
   };
 
-  ShardRef& Claim() {
-    Shard* shard = &pool_->Take();
-    try {
-      return refs_.Emplace(pool_, shard);
-    } catch (...) {
-      Pool::Give(pool_, *shard);
-      throw;
-    }
-  }
+  ShardRef& Claim() { return refs_.Emplace(pool_); }
 
   Pool* const pool_;
   Slot<ShardRef> refs_;

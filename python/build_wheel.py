@@ -10,8 +10,8 @@ document without its `# ` title line: the head has its own), read at build time
 so it cannot drift from the docs. --license-file goes into the .dist-info.
 
 Example:
-  build_wheel.py --out tls-0.3.0-cp311-cp311-manylinux_2_34_x86_64.whl --name tls \
-      --version 0.3.0 --tag cp311-cp311-manylinux_2_34_x86_64 \
+  build_wheel.py --out tls-0.4.0-cp311-cp311-manylinux_2_34_x86_64.whl --name tls \
+      --version 0.4.0 --tag cp311-cp311-manylinux_2_34_x86_64 \
       --classifier "Typing :: Typed" --description-body docs/python.md \
       --file tls/__init__.py=python/tls/__init__.py ...
 """

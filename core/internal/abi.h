@@ -17,7 +17,7 @@
 #ifndef TLS_CORE_INTERNAL_ABI_H_
 #define TLS_CORE_INTERNAL_ABI_H_
 
-#define TLS_ABI_NAMESPACE v2
+#define TLS_ABI_NAMESPACE v3
 
 #if defined(TLS_BUILDING_SHARED_LIBRARY)
 #define TLS_API __attribute__((visibility("default")))

@@ -56,8 +56,8 @@ for kind in static shared; do
 done
 
 soname=$(objdump -p "$tmp/prefix-shared/lib/libtls-core.so" | awk '$1 == "SONAME" {print $2}')
-if [[ $soname != libtls-core.so.2 ]]; then
-  echo "consumer check FAILED: SONAME is '$soname', expected libtls-core.so.2" >&2
+if [[ $soname != libtls-core.so.3 ]]; then
+  echo "consumer check FAILED: SONAME is '$soname', expected libtls-core.so.3" >&2
   exit 1
 fi
 echo "consumer check: OK (shared library's SONAME is $soname)"

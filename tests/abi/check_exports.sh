@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Checks what a shared libtls-core exports (nm -D): exactly the symbols listed
 # in exported_symbols.txt (the public API, plus the internals that the headers'
-# templates call), all inside the versioned namespace tls::v2; anything else
+# templates call), all inside the versioned namespace tls::v3; anything else
 # may only be the standard library's own inline objects. A symbol exported by
 # mistake, or an API function that lost its TLS_API, fails here.
 #   tests/abi/check_exports.sh <path to libtls-core.so>
@@ -28,11 +28,11 @@ if [[ -n $others ]]; then
   echo "$others" >&2
   status=1
 fi
-unversioned=$(grep -Ev '^((typeinfo name|typeinfo|vtable) for )?tls::v2::' <<<"$ours" || true)
+unversioned=$(grep -Ev '^((typeinfo name|typeinfo|vtable) for )?tls::v3::' <<<"$ours" || true)
 if [[ -n $unversioned ]]; then
-  echo "exported outside the ABI namespace tls::v2:" >&2
+  echo "exported outside the ABI namespace tls::v3:" >&2
   echo "$unversioned" >&2
   status=1
 fi
 [[ $status == 0 ]] || exit 1
-echo "exported symbols: OK ($(grep -c . <<<"$ours") in tls::v2, as listed in tests/abi/exported_symbols.txt)"
+echo "exported symbols: OK ($(grep -c . <<<"$ours") in tls::v3, as listed in tests/abi/exported_symbols.txt)"

@@ -43,7 +43,7 @@ CHECK = textwrap.dedent("""
 
 
 # Interpreter tag, ABI tag (cp313t for the free-threaded 3.13), platform.
-VERSION = "0.3.0"  # python/BUILD's
+VERSION = "0.4.0"  # python/BUILD's
 DIST_INFO = f"tls-{VERSION}.dist-info/"
 NAME = re.compile("tls-" + re.escape(VERSION) +
                   r"-(cp3\d+)-(cp3\d+t?)-(manylinux_2_\d+_x86_64)\.whl")
