@@ -116,8 +116,7 @@ class Counter {
 
     Shard& Take() {
       std::lock_guard<std::recursive_mutex> hold(*lock_);
-      if (generation_ != internal::ForkGeneration()) [[unlikely]]
-        DropLostShards();  // before a new thread of a fork child takes one
+      DropLostShardsAfterFork();  // before a new thread of a fork child takes one
       Shard* s = free_;
       if (s != nullptr) {
         free_ = s->next_free;
@@ -163,8 +162,7 @@ class Counter {
     }
     int64_t Sum() noexcept {
       std::lock_guard<std::recursive_mutex> hold(*lock_);
-      if (generation_ != internal::ForkGeneration()) [[unlikely]]
-        DropLostShards();
+      DropLostShardsAfterFork();
       int64_t sum = retired_;
       for (const Chunk* c = chunks_; c != nullptr; c = c->next) {
         for (size_t i = 0; i < c->used; ++i) {
@@ -176,8 +174,11 @@ class Counter {
 
    private:
     // In a fork child, other threads' shards end with them, uncounted (as
-    // their values are abandoned); their holders never give them back.
-    void DropLostShards() noexcept {
+    // their values are abandoned); their holders never give them back. Runs
+    // once per fork, under the lock.
+    void DropLostShardsAfterFork() noexcept {
+      if (generation_ == internal::ForkGeneration()) [[likely]]
+        return;
       generation_ = internal::ForkGeneration();
       for (Chunk* c = chunks_; c != nullptr; c = c->next) {
         for (size_t i = 0; i < c->used; ++i) {

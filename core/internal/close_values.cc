@@ -52,38 +52,52 @@ class SlotDestroyer {
 // detached yet). A retire function may call tls, Unload included: the stub
 // is looked up again for every cell. Only the used range is visited
 // (slot_array.h).
+// Moves `i` to the next cell at or after it that holds a value of a Slot made
+// with a retire function; false if there is none. One write section for the
+// whole scan: inside it no destruction of a Slot can take a value, so a
+// value's record (which lives while the value is in its cell,
+// slot_retirements.h) may be read.
+bool FindRetireCell(Stub& stub, size_t& i) noexcept {
+  OwnerWriteSection write(stub, StubPart::kSlots);
+  for (; i < stub.slots.end_used(); ++i) {
+    const SlotCell& cell = stub.slots[i];
+    if (cell.value != nullptr && cell.ops->retirement != nullptr) return true;
+  }
+  return false;
+}
+
+// Takes the cell at `i` out of `stub` with its record's lock held, and
+// returns the record; nullptr if the cell no longer holds a retire Slot's
+// value (the Slot's destruction took it meanwhile). The lock is taken inside
+// a write section but never waited for there: a walk of this Slot (or its
+// destruction) holds the lock and may be waiting for this section.
+SlotRetirement* TakeRetireCell(Stub& stub, size_t i, SlotCell& cell) noexcept {
+  for (;;) {
+    {
+      OwnerWriteSection write(stub, StubPart::kSlots);
+      const SlotCell& in_stub = stub.slots[i];
+      if (in_stub.value == nullptr || in_stub.ops->retirement == nullptr) return nullptr;
+      SlotRetirement* retirement = in_stub.ops->retirement;
+      if (retirement->lock.try_lock()) {
+        cell = std::exchange(stub.slots[i], SlotCell{});
+        return retirement;
+      }
+    }
+    sched_yield();
+  }
+}
+
 void RetireSlotValues(const Stub& stub, RetiredCells& retired) {
   const Stub* first = IfStillCurrent(stub);
   if (first == nullptr) return;
   for (size_t i = first->slots.begin_used();; ++i) {
     Stub* current = IfStillCurrent(stub);
-    if (current == nullptr || i >= current->slots.end_used()) return;
-    // Atomic: the Slot's destruction on another thread may empty the cell
-    // (slot_array.h LoadCellValue).
-    if (LoadCellValue(current->slots[i]) == nullptr) continue;
+    if (current == nullptr || !FindRetireCell(*current, i)) return;
     if (retired.size() == retired.capacity()) {
       retired.reserve(std::max<size_t>(4, 2 * retired.size()));  // may throw: nothing moved
     }
-    // The cell and its record are read only inside a write section, where no
-    // destruction of the Slot can take the value: while the value is in the
-    // cell, its record lives (slot_retirements.h). The lock is taken inside
-    // the section but never waited for there: a walk of this Slot (or its
-    // destruction) holds the lock and may be waiting for this section.
     SlotCell cell;
-    SlotRetirement* retirement = nullptr;
-    for (;;) {
-      {
-        OwnerWriteSection write(*current, StubPart::kSlots);
-        const SlotCell& in_stub = current->slots[i];
-        if (in_stub.value == nullptr || in_stub.ops->retirement == nullptr) break;
-        if (in_stub.ops->retirement->lock.try_lock()) {
-          retirement = in_stub.ops->retirement;
-          cell = std::exchange(current->slots[i], SlotCell{});
-          break;
-        }
-      }
-      sched_yield();
-    }
+    SlotRetirement* retirement = TakeRetireCell(*current, i, cell);
     if (retirement == nullptr) continue;
     // Destroyed by the caller's SlotDestroyer, even on a forced unwind.
     retired.emplace_back(i, cell);
@@ -121,13 +135,13 @@ class RoundScope {
   const CloseTime* outer_;
 };
 
+}  // namespace
+
 void CloseCell(SlotCell& cell) {
   if (cell.value != nullptr && cell.ops->close != nullptr) {
     RunContained(ErrorSource::kClose, [&] { cell.ops->close(cell.value); });
   }
 }
-
-}  // namespace
 
 bool ClosingAtEnd() noexcept { return t_round != nullptr && *t_round == CloseTime::kAtEnd; }
 

@@ -28,6 +28,11 @@ void CloseAllValues(Stub& stub, CloseTime when);
 // holds to that snapshot's release at an end, and closes it at once in Reset.
 bool ClosingAtEnd() noexcept;
 
+// Closes one detached slot value, if it holds one and its type has a close;
+// an error is reported (ErrorSource::kClose), not thrown. Not for a cell still
+// in a stub: the close runs user code.
+void CloseCell(SlotCell& cell);
+
 }  // namespace tls::inline TLS_ABI_NAMESPACE::internal
 
 #endif  // TLS_CORE_INTERNAL_CLOSE_VALUES_H_

@@ -35,8 +35,8 @@ struct SlotCell {
 // A cell's value read outside an owner write section. Besides its owner, one
 // other thread writes a cell: the one destroying the cell's Slot empties it
 // (ReleaseSlot in internal/slots.cc, inside a walk that gates the stub), so
-// readers that may run meanwhile (the owner's close round scanning its cells,
-// Stub::HasSlotValues, GetStats' count) load the value atomically. The owner's
+// readers that may run meanwhile (Stub::HasSlotValues, GetStats' count) load
+// the value atomically. The owner's
 // Get of its own Slot needs no such load: using a Slot while it is destroyed
 // is undefined. `ops` is written by the owner only.
 inline void* LoadCellValue(const SlotCell& cell) noexcept {

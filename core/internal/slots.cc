@@ -12,6 +12,7 @@
 #include <utility>
 #include <vector>
 
+#include "core/internal/close_values.h"
 #include "core/internal/exit.h"
 #include "core/internal/fork.h"
 #include "core/internal/registry.h"
@@ -86,12 +87,6 @@ bool FreeIndex(size_t index) noexcept {
   return true;
 }
 
-// A value taken out of a thread's cell by ReleaseSlot.
-struct TakenValue {
-  void* value;
-  const SlotOps* ops;
-};
-
 }  // namespace
 
 uint64_t ForkGeneration() noexcept { return g_fork_generation.load(std::memory_order_acquire); }
@@ -123,7 +118,7 @@ void ReleaseSlot(size_t index, SlotRetirement* retirement, bool stored) noexcept
   // cells (the visitor runs no user code: batched). A retire Slot's lock is
   // held across the walk and the retire calls, as for ForEachThread, so a
   // thread's close round never retires a value taken here.
-  std::vector<TakenValue> taken;
+  std::vector<SlotCell> taken;  // the values taken out of threads' cells
   bool all_taken = true;
   {
     std::unique_lock<std::recursive_mutex> hold;
@@ -134,7 +129,7 @@ void ReleaseSlot(size_t index, SlotRetirement* retirement, bool stored) noexcept
       void* value = LoadCellValue(cell);
       if (value == nullptr) return;
       try {
-        taken.push_back(TakenValue{value, cell.ops});
+        taken.push_back(SlotCell{value, cell.ops});
       } catch (const std::bad_alloc&) {
         all_taken = false;  // left to its thread; the index is never reused
         return;
@@ -142,16 +137,14 @@ void ReleaseSlot(size_t index, SlotRetirement* retirement, bool stored) noexcept
       EmptyCellValue(cell);
     });
     if (retirement != nullptr && retirement->retire) {
-      for (const TakenValue& t : taken) {
+      for (const SlotCell& t : taken) {
         RunContained(ErrorSource::kRetire, [&] { retirement->retire(t.value); });
       }
     }
   }
   // Closed, then destroyed, here: no thread can reach them any more.
-  for (const TakenValue& t : taken) {
-    if (t.ops->close != nullptr) RunContained(ErrorSource::kClose, [&] { t.ops->close(t.value); });
-  }
-  for (const TakenValue& t : taken) DestroySlotValue(t.value, t.ops);
+  for (SlotCell& t : taken) CloseCell(t);
+  for (const SlotCell& t : taken) DestroySlotValue(t.value, t.ops);
   if (all_taken) (void)FreeIndex(index);
 }
 
@@ -162,18 +155,24 @@ void* GetFrom(const Stub* stub, size_t index) noexcept {
   return stub->slots[index].value;
 }
 
-// Stores `value` (nullptr: deletes) at `index` of `stub`, the calling
-// thread's (or the one under its tasks).
-bool StoreIn(Stub& stub, size_t index, void* value, const SlotOps* ops) {
+// Stores `value` at `index` of `stub` (the calling thread's, or the one
+// under its tasks; made by `make` if missing), or deletes the value there if
+// `value` is nullptr (creating nothing).
+bool StoreIn(Stub* stub, Stub& (*make)(), size_t index, void* value, const SlotOps* ops) {
+  if (value == nullptr) {
+    if (stub == nullptr || index >= stub->slots.size()) return false;
+  } else if (stub == nullptr) {
+    stub = &make();
+  }
   SlotCell old;
   {
-    OwnerWriteSection write(stub, StubPart::kSlots);
+    OwnerWriteSection write(*stub, StubPart::kSlots);
     if (value != nullptr) {
-      stub.slots.Reserve(index);  // may throw: nothing changed
-      stub.slots.NoteUsed(index);
+      stub->slots.Reserve(index);  // may throw: nothing changed
+      stub->slots.NoteUsed(index);
       if (ops->retirement != nullptr) HoldRetirement(*ops->retirement);
     }
-    old = std::exchange(stub.slots[index], SlotCell{value, ops});
+    old = std::exchange(stub->slots[index], SlotCell{value, ops});
   }
   if (old.value == nullptr) return false;
   DestroySlotValue(old.value, old.ops);  // after the store: the destructor may call tls
@@ -185,13 +184,8 @@ bool StoreIn(Stub& stub, size_t index, void* value, const SlotOps* ops) {
 void* SlotGet(size_t index) noexcept { return GetFrom(t_thread.stub, index); }
 
 bool SlotStore(size_t index, void* value, const SlotOps* ops) {
-  Stub* stub = t_thread.stub;
-  if (value == nullptr) {
-    if (stub == nullptr || index >= stub->slots.size()) return false;
-  } else {
-    stub = &CurrentStub();
-  }
-  return StoreIn(*stub, index, value, ops);
+  return StoreIn(
+      t_thread.stub, []() -> Stub& { return NewStub(); }, index, value, ops);
 }
 
 namespace {
@@ -209,13 +203,7 @@ void* ThreadSlotGet(size_t index) noexcept {
 }
 
 bool ThreadSlotStore(size_t index, void* value, const SlotOps* ops) {
-  Stub* stub = ThreadStubUnderTasks();
-  if (value == nullptr) {
-    if (stub == nullptr || index >= stub->slots.size()) return false;
-  } else {
-    stub = &MakeThreadStubUnderTasks();
-  }
-  return StoreIn(*stub, index, value, ops);
+  return StoreIn(ThreadStubUnderTasks(), &MakeThreadStubUnderTasks, index, value, ops);
 }
 
 void SlotForEachThread(size_t index, SlotRetirement* retirement, bool batched, SlotVisit visit,

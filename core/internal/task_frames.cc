@@ -141,6 +141,31 @@ Stub* ThreadStubUnderTasks() noexcept {
   return frame == nullptr ? t_thread.stub : frame->saved_stub;
 }
 
+namespace {
+// Clears the calling thread's view of its open tasks for as long as it lives,
+// so that a stub made meanwhile is made as the thread's own; gives the view
+// back however the scope ends.
+class TasksSetAside {
+ public:
+  TasksSetAside() noexcept
+      : stub_(std::exchange(t_thread.stub, nullptr)),
+        id_(std::exchange(t_thread.id, 0)),
+        task_(std::exchange(t_thread.task, nullptr)) {}
+  ~TasksSetAside() {
+    t_thread.stub = stub_;
+    t_thread.id = id_;
+    t_thread.task = task_;
+  }
+  TasksSetAside(const TasksSetAside&) = delete;
+  TasksSetAside& operator=(const TasksSetAside&) = delete;
+
+ private:
+  Stub* const stub_;
+  const uint64_t id_;
+  TaskFrame* const task_;
+};
+}  // namespace
+
 Stub& MakeThreadStubUnderTasks() {
   TaskFrame* frame = OutermostTask();
   if (frame == nullptr) return CurrentStub();
@@ -148,24 +173,10 @@ Stub& MakeThreadStubUnderTasks() {
   // Made as if no task were open (role kThread, a thread ID), then hidden
   // under the tasks like a stub the thread had when they began: the
   // outermost task's end gives it back, with its ID.
-  Stub* const task_stub = std::exchange(t_thread.stub, nullptr);
-  const uint64_t task_id = std::exchange(t_thread.id, 0);
-  TaskFrame* const innermost = std::exchange(t_thread.task, nullptr);
-  Stub* made = nullptr;
-  try {
-    made = &NewStub();
-  } catch (...) {
-    t_thread.stub = task_stub;
-    t_thread.id = task_id;
-    t_thread.task = innermost;
-    throw;
-  }
-  frame->saved_stub = made;
+  TasksSetAside aside;
+  frame->saved_stub = &NewStub();
   frame->saved_id = t_thread.id;
-  t_thread.stub = task_stub;
-  t_thread.id = task_id;
-  t_thread.task = innermost;
-  return *made;
+  return *frame->saved_stub;
 }
 
 }  // namespace tls::inline TLS_ABI_NAMESPACE::internal
