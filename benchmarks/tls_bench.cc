@@ -598,7 +598,8 @@ BENCHMARK(BM_BoostCounter_Add)->Threads(1)->Threads(2);
 // threads are started before the timed loop and joined after it.
 class ParkedAdders {
  public:
-  explicit ParkedAdders(int n) : threads_(n) {
+  // `also` runs on each parked thread after its Adds.
+  explicit ParkedAdders(int n, void (*also)() = nullptr) : threads_(n), also_(also) {
     pthread_attr_t attr;
     pthread_attr_init(&attr);
     pthread_attr_setstacksize(&attr, 64 * 1024);
@@ -619,6 +620,7 @@ class ParkedAdders {
     auto* self = static_cast<ParkedAdders*>(arg);
     g_counter.Add(1);
     g_boost_counter.Add(1);
+    if (self->also_ != nullptr) self->also_();
     self->ready_.fetch_add(1, std::memory_order_release);
     self->ready_.notify_all();
     self->go_.wait(false, std::memory_order_acquire);
@@ -626,6 +628,7 @@ class ParkedAdders {
   }
 
   std::vector<pthread_t> threads_;
+  void (*also_)();
   std::atomic<int> ready_{0};
   std::atomic<bool> go_{false};
 };
@@ -651,6 +654,30 @@ BENCHMARK(BM_Counter_Read)->Apply(ReadArgs);
 
 void BM_BoostCounter_Read(benchmark::State& state) { CounterRead(state, g_boost_counter); }
 BENCHMARK(BM_BoostCounter_Read)->Apply(ReadArgs);
+
+// Slot::ForEachThread summing one value per parked thread, vs the boost
+// peer's Read above (a mutex and a list of every thread's shard): the same
+// sum over the same threads. Each parked thread holds a value in the Slot.
+tls::Slot<std::atomic<int64_t>> g_walked;
+
+void BM_Slot_ForEachThreadSum(benchmark::State& state) {
+  const int n = static_cast<int>(state.range(0));
+  ParkedAdders parked(n, [] { g_walked.Emplace(1); });
+  int64_t sum = 0;
+  g_walked.ForEachThread(
+      [&](std::atomic<int64_t>& v) { sum += v.load(std::memory_order_relaxed); });
+  if (sum != n) {
+    state.SkipWithError("the walk missed a parked thread's value");
+    return;
+  }
+  for (auto _ : state) {
+    int64_t total = 0;
+    g_walked.ForEachThread(
+        [&](std::atomic<int64_t>& v) { total += v.load(std::memory_order_relaxed); });
+    DoNotOptimize(total);
+  }
+}
+BENCHMARK(BM_Slot_ForEachThreadSum)->Apply(ReadArgs);
 
 // A Slot as an object: made, given a value on this thread, destroyed, with
 // `threads` parked threads alive (the destruction walks them all to release

@@ -172,12 +172,14 @@ class Slot {
   //     threads walk at the same time.
   // The owner keeps running while visit reads: T must be safe to read while
   // its owner writes it (atomics, or a lock of T's own). visit must not wait
-  // for a visited thread. The walk takes one thread at a time: a system call
-  // (a process-wide barrier) and a read of its stub per visited thread; the
-  // owners' Get/Emplace pay nothing for it unless they write while visited.
+  // for a visited thread. A walk costs one system call (a process-wide
+  // barrier, skipped when no other thread has a stub) plus a fence and a read
+  // per visited thread; while it runs, owners' Slot writes take a fenced path
+  // and wait only while their own thread is the one being visited; Get pays
+  // nothing.
   template <class F>
   void ForEachThread(F&& visit) const {
-    Walk(std::forward<F>(visit), /*batched=*/false);
+    Walk(std::forward<F>(visit));
   }
 
   // Runs f() with this Slot's retire calls held off (walks inside f are
@@ -202,10 +204,10 @@ class Slot {
   }
 
   template <class F>
-  void Walk(F&& visit, bool batched) const {
+  void Walk(F&& visit) const {
     using Visit = std::remove_reference_t<F>;
     internal::SlotForEachThread(
-        index_, retirement_, batched,
+        index_, retirement_, /*unused=*/false,
         [](void* f, const ThreadInfo& who, void* value) {
           Visit& fn = *static_cast<Visit*>(f);
           if constexpr (std::is_invocable_v<Visit&, const ThreadInfo&, T&>) {

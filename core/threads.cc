@@ -36,7 +36,7 @@ size_t SlotValues(const Stub& stub) noexcept {
 
 std::vector<ThreadReport> ListThreads() {
   std::vector<ThreadReport> reports;
-  internal::ForEachLiveStub(internal::WalkMode{internal::StubPart::kAll, true}, [&](Stub& stub) {
+  internal::ForEachLiveStub(internal::StubPart::kAll, [&](Stub& stub) {
     ThreadReport report;
     static_cast<ThreadInfo&>(report) = internal::InfoOf(stub);
     stub.values.AppendKeyNames(report.keys);
@@ -53,7 +53,7 @@ std::vector<ThreadReport> ListThreads() {
 
 Stats GetStats() {
   Stats stats;
-  internal::ForEachLiveStub(internal::WalkMode{internal::StubPart::kAll, true}, [&](Stub& stub) {
+  internal::ForEachLiveStub(internal::StubPart::kAll, [&](Stub& stub) {
     (internal::InfoOf(stub).task ? stats.tasks : stats.threads)++;
     stats.values += stub.values.own_size();
     stats.slot_values += SlotValues(stub);

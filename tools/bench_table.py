@@ -101,6 +101,11 @@ RATIO_ROWS = [
        "(mutex + list)",
        f"BM_Counter_Read/threads:{n}", f"BM_BoostCounter_Read/threads:{n}", None)
       for n in (1, 64, 1000)],
+    *[(f"`Slot::ForEachThread` summing one value per parked thread, {n:,} thread{'s' * (n > 1)}: "
+       "a walk of every thread (each value held while visited) vs the boost sharded counter's read "
+       "(mutex + list)",
+       f"BM_Slot_ForEachThreadSum/threads:{n}", f"BM_BoostCounter_Read/threads:{n}", None)
+      for n in (1, 64, 1000)],
     *[("pool round trip (wall), `boost::asio::thread_pool`: `post(Wrap(f))` and wait, "
        f"{n} values, vs `post(f)`", f"BM_Pool_RoundTripWrap/values:{n}",
        "BM_Pool_RoundTripBare", target) for n, target in ((0, None), (4, 1.05), (16, None))],

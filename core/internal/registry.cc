@@ -9,7 +9,6 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <atomic>
 #include <cstdint>
 #include <mutex>
@@ -28,9 +27,6 @@ constinit std::atomic<size_t> g_free_shells{0};
 // claimer may know the stub only from here (not from g_head, whose acquire
 // would order the stub's construction before its claim).
 constinit std::atomic<Stub*> g_free_hint{nullptr};
-// Bumped in a fork child: a walk begun before the fork (by the forking thread,
-// from a visitor) must not decrement counts the child has reset.
-constinit std::atomic<uint64_t> g_fork_generation{0};
 thread_local constinit int t_walk_depth = 0;
 // Threads reading the list (walks, shell claims, counts): FreeRegistryIfUnused
 // frees the stubs only when there are none (a thread may still walk while the
@@ -45,8 +41,83 @@ class ListReader {
   ListReader& operator=(const ListReader&) = delete;
 };
 
-// A walk's visitor count on one stub, handed out in batches per barrier.
-constexpr int kWalkBatch = 128;
+// One walk's record: which stub it is reading now. Owners in the fenced path
+// of a write section look for their stub in every claimed record.
+struct Walker {
+  // The stub being read, with the StubPart bits it reads in the low bits
+  // (a Stub is 8-aligned); 0 between stubs.
+  std::atomic<uintptr_t> visiting{0};
+  std::atomic<bool> claimed{false};
+  uint32_t walks_unit = 0;  // what this walk added to g_walks (while claimed)
+  pthread_t walking{};      // the claiming thread (a fork child frees others')
+  Walker* next = nullptr;   // allocated records: push-only, immutable once pushed
+};
+
+static_assert(alignof(Stub) >= 4, "the visited parts are kept in a Stub pointer's low bits");
+
+// Enough for every walk of most processes; walks beyond them allocate records
+// (kept on g_more_walkers until FreeRegistryIfUnused).
+constexpr int kFixedWalkers = 8;
+constinit Walker g_fixed_walkers[kFixedWalkers];
+constinit std::atomic<Walker*> g_more_walkers{nullptr};
+
+template <class F>
+void ForEachWalkerRecord(F&& f) {
+  for (Walker& w : g_fixed_walkers) f(w);
+  for (Walker* w = g_more_walkers.load(std::memory_order_acquire); w != nullptr; w = w->next) f(*w);
+}
+
+bool TryClaimWalker(Walker& w) noexcept {
+  bool expected = false;
+  return !w.claimed.load(std::memory_order_relaxed) &&
+         w.claimed.compare_exchange_strong(expected, true, std::memory_order_acquire);
+}
+
+Walker& ClaimWalker() noexcept {
+  for (;;) {
+    Walker* found = nullptr;
+    ForEachWalkerRecord([&](Walker& w) {
+      if (found == nullptr && TryClaimWalker(w)) found = &w;
+    });
+    if (found == nullptr) {
+      if (auto* w = new (std::nothrow) Walker()) {
+        w->claimed.store(true, std::memory_order_relaxed);
+        Walker* head = g_more_walkers.load(std::memory_order_relaxed);
+        do {
+          w->next = head;
+        } while (!g_more_walkers.compare_exchange_weak(head, w, std::memory_order_release,
+                                                       std::memory_order_relaxed));
+        found = w;
+      }
+    }
+    if (found != nullptr) {
+      found->walking = pthread_self();
+      return *found;
+    }
+    sched_yield();  // out of memory: wait for another walk to end
+  }
+}
+
+uintptr_t Marked(const Stub& stub, StubPart parts) noexcept {
+  return reinterpret_cast<uintptr_t>(&stub) | static_cast<uintptr_t>(parts);
+}
+
+// Whether some walker is reading `part` of `stub` (acquire: a record that
+// moved on has finished reading it).
+bool Visited(const Stub& stub, StubPart part) noexcept {
+  bool visited = false;
+  const uintptr_t address = reinterpret_cast<uintptr_t>(&stub);
+  ForEachWalkerRecord([&](Walker& w) {
+    const uintptr_t v = w.visiting.load(std::memory_order_acquire);
+    visited |= (v & ~uintptr_t{3}) == address && (v & static_cast<uintptr_t>(part)) != 0;
+  });
+  return visited;
+}
+
+constexpr uint32_t WalksUnit(StubPart parts) noexcept {
+  return (Includes(parts, StubPart::kTable) ? 1u : 0u) |
+         (Includes(parts, StubPart::kSlots) ? 1u << 16 : 0u);
+}
 
 // The stub's owner is the calling thread, as far as `native` tells: a live
 // stub becomes or stops being this thread's only by this thread's doing. A
@@ -127,13 +198,23 @@ Stub* ClaimShell() noexcept {
 // (or the stub cache, reset in the child too) is abandoned, and no walk or
 // write section of another thread is in progress.
 void ResetInForkChild() noexcept {
-  g_fork_generation.fetch_add(1, std::memory_order_relaxed);
   new (&g_barrier_lock) std::mutex();  // another thread may have held it at the fork
+  // Walks of other threads are gone; the forking thread's own (a fork from
+  // a visitor) go on and end as usual, so the count keeps theirs.
+  uint32_t walks = 0;
+  ForEachWalkerRecord([&](Walker& w) {
+    w.visiting.store(0, std::memory_order_relaxed);
+    if (!w.claimed.load(std::memory_order_relaxed)) return;
+    if (pthread_equal(w.walking, pthread_self()) != 0) {
+      walks += w.walks_unit;
+    } else {
+      w.claimed.store(false, std::memory_order_relaxed);
+    }
+  });
+  g_walks.store(walks, std::memory_order_relaxed);
   size_t free = 0;
   for (Stub* s = g_head.load(std::memory_order_relaxed); s != nullptr; s = s->next_registered) {
     s->writing.store(0, std::memory_order_relaxed);
-    s->table_visitors.store(0, std::memory_order_relaxed);
-    s->slot_visitors.store(0, std::memory_order_relaxed);
     const StubRole role = s->role.load(std::memory_order_relaxed);
     if (role == StubRole::kFree) {
       ++free;
@@ -161,13 +242,17 @@ void Push(Stub* stub) noexcept {
 
 }  // namespace
 
-void OwnerWriteSection::WaitForVisitors(Stub& stub, StubPart part) noexcept {
+constinit std::atomic<uint32_t> g_walks{0};
+
+void OwnerWriteSection::WaitWhileVisited(Stub& stub, StubPart part) noexcept {
   for (;;) {
+    // writing == 1 here. With the walker's fence after its record store:
+    // either it sees writing == 1 (and waits), or this sees its record.
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    if (!Visited(stub, part)) return;
     stub.writing.store(0, std::memory_order_release);
-    while (Gated(stub, part)) sched_yield();
+    while (Visited(stub, part)) sched_yield();
     stub.writing.store(1, std::memory_order_relaxed);
-    std::atomic_signal_fence(std::memory_order_seq_cst);
-    if (!Gated(stub, part)) return;
   }
 }
 
@@ -197,81 +282,49 @@ void RetireStubToShell(Stub* stub) noexcept {
   // tls, and may claim this very shell again.
 }
 
-namespace {
-
-// A walker's hold on the parts of one stub it reads.
-void Gate(Stub& stub, StubPart parts) noexcept {
-  if (Includes(parts, StubPart::kTable)) {
-    stub.table_visitors.fetch_add(1, std::memory_order_relaxed);
-  }
-  if (Includes(parts, StubPart::kSlots)) {
-    stub.slot_visitors.fetch_add(1, std::memory_order_relaxed);
-  }
-}
-
-void Ungate(Stub& stub, StubPart parts) noexcept {
-  if (Includes(parts, StubPart::kTable)) {
-    stub.table_visitors.fetch_sub(1, std::memory_order_release);
-  }
-  if (Includes(parts, StubPart::kSlots)) {
-    stub.slot_visitors.fetch_sub(1, std::memory_order_release);
-  }
-}
-
-}  // namespace
-
-void WalkLiveStubs(WalkMode mode, StubVisitor visit, void* context) {
-  struct Depth {
-    Depth() noexcept { ++t_walk_depth; }
-    ~Depth() { --t_walk_depth; }
-  } depth;
-  const int batch_size = mode.batched ? kWalkBatch : 1;
-  Stub* batch[kWalkBatch];
-  bool gated[kWalkBatch];
+void WalkLiveStubs(StubPart parts, StubVisitor visit, void* context) {
+  struct Walk {
+    Walk() noexcept { ++t_walk_depth; }
+    ~Walk() {
+      if (record != nullptr) {
+        record->visiting.store(0, std::memory_order_release);
+        g_walks.fetch_sub(record->walks_unit, std::memory_order_release);
+        record->claimed.store(false, std::memory_order_release);
+      }
+      --t_walk_depth;
+    }
+    Walker* record = nullptr;  // claimed at the first stub of another thread
+  } walk;
   ListReader reading;
-  Stub* next = g_head.load(std::memory_order_seq_cst);
-  while (next != nullptr) {
-    int n = 0;
-    for (; next != nullptr && n < batch_size; next = next->next_registered, ++n) {
-      batch[n] = next;
-      gated[n] = !OwnedHere(*next);
-      if (gated[n]) Gate(*next, mode.parts);
+  for (Stub* s = g_head.load(std::memory_order_seq_cst); s != nullptr; s = s->next_registered) {
+    Stub& stub = *s;
+    // Shells, cached and spare stubs cost one load. A stub that becomes live
+    // after this is a thread or task that began during the walk: missed.
+    if (!IsLive(stub.role.load(std::memory_order_acquire))) continue;
+    // A stub given back (cached, a shell) keeps its last owner's pthread_t,
+    // which glibc hands to the next thread it creates: this one, maybe.
+    // Another thread that claims it stores its own pthread_t before its role
+    // (release), so after reading the role (acquire) `native` tells.
+    if (OwnedHere(stub)) {
+      if (walk.record != nullptr) walk.record->visiting.store(0, std::memory_order_release);
+      visit(context, stub);  // this thread's own: nothing to hold off
+      continue;
     }
-    const uint64_t generation = g_fork_generation.load(std::memory_order_relaxed);
-    if (std::find(gated, gated + n, true) != gated + n) HeavyBarrier();
-    // Releases stub i's gate, once; not across a fork (the child reset the
-    // counts). Runs for the rest of the batch if a visitor throws (or a
-    // forced unwind passes): their owners would wait for ever.
-    const auto ungate_one = [&](int i) noexcept {
-      if (std::exchange(gated[i], false) &&
-          g_fork_generation.load(std::memory_order_relaxed) == generation) {
-        Ungate(*batch[i], mode.parts);
-      }
-    };
-    int i = 0;
-    struct UngateRest {
-      const decltype(ungate_one)& ungate;
-      int& i;
-      int n;
-      ~UngateRest() {
-        for (; i < n; ++i) ungate(i);
-      }
-    } ungate_rest{ungate_one, i, n};
-    for (; i < n; ++i) {
-      Stub& stub = *batch[i];
-      if (gated[i]) {
-        while (stub.writing.load(std::memory_order_acquire) != 0) sched_yield();
-      }
-      const StubRole role = stub.role.load(std::memory_order_acquire);
-      // Ungated: this thread's own at the batch, or so it seemed. A stub
-      // given back (cached, a shell) keeps its last owner's pthread_t, which
-      // glibc hands to the next thread it creates: this one, maybe. Another
-      // thread that claims it stores its own pthread_t before its role
-      // (release), so after reading the role (acquire) `native` tells.
-      if (!gated[i] && !OwnedHere(stub)) continue;  // someone else's: not ours to read
-      if (IsLive(role)) visit(context, stub);
-      ungate_one(i);
+    if (walk.record == nullptr) {
+      // The first stub of another thread: count the walk, then the barrier
+      // after which every owner section that begins sees the count.
+      Walker& record = ClaimWalker();
+      record.walks_unit = WalksUnit(parts);
+      g_walks.fetch_add(record.walks_unit, std::memory_order_relaxed);
+      walk.record = &record;
+      HeavyBarrier();
     }
+    // Ends the previous stub's visit (release) and marks this one; the fence
+    // pairs with the owner's fenced path.
+    walk.record->visiting.store(Marked(stub, parts), std::memory_order_release);
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    while (stub.writing.load(std::memory_order_acquire) != 0) sched_yield();
+    if (IsLive(stub.role.load(std::memory_order_acquire))) visit(context, stub);
   }
 }
 
@@ -300,6 +353,9 @@ void FreeRegistryIfUnused() noexcept {
   g_free_shells.store(0, std::memory_order_relaxed);
   g_free_hint.store(nullptr, std::memory_order_relaxed);
   while (s != nullptr) delete std::exchange(s, s->next_registered);
+  // No walk runs (no reader): the allocated walker records go too.
+  Walker* w = g_more_walkers.exchange(nullptr, std::memory_order_acquire);
+  while (w != nullptr) delete std::exchange(w, w->next);
 }
 
 }  // namespace tls::inline TLS_ABI_NAMESPACE::internal

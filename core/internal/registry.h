@@ -17,21 +17,28 @@
 // an OwnerWriteSection. Writes a walker never reads (a Set over an existing
 // key swaps only the handle) need none.
 //
-// The protocol is an asymmetric Dekker (the owner pays plain stores, a walker
-// pays a process-wide barrier):
-//   owner:  writing = 1; compiler fence; if (visitors != 0) back off and wait;
+// The protocol is an asymmetric Dekker in two steps (the owner pays plain
+// stores, a walker one process-wide barrier per walk and a fence per stub):
+//   owner:  writing = 1; compiler fence;
+//           if (walks reading this part != 0) {       // rare: a walk is on
+//             full fence; while a walker's record says "visiting this stub":
+//               writing = 0, wait, writing = 1, full fence }
 //           ...write...; writing = 0 (release)
-//   walker: visitors += 1 on each stub of a batch (one stub, or 128 when the
-//           visitor runs no user code); HeavyBarrier();
-//           per stub: wait until writing == 0; read; visitors -= 1 (release)
+//   walker: walks += 1; HeavyBarrier();               // once per walk
+//           per live stub: record = stub (release); full fence;
+//             wait until writing == 0; read; (the next stub's store ends it)
+//           record = none; walks -= 1 (release)
 // HeavyBarrier (membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED)) makes every
 // running thread of the process execute a full fence, which is the fence the
-// owner's side leaves out: after it, an owner either shows writing == 1 or
-// will see visitors != 0. So an owner section costs two plain stores and one
-// load of a line the owner already holds, and never waits unless a walker is
-// reading that very stub; a walker pays one system call per batch of stubs.
-// The visitor counts are kept per part of the stub (StubPart).
-// A walker never gates stubs its own thread owns (a visitor that writes its
+// owner's fast path leaves out: after it, an owner either shows writing == 1
+// or sees the walk count and takes the fenced path. From then on the two
+// sides are a plain Dekker on (the walker's record, the stub's `writing`).
+// So an owner section costs two plain stores and a load of a read-mostly
+// global while no walk runs, and waits only while a walker reads that very
+// stub; not-yet-visited stubs of a walk never hold their owners up, which is
+// what keeps two walks whose visitors write their own threads from waiting
+// for each other. The walk counts are kept per part of the stub (StubPart).
+// A walker never marks stubs its own thread owns (a visitor that writes its
 // own thread's stub would otherwise wait for itself), and claims no shell
 // while walking.
 #ifndef TLS_CORE_INTERNAL_REGISTRY_H_
@@ -55,8 +62,19 @@ enum class StubPart : uint8_t {
 };
 
 // Whether `parts` includes `part`.
-inline bool Includes(StubPart parts, StubPart part) noexcept {
+constexpr bool Includes(StubPart parts, StubPart part) noexcept {
   return (static_cast<uint8_t>(parts) & static_cast<uint8_t>(part)) != 0;
+}
+
+// Walks in progress by the parts they read: the low 16 bits count walks of
+// the keyed side, the high 16 bits walks of the slot cells. Written at a
+// walk's start and end only; read by every owner write section.
+extern std::atomic<uint32_t> g_walks;
+
+// The bits of g_walks that count walks reading any of `parts`.
+constexpr uint32_t WalkMask(StubPart parts) noexcept {
+  return (Includes(parts, StubPart::kTable) ? 0x0000ffffu : 0u) |
+         (Includes(parts, StubPart::kSlots) ? 0xffff0000u : 0u);
 }
 
 // The owner side: brackets a write to `part` of `stub` that a walker could be
@@ -65,23 +83,18 @@ class OwnerWriteSection {
  public:
   explicit OwnerWriteSection(Stub& stub, StubPart part = StubPart::kAll) noexcept : stub_(stub) {
     stub.writing.store(1, std::memory_order_relaxed);
-    std::atomic_signal_fence(std::memory_order_seq_cst);  // the walker's barrier does the rest
-    if (Gated(stub, part)) [[unlikely]]
-      WaitForVisitors(stub, part);
+    std::atomic_signal_fence(std::memory_order_seq_cst);  // a walker's barrier does the rest
+    if ((g_walks.load(std::memory_order_acquire) & WalkMask(part)) != 0) [[unlikely]]
+      WaitWhileVisited(stub, part);
   }
   ~OwnerWriteSection() { stub_.writing.store(0, std::memory_order_release); }
   OwnerWriteSection(const OwnerWriteSection&) = delete;
   OwnerWriteSection& operator=(const OwnerWriteSection&) = delete;
 
  private:
-  static bool Gated(const Stub& stub, StubPart part) noexcept {
-    return (Includes(part, StubPart::kTable) &&
-            stub.table_visitors.load(std::memory_order_acquire) != 0) ||
-           (Includes(part, StubPart::kSlots) &&
-            stub.slot_visitors.load(std::memory_order_acquire) != 0);
-  }
-  // Steps back (writing = 0) while walkers read the part, then enters again.
-  static void WaitForVisitors(Stub& stub, StubPart part) noexcept;
+  // The fenced path, while a walk runs: goes on unless a walker is reading
+  // `part` of this very stub, and steps back (writing = 0) while one is.
+  static void WaitWhileVisited(Stub& stub, StubPart part) noexcept;
 
   Stub& stub_;
 };
@@ -95,34 +108,28 @@ Stub* ClaimOrAllocateStub();
 // consistent) and leaves it as a free shell for the next ClaimOrAllocateStub.
 void RetireStubToShell(Stub* stub) noexcept;
 
-// How a walk gates: `parts` it reads; `batched` (a visitor that runs no
-// user code and takes no lock: it cannot wait for an owner) gates up to 128
-// stubs per barrier; otherwise one stub at a time, so a visitor holds no gate
-// but the one on the stub it is visiting.
-struct WalkMode {
-  StubPart parts;
-  bool batched;
-};
-
 // Calls visit(stub) for every registered stub with a live role (kThread or
 // kTask) at the time it is reached, under the protocol above: the stub's owner
-// writes nothing of `mode.parts` until visit returns. Stubs registered after
-// the walk began may be missed. visit may call tls on the calling thread.
+// writes nothing of `parts` until visit returns. Only the stub being visited
+// is held; visit may run user code. Stubs registered after the walk began, or
+// becoming live during it, may be missed. visit may call tls on the calling
+// thread. A walk allocates nothing after its first (a few walker records are
+// static; more are allocated once, and a walk waits for a free one if that fails).
 template <class F>
-void ForEachLiveStub(WalkMode mode, F&& visit);
+void ForEachLiveStub(StubPart parts, F&& visit);
 
 // Whether the calling thread is inside a walk (it must then take no stub
-// that may carry its own visitor count: no shell, no cached stub).
+// that may be marked by its own walk: no shell, no cached stub).
 bool WalkingOnThisThread() noexcept;
 
 // Non-template part of ForEachLiveStub.
 using StubVisitor = void (*)(void* context, Stub& stub);
-void WalkLiveStubs(WalkMode mode, StubVisitor visit, void* context);
+void WalkLiveStubs(StubPart parts, StubVisitor visit, void* context);
 
 template <class F>
-void ForEachLiveStub(WalkMode mode, F&& visit) {
+void ForEachLiveStub(StubPart parts, F&& visit) {
   WalkLiveStubs(
-      mode, [](void* f, Stub& stub) { (*static_cast<F*>(f))(stub); }, &visit);
+      parts, [](void* f, Stub& stub) { (*static_cast<F*>(f))(stub); }, &visit);
 }
 
 // Emptied stubs kept for reuse: cached, spare or free shells (a racy

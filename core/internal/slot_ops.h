@@ -47,7 +47,8 @@ TLS_API void EndSlotRetirement(SlotRetirement* retirement) noexcept;
 // value at `index`, under `retirement`'s lock if not null. See
 // Slot<T>::ForEachThread for the guarantees.
 using SlotVisit = void (*)(void* context, const ThreadInfo& who, void* value);
-// `batched`: visit runs no user code and takes no lock (registry.h WalkMode).
+// The bool is unused (every walk now holds only the stub it visits); it stays
+// for ABI v3.
 TLS_API void SlotForEachThread(size_t index, SlotRetirement* retirement, bool batched,
                                SlotVisit visit, void* context);
 

@@ -114,8 +114,8 @@ void ReleaseSlot(size_t index, SlotRetirement* retirement, bool stored) noexcept
     (void)FreeIndex(index);
     return;
   }
-  // Take every thread's value out of its cell, in one walk that gates the
-  // cells (the visitor runs no user code: batched). A retire Slot's lock is
+  // Take every thread's value out of its cell, in one walk of the cells.
+  // A retire Slot's lock is
   // held across the walk and the retire calls, as for ForEachThread, so a
   // thread's close round never retires a value taken here.
   std::vector<SlotCell> taken;  // the values taken out of threads' cells
@@ -123,7 +123,7 @@ void ReleaseSlot(size_t index, SlotRetirement* retirement, bool stored) noexcept
   {
     std::unique_lock<std::recursive_mutex> hold;
     if (retirement != nullptr) hold = std::unique_lock<std::recursive_mutex>(retirement->lock);
-    ForEachLiveStub(WalkMode{StubPart::kSlots, /*batched=*/true}, [&](Stub& stub) {
+    ForEachLiveStub(StubPart::kSlots, [&](Stub& stub) {
       if (index >= stub.slots.size()) return;
       SlotCell& cell = stub.slots[index];
       void* value = LoadCellValue(cell);
@@ -206,11 +206,11 @@ bool ThreadSlotStore(size_t index, void* value, const SlotOps* ops) {
   return StoreIn(ThreadStubUnderTasks(), &MakeThreadStubUnderTasks, index, value, ops);
 }
 
-void SlotForEachThread(size_t index, SlotRetirement* retirement, bool batched, SlotVisit visit,
+void SlotForEachThread(size_t index, SlotRetirement* retirement, bool /*unused*/, SlotVisit visit,
                        void* context) {
   std::unique_lock<std::recursive_mutex> hold;
   if (retirement != nullptr) hold = std::unique_lock<std::recursive_mutex>(retirement->lock);
-  ForEachLiveStub(WalkMode{StubPart::kSlots, batched}, [&](Stub& stub) {
+  ForEachLiveStub(StubPart::kSlots, [&](Stub& stub) {
     if (index >= stub.slots.size()) return;
     void* value = stub.slots[index].value;
     if (value == nullptr) return;

@@ -52,14 +52,9 @@ struct Stub {
   std::vector<Handler> handlers;  // AtExit, oldest first
 
   // The registry's fields (registry.h). `writing` and `native` are written
-  // by the owner, the visitor counts by walkers; `role` by whoever holds the
-  // stub.
+  // by the owner; `role` by whoever holds the stub. Walkers only read them.
   std::atomic<uint8_t> writing{0};  // 1 inside an owner's write section
   std::atomic<StubRole> role{StubRole::kClaimed};
-  // Walkers that may be reading this stub's keyed side (table, handlers) and
-  // its slot cells (registry.h: StubPart).
-  std::atomic<uint16_t> table_visitors{0};
-  std::atomic<uint16_t> slot_visitors{0};
   std::atomic<pthread_t> native{};  // the owning thread (pthread_self)
   Stub* next_registered = nullptr;  // immutable once on the registry
 

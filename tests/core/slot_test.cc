@@ -262,6 +262,42 @@ TEST(SlotForEachThread, ValueIsNeverDestroyedWhileVisited) {
   EXPECT_FALSE(destroyed_while_visited);
 }
 
+// A walk holds only the stub it is visiting: while the visitor is on one
+// thread's value, another thread (visited already, or not yet) writes its own
+// Slot values without waiting for the walk.
+TEST(SlotForEachThread, OnlyTheThreadBeingVisitedWaitsForTheVisitor) {
+  tls::Slot<int> slot;
+  std::atomic<uint64_t> ids[2] = {0, 0};
+  std::atomic<uint64_t> writer{0};  // the owner told to write, by id
+  std::atomic<bool> wrote{false}, stop{false};
+  auto owner = [&](int n) {
+    slot.Emplace(n);
+    ids[n] = tls::ID();
+    while (!stop) {
+      if (writer.load() == tls::ID() && !wrote) {
+        slot.Del();       // a write section on its own stub...
+        slot.Emplace(n);  // ...and another
+        wrote = true;
+      }
+      std::this_thread::yield();
+    }
+  };
+  std::thread a(owner, 0), b(owner, 1);
+  while (ids[0] == 0 || ids[1] == 0) std::this_thread::yield();
+  int visits = 0;
+  slot.ForEachThread([&](const tls::ThreadInfo& who, int&) {
+    if (visits++ != 0) return;
+    writer = who.id == ids[0].load() ? ids[1].load() : ids[0].load();  // the other one
+    const auto deadline = std::chrono::steady_clock::now() + 10s;
+    while (!wrote && std::chrono::steady_clock::now() < deadline) std::this_thread::yield();
+    EXPECT_TRUE(wrote.load()) << "a thread not being visited waited for the visitor";
+  });
+  stop = true;
+  a.join();
+  b.join();
+  EXPECT_EQ(visits, 2);
+}
+
 TEST(SlotForEachThread, ThreadEndingDuringTheVisitEndsAfterIt) {
   Log log;
   std::atomic<bool> stored{false}, visiting{false};
