@@ -3,16 +3,18 @@
 // churn and thread cost can be measured with and without the registry in one
 // run (churn_bench.cc, thread_cost.cc). Stubs are allocated and deleted, walks
 // visit nothing, nothing is kept. Owner write sections stay as in the engine
-// (two plain stores; with no walker they never wait). Never for real use.
+// (two plain stores and a load; with no walk they never wait). Never for real use.
 #include "core/internal/registry.h"
 
 namespace tls::inline TLS_ABI_NAMESPACE::internal {
 
-void OwnerWriteSection::WaitForVisitors(Stub&, StubPart) noexcept {}  // no walker gates
+constinit std::atomic<uint32_t> g_walks{0};  // never changes: no walk runs
+
+void OwnerWriteSection::WaitWhileVisited(Stub&, StubPart) noexcept {}
 bool WalkingOnThisThread() noexcept { return false; }
 Stub* ClaimOrAllocateStub() { return new Stub(); }
 void RetireStubToShell(Stub* stub) noexcept { delete stub; }
-void WalkLiveStubs(WalkMode, StubVisitor, void*) {}
+void WalkLiveStubs(StubPart, StubVisitor, void*) {}
 size_t CountKeptStubs() noexcept { return 0; }
 void FreeRegistryIfUnused() noexcept {}
 

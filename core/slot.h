@@ -111,7 +111,7 @@ class Slot {
     ops_ = &retirement_->ops;
   }
   // Releases every thread's value: see the top of the file. Costs one walk
-  // of every thread (one system call per 128 threads), or nothing if no value
+  // of every thread (one system call for the walk), or nothing if no value
   // was ever stored.
   ~Slot() {
     internal::ReleaseSlot(index_, retirement_, stored_.load(std::memory_order_relaxed));

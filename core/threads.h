@@ -7,8 +7,8 @@
 // (use Slot<T>::ForEachThread to read a value type made for it). Both calls
 // walk the registry of stubs (core/README.md "All threads at once"): safe
 // while threads start, store, and end, and their owners' Get/Set/Del pay
-// nothing for it; each call costs a system call per 128 threads and a read
-// of each thread's table. Figures are a snapshot: a thread that stores or
+// nothing for it; each call costs one system call and, per thread, a fence
+// and a read of its table. Figures are a snapshot: a thread that stores or
 // ends during the call may be counted before or after.
 //
 // Example:
