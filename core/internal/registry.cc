@@ -53,7 +53,8 @@ struct Walker {
   Walker* next = nullptr;   // allocated records: push-only, immutable once pushed
 };
 
-static_assert(alignof(Stub) >= 4, "the visited parts are kept in a Stub pointer's low bits");
+static_assert(alignof(Stub) > static_cast<size_t>(StubPart::kAll),
+              "the visited parts are kept in a Stub pointer's low bits");
 
 // Enough for every walk of most processes; walks beyond them allocate records
 // (kept on g_more_walkers until FreeRegistryIfUnused).
@@ -67,32 +68,34 @@ void ForEachWalkerRecord(F&& f) {
   for (Walker* w = g_more_walkers.load(std::memory_order_acquire); w != nullptr; w = w->next) f(*w);
 }
 
+Walker& Claimed(Walker& w) noexcept {
+  w.walking = pthread_self();
+  return w;
+}
+
 bool TryClaimWalker(Walker& w) noexcept {
   bool expected = false;
   return !w.claimed.load(std::memory_order_relaxed) &&
          w.claimed.compare_exchange_strong(expected, true, std::memory_order_acquire);
 }
 
+// A walker record for a new walk: a free one, else a new one on the list.
 Walker& ClaimWalker() noexcept {
   for (;;) {
-    Walker* found = nullptr;
-    ForEachWalkerRecord([&](Walker& w) {
-      if (found == nullptr && TryClaimWalker(w)) found = &w;
-    });
-    if (found == nullptr) {
-      if (auto* w = new (std::nothrow) Walker()) {
-        w->claimed.store(true, std::memory_order_relaxed);
-        Walker* head = g_more_walkers.load(std::memory_order_relaxed);
-        do {
-          w->next = head;
-        } while (!g_more_walkers.compare_exchange_weak(head, w, std::memory_order_release,
-                                                       std::memory_order_relaxed));
-        found = w;
-      }
+    for (Walker& w : g_fixed_walkers) {
+      if (TryClaimWalker(w)) return Claimed(w);
     }
-    if (found != nullptr) {
-      found->walking = pthread_self();
-      return *found;
+    for (Walker* w = g_more_walkers.load(std::memory_order_acquire); w != nullptr; w = w->next) {
+      if (TryClaimWalker(*w)) return Claimed(*w);
+    }
+    if (auto* w = new (std::nothrow) Walker()) {
+      w->claimed.store(true, std::memory_order_relaxed);
+      Walker* head = g_more_walkers.load(std::memory_order_relaxed);
+      do {
+        w->next = head;
+      } while (!g_more_walkers.compare_exchange_weak(head, w, std::memory_order_release,
+                                                     std::memory_order_relaxed));
+      return Claimed(*w);
     }
     sched_yield();  // out of memory: wait for another walk to end
   }
@@ -109,15 +112,15 @@ bool Visited(const Stub& stub, StubPart part) noexcept {
   const uintptr_t address = reinterpret_cast<uintptr_t>(&stub);
   ForEachWalkerRecord([&](Walker& w) {
     const uintptr_t v = w.visiting.load(std::memory_order_acquire);
-    visited |= (v & ~uintptr_t{3}) == address && (v & static_cast<uintptr_t>(part)) != 0;
+    visited |= (v & ~static_cast<uintptr_t>(StubPart::kAll)) == address &&
+               (v & static_cast<uintptr_t>(part)) != 0;
   });
   return visited;
 }
 
-constexpr uint32_t WalksUnit(StubPart parts) noexcept {
-  return (Includes(parts, StubPart::kTable) ? 1u : 0u) |
-         (Includes(parts, StubPart::kSlots) ? 1u << 16 : 0u);
-}
+// What one walk of `parts` adds to g_walks: the lowest bit of each half of
+// WalkMask.
+constexpr uint32_t WalksUnit(StubPart parts) noexcept { return WalkMask(parts) & 0x00010001u; }
 
 // The stub's owner is the calling thread, as far as `native` tells: a live
 // stub becomes or stops being this thread's only by this thread's doing. A

@@ -113,8 +113,9 @@ void RetireStubToShell(Stub* stub) noexcept;
 // writes nothing of `parts` until visit returns. Only the stub being visited
 // is held; visit may run user code. Stubs registered after the walk began, or
 // becoming live during it, may be missed. visit may call tls on the calling
-// thread. A walk allocates nothing after its first (a few walker records are
-// static; more are allocated once, and a walk waits for a free one if that fails).
+// thread. A walk allocates nothing unless more than 8 walks overlap (their
+// records are kept for later walks; if allocating fails, a walk waits for a
+// free record).
 template <class F>
 void ForEachLiveStub(StubPart parts, F&& visit);
 

@@ -114,10 +114,9 @@ void ReleaseSlot(size_t index, SlotRetirement* retirement, bool stored) noexcept
     (void)FreeIndex(index);
     return;
   }
-  // Take every thread's value out of its cell, in one walk of the cells.
-  // A retire Slot's lock is
-  // held across the walk and the retire calls, as for ForEachThread, so a
-  // thread's close round never retires a value taken here.
+  // Take every thread's value out of its cell, in one walk of the cells. A
+  // retire Slot's lock is held across the walk and the retire calls, as for
+  // ForEachThread, so a thread's close round never retires a value taken here.
   std::vector<SlotCell> taken;  // the values taken out of threads' cells
   bool all_taken = true;
   {
