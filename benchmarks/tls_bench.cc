@@ -835,6 +835,50 @@ void BM_Pool_BatchWrap(benchmark::State& state) {
 }
 BENCHMARK(BM_Pool_BatchWrap)->ArgName("values")->Arg(4)->UseRealTime();
 
+// The same walk with one parked thread, after `ended` threads that held a
+// value in the Slot and a Counter share have ended: what a walk costs in a
+// process whose thread count once peaked. Last in the file, so the ended
+// threads' stubs weigh on no other row. The peer row is the same boost read.
+void EndThreadsWithValues(int n) {
+  static int ended_so_far = 0;
+  for (; ended_so_far < n; ended_so_far += 100) {
+    std::vector<std::thread> batch;
+    for (int i = 0; i < 100; ++i)
+      batch.emplace_back([] {
+        g_walked.Emplace(1);
+        g_counter.Add(1);
+        g_boost_counter.Add(1);
+      });
+    for (std::thread& t : batch) t.join();
+  }
+}
+
+void BM_Slot_ForEachThreadSumAfterEnded(benchmark::State& state) {
+  EndThreadsWithValues(static_cast<int>(state.range(0)));
+  ParkedAdders parked(1, [] { g_walked.Emplace(1); });
+  for (auto _ : state) {
+    int64_t total = 0;
+    g_walked.ForEachThread(
+        [&](std::atomic<int64_t>& v) { total += v.load(std::memory_order_relaxed); });
+    DoNotOptimize(total);
+  }
+}
+BENCHMARK(BM_Slot_ForEachThreadSumAfterEnded)->ArgName("ended")->Arg(1000);
+
+void BM_Counter_ReadAfterEnded(benchmark::State& state) {
+  EndThreadsWithValues(static_cast<int>(state.range(0)));
+  ParkedAdders parked(1);
+  for (auto _ : state) DoNotOptimize(g_counter.Read());
+}
+BENCHMARK(BM_Counter_ReadAfterEnded)->ArgName("ended")->Arg(1000);
+
+void BM_BoostCounter_ReadAfterEnded(benchmark::State& state) {
+  EndThreadsWithValues(static_cast<int>(state.range(0)));
+  ParkedAdders parked(1);
+  for (auto _ : state) DoNotOptimize(g_boost_counter.Read());
+}
+BENCHMARK(BM_BoostCounter_ReadAfterEnded)->ArgName("ended")->Arg(1000);
+
 }  // namespace
 
 int main(int argc, char** argv) {

@@ -106,6 +106,11 @@ RATIO_ROWS = [
        "(mutex + list)",
        f"BM_Slot_ForEachThreadSum/threads:{n}", f"BM_BoostCounter_Read/threads:{n}", None)
       for n in (1, 64, 1000)],
+    ("`Slot::ForEachThread` with 1 parked thread after 1,000 threads that held values ended: "
+     "ended threads' stubs are skipped on a flag in the registry's table, not read, vs the boost "
+     "sharded counter's read (which unlinks ended threads' shards)",
+     "BM_Slot_ForEachThreadSumAfterEnded/ended:1000", "BM_BoostCounter_ReadAfterEnded/ended:1000",
+     None),
     *[("pool round trip (wall), `boost::asio::thread_pool`: `post(Wrap(f))` and wait, "
        f"{n} values, vs `post(f)`", f"BM_Pool_RoundTripWrap/values:{n}",
        "BM_Pool_RoundTripBare", target) for n, target in ((0, None), (4, 1.05), (16, None))],

@@ -24,11 +24,16 @@
 
 namespace tls::inline TLS_ABI_NAMESPACE::internal {
 
+// A lock held across the fork is taken in prepare in this order, so a lock
+// that code may hold while it takes another comes first: a retire function
+// (under its retirement's lock) may make the calling thread's stub, which
+// takes the registry's table lock, so kRegistry is last.
 enum class ForkUnit {
-  kRegistry,         // registry.cc: visitor counts, the barrier lock, lost stubs
   kStubCache,        // stub_cache.cc: the cache's try-lock and what it held
   kSlotRetirements,  // slot_retirements.cc: the retirement list's lock (held across fork)
   kSlotIndexes,      // slots.cc: the free slot indexes' lock (held across fork)
+  kRegistry,         // registry.cc: the table lock (held across fork), walker
+                     // records, the barrier lock, lost stubs
   kCount,
 };
 

@@ -9,8 +9,10 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdint>
+#include <memory>
 #include <mutex>
 #include <new>
 #include <utility>
@@ -21,24 +23,43 @@
 namespace tls::inline TLS_ABI_NAMESPACE::internal {
 namespace {
 
-constinit std::atomic<Stub*> g_head{nullptr};  // newest first; push-only
-constinit std::atomic<size_t> g_free_shells{0};
-// A shell freed lately. Published with release and taken with acquire: the
-// claimer may know the stub only from here (not from g_head, whose acquire
-// would order the stub's construction before its claim).
-constinit std::atomic<Stub*> g_free_hint{nullptr};
+// The stub table: every Stub ever allocated, at an index it keeps for good
+// (Stub::registry_index), and beside it a flag set while the stub is a free
+// shell, so a walker skips shells on a byte without touching them. Entries
+// are appended, never removed; the arrays are replaced by ones twice the size
+// when full. A replaced table stays readable (it keeps every stub it held, at
+// the same index) until FreeRegistryIfUnused, so a walker that loaded it
+// meets no freed memory; only stubs added or turned into shells after the
+// replacement look different in it, and those are threads that began or
+// ended during the walk.
+struct StubTable {
+  size_t capacity = 0;
+  std::atomic<size_t> used{0};    // entries [0, used) are set
+  StubTable* replaced = nullptr;  // the previous arrays, kept readable
+  Stub** stubs = nullptr;         // written once, before `used` covers it
+  std::atomic<bool>* shells = nullptr;
+};
+constexpr size_t kFirstTableCapacity = 64;
+
+constinit std::atomic<StubTable*> g_table{nullptr};
+// Taken to add a stub, claim a shell or make one: thread starts and ends, not
+// fast paths. Walkers never take it. Held across fork (ForkUnit::kRegistry).
+constinit std::mutex g_table_lock;
+bool g_table_lock_held_for_fork = false;         // by the forking thread, prepare to child
+constinit size_t g_first_shell = 0;              // no shell below this index (g_table_lock)
+constinit std::atomic<size_t> g_free_shells{0};  // written under g_table_lock
 thread_local constinit int t_walk_depth = 0;
-// Threads reading the list (walks, shell claims, counts): FreeRegistryIfUnused
-// frees the stubs only when there are none (a thread may still walk while the
-// process exits and static destructors run).
+// Threads reading the table without its lock (walks, counts):
+// FreeRegistryIfUnused frees the stubs and arrays only when there are none (a thread may still walk
+// while the process exits and static destructors run).
 constinit std::atomic<int> g_readers{0};
 
-class ListReader {
+class TableReader {
  public:
-  ListReader() noexcept { g_readers.fetch_add(1, std::memory_order_seq_cst); }
-  ~ListReader() { g_readers.fetch_sub(1, std::memory_order_release); }
-  ListReader(const ListReader&) = delete;
-  ListReader& operator=(const ListReader&) = delete;
+  TableReader() noexcept { g_readers.fetch_add(1, std::memory_order_seq_cst); }
+  ~TableReader() { g_readers.fetch_sub(1, std::memory_order_release); }
+  TableReader(const TableReader&) = delete;
+  TableReader& operator=(const TableReader&) = delete;
 };
 
 // One walk's record: which stub it is reading now. Owners in the fenced path
@@ -173,28 +194,87 @@ void HeavyBarrier() noexcept {
   mprotect(g_barrier_page, 4096, PROT_READ | PROT_WRITE);
 }
 
-bool TryClaim(Stub* stub) noexcept {
-  StubRole expected = StubRole::kFree;
-  if (!stub->role.compare_exchange_strong(expected, StubRole::kClaimed,
-                                          std::memory_order_acquire)) {
-    return false;
+// Calls f(index, stub, is_shell) for every entry of the current table.
+template <class F>
+void ForEachEntry(F&& f) {
+  // Seq_cst: after a TableReader's count, as FreeRegistryIfUnused requires.
+  StubTable* table = g_table.load(std::memory_order_seq_cst);
+  if (table == nullptr) return;
+  const size_t used = table->used.load(std::memory_order_acquire);
+  for (size_t i = 0; i < used; ++i) {
+    f(i, table->stubs[i], table->shells[i].load(std::memory_order_acquire));
   }
-  g_free_shells.fetch_sub(1, std::memory_order_relaxed);
-  return true;
 }
 
+// The lowest free shell, claimed (role kClaimed), or nullptr.
 Stub* ClaimShell() noexcept {
-  // While this thread walks, a shell could still carry its visitor count,
-  // and its first write section would wait for this very thread.
+  // A walk of this thread's may still mark a stub that has since become a
+  // shell (its record moves on at the next stub): its first write section
+  // would wait for this very thread.
   if (WalkingOnThisThread() || g_free_shells.load(std::memory_order_relaxed) == 0) return nullptr;
-  ListReader reading;
-  if (Stub* hint = g_free_hint.exchange(nullptr, std::memory_order_acquire)) {
-    if (TryClaim(hint)) return hint;
+  std::lock_guard<std::mutex> hold(g_table_lock);
+  StubTable* table = g_table.load(std::memory_order_relaxed);
+  if (table == nullptr) return nullptr;
+  const size_t used = table->used.load(std::memory_order_relaxed);
+  for (size_t i = g_first_shell; i < used; ++i) {
+    if (!table->shells[i].load(std::memory_order_relaxed)) continue;
+    g_first_shell = i + 1;
+    // The lock orders the shell's making (RetireStubToShell) before this.
+    Stub* stub = table->stubs[i];
+    stub->role.store(StubRole::kClaimed, std::memory_order_relaxed);
+    table->shells[i].store(false, std::memory_order_release);
+    g_free_shells.fetch_sub(1, std::memory_order_relaxed);
+    return stub;
   }
-  for (Stub* s = g_head.load(std::memory_order_seq_cst); s != nullptr; s = s->next_registered) {
-    if (s->role.load(std::memory_order_relaxed) == StubRole::kFree && TryClaim(s)) return s;
-  }
+  g_first_shell = used;
   return nullptr;
+}
+
+// Puts a new stub at the end of the table, growing it if full. Throws
+// std::bad_alloc (the stub is then not registered).
+void Append(Stub* stub) {
+  std::lock_guard<std::mutex> hold(g_table_lock);
+  StubTable* table = g_table.load(std::memory_order_relaxed);
+  const size_t used = table == nullptr ? 0 : table->used.load(std::memory_order_relaxed);
+  if (table == nullptr || used == table->capacity) {
+    auto grown = std::make_unique<StubTable>();
+    grown->capacity = table == nullptr ? kFirstTableCapacity : 2 * table->capacity;
+    auto stubs = std::make_unique<Stub*[]>(grown->capacity);
+    auto shells = std::make_unique<std::atomic<bool>[]>(grown->capacity);
+    for (size_t i = 0; i < used; ++i) {
+      stubs[i] = table->stubs[i];
+      shells[i].store(table->shells[i].load(std::memory_order_relaxed), std::memory_order_relaxed);
+    }
+    grown->stubs = stubs.release();
+    grown->shells = shells.release();
+    grown->used.store(used, std::memory_order_relaxed);
+    grown->replaced = table;
+    table = grown.release();
+    g_table.store(table, std::memory_order_release);
+  }
+  stub->registry_index = used;
+  table->stubs[used] = stub;
+  table->shells[used].store(false, std::memory_order_relaxed);
+  table->used.store(used + 1, std::memory_order_release);
+}
+
+void FreeTables(StubTable* table) noexcept {
+  while (table != nullptr) {
+    delete[] table->stubs;
+    delete[] table->shells;
+    delete std::exchange(table, table->replaced);
+  }
+}
+
+// The table's lock is held across fork, so the child finds no change half done.
+void LockTableForFork() noexcept {
+  g_table_lock.lock();
+  g_table_lock_held_for_fork = true;
+}
+
+void UnlockTableAfterFork() noexcept {
+  g_table_lock_held_for_fork = false;
+  g_table_lock.unlock();
 }
 
 // The fork child has only the forking thread: every stub another thread held
@@ -215,32 +295,35 @@ void ResetInForkChild() noexcept {
     }
   });
   g_walks.store(walks, std::memory_order_relaxed);
+  // No other thread is left to change the table (the forking thread took
+  // g_table_lock before the fork, so no change was half done either).
   size_t free = 0;
-  for (Stub* s = g_head.load(std::memory_order_relaxed); s != nullptr; s = s->next_registered) {
+  StubTable* table = g_table.load(std::memory_order_relaxed);
+  ForEachEntry([&](size_t i, Stub* s, bool) {
     s->writing.store(0, std::memory_order_relaxed);
     const StubRole role = s->role.load(std::memory_order_relaxed);
     if (role == StubRole::kFree) {
+      // A shell, or one its thread was making into a shell at the fork.
+      table->shells[i].store(true, std::memory_order_relaxed);
       ++free;
     } else if (role == StubRole::kCached || role == StubRole::kClaimed || !OwnedHere(*s)) {
       s->role.store(StubRole::kLost, std::memory_order_relaxed);
     }
-  }
+  });
   g_free_shells.store(free, std::memory_order_relaxed);
-  g_free_hint.store(nullptr, std::memory_order_relaxed);
+  g_first_shell = 0;
+  // Held by this thread since the prepare handler, unless the fork began
+  // while the registry registered its handlers (then nobody holds it here).
+  if (g_table_lock_held_for_fork) UnlockTableAfterFork();
 }
 
 void RegisterForkReset() noexcept {
   static pthread_once_t once = PTHREAD_ONCE_INIT;  // fork.h: why not a static
-  pthread_once(&once,
-               [] { RegisterForkHandlers(ForkUnit::kRegistry, {.child = &ResetInForkChild}); });
-}
-
-void Push(Stub* stub) noexcept {
-  Stub* head = g_head.load(std::memory_order_relaxed);
-  do {
-    stub->next_registered = head;
-  } while (!g_head.compare_exchange_weak(head, stub, std::memory_order_release,
-                                         std::memory_order_relaxed));
+  pthread_once(&once, [] {
+    RegisterForkHandlers(ForkUnit::kRegistry, {.prepare = &LockTableForFork,
+                                               .parent = &UnlockTableAfterFork,
+                                               .child = &ResetInForkChild});
+  });
 }
 
 }  // namespace
@@ -262,11 +345,11 @@ void OwnerWriteSection::WaitWhileVisited(Stub& stub, StubPart part) noexcept {
 bool WalkingOnThisThread() noexcept { return t_walk_depth != 0; }
 
 Stub* ClaimOrAllocateStub() {
+  RegisterForkReset();  // before g_table_lock is first taken
   if (Stub* shell = ClaimShell()) return shell;
-  RegisterForkReset();
-  auto* stub = new Stub();  // role kClaimed
-  Push(stub);
-  return stub;
+  auto stub = std::make_unique<Stub>();  // role kClaimed
+  Append(stub.get());
+  return stub.release();
 }
 
 void RetireStubToShell(Stub* stub) noexcept {
@@ -279,8 +362,15 @@ void RetireStubToShell(Stub* stub) noexcept {
     contents.handlers.swap(stub->handlers);
   }
   stub->role.store(StubRole::kFree, std::memory_order_release);
-  g_free_shells.fetch_add(1, std::memory_order_relaxed);
-  g_free_hint.store(stub, std::memory_order_release);
+  {
+    std::lock_guard<std::mutex> hold(g_table_lock);
+    // The stub's index in the current table (a replaced one is never written).
+    StubTable* table = g_table.load(std::memory_order_relaxed);
+    const size_t i = stub->registry_index;
+    table->shells[i].store(true, std::memory_order_release);
+    g_first_shell = std::min(g_first_shell, i);
+    g_free_shells.fetch_add(1, std::memory_order_relaxed);
+  }
   // `contents` goes now: value and handler destructors (user code) may call
   // tls, and may claim this very shell again.
 }
@@ -298,12 +388,14 @@ void WalkLiveStubs(StubPart parts, StubVisitor visit, void* context) {
     }
     Walker* record = nullptr;  // claimed at the first stub of another thread
   } walk;
-  ListReader reading;
-  for (Stub* s = g_head.load(std::memory_order_seq_cst); s != nullptr; s = s->next_registered) {
+  TableReader reading;
+  ForEachEntry([&](size_t, Stub* s, bool shell) {
+    // Shells cost the table's two loads; cached and spare stubs one load
+    // more. A stub that becomes live after this is a thread or task that
+    // began during the walk: missed.
+    if (shell) return;
     Stub& stub = *s;
-    // Shells, cached and spare stubs cost one load. A stub that becomes live
-    // after this is a thread or task that began during the walk: missed.
-    if (!IsLive(stub.role.load(std::memory_order_acquire))) continue;
+    if (!IsLive(stub.role.load(std::memory_order_acquire))) return;
     // A stub given back (cached, a shell) keeps its last owner's pthread_t,
     // which glibc hands to the next thread it creates: this one, maybe.
     // Another thread that claims it stores its own pthread_t before its role
@@ -311,7 +403,7 @@ void WalkLiveStubs(StubPart parts, StubVisitor visit, void* context) {
     if (OwnedHere(stub)) {
       if (walk.record != nullptr) walk.record->visiting.store(0, std::memory_order_release);
       visit(context, stub);  // this thread's own: nothing to hold off
-      continue;
+      return;
     }
     if (walk.record == nullptr) {
       // The first stub of another thread: count the walk, then the barrier
@@ -328,34 +420,45 @@ void WalkLiveStubs(StubPart parts, StubVisitor visit, void* context) {
     std::atomic_thread_fence(std::memory_order_seq_cst);
     while (stub.writing.load(std::memory_order_acquire) != 0) sched_yield();
     if (IsLive(stub.role.load(std::memory_order_acquire))) visit(context, stub);
-  }
+  });
 }
 
 size_t CountKeptStubs() noexcept {
   size_t kept = 0;
-  ListReader reading;
-  for (Stub* s = g_head.load(std::memory_order_seq_cst); s != nullptr; s = s->next_registered) {
+  TableReader reading;
+  ForEachEntry([&](size_t, Stub* s, bool shell) {
+    if (shell) {
+      ++kept;
+      return;
+    }
     const StubRole role = s->role.load(std::memory_order_relaxed);
     kept += role == StubRole::kCached || role == StubRole::kSpare || role == StubRole::kFree;
-  }
+  });
   return kept;
 }
 
 void FreeRegistryIfUnused() noexcept {
-  for (Stub* s = g_head.load(std::memory_order_acquire); s != nullptr; s = s->next_registered) {
-    if (s->role.load(std::memory_order_relaxed) != StubRole::kFree) return;
+  StubTable* table = nullptr;
+  {
+    std::lock_guard<std::mutex> hold(g_table_lock);
+    bool all_shells = true;
+    ForEachEntry([&](size_t, Stub*, bool shell) { all_shells &= shell; });
+    if (!all_shells) return;
+    table = g_table.exchange(nullptr, std::memory_order_seq_cst);
+    // A reader that began before the exchange may be in the table: leave it
+    // all (this is process exit with a thread still walking). One that
+    // begins after it finds no table (both sides sequentially consistent).
+    if (g_readers.load(std::memory_order_seq_cst) != 0) {
+      g_table.store(table, std::memory_order_release);
+      return;
+    }
+    g_free_shells.store(0, std::memory_order_relaxed);
+    g_first_shell = 0;
   }
-  Stub* s = g_head.exchange(nullptr, std::memory_order_seq_cst);
-  // A reader that began before the exchange may be on the list: leave it all
-  // (this is process exit with a thread still walking). One that begins after
-  // it finds the list empty (both sides sequentially consistent).
-  if (g_readers.load(std::memory_order_seq_cst) != 0) {
-    g_head.store(s, std::memory_order_release);
-    return;
-  }
-  g_free_shells.store(0, std::memory_order_relaxed);
-  g_free_hint.store(nullptr, std::memory_order_relaxed);
-  while (s != nullptr) delete std::exchange(s, s->next_registered);
+  if (table == nullptr) return;
+  const size_t used = table->used.load(std::memory_order_relaxed);
+  for (size_t i = 0; i < used; ++i) delete table->stubs[i];
+  FreeTables(table);
   // No walk runs (no reader): the allocated walker records go too.
   Walker* w = g_more_walkers.exchange(nullptr, std::memory_order_acquire);
   while (w != nullptr) delete std::exchange(w, w->next);

@@ -3,12 +3,18 @@
 // without putting a lock or an atomic read-modify-write on any fast path.
 // Not part of the API; see core/README.md "All threads at once".
 //
-// Shape. Every Stub ever allocated is on one push-only list (`next_registered`,
-// immutable once pushed) and is never freed while the process runs: a stub
-// its thread is done with, if the stub cache does not keep it, gives back
-// everything it holds and stays on the list as an empty shell (role kFree),
-// which the next NewStub claims before allocating. So a walker can always
-// read a Stub's registry fields; it never meets freed memory.
+// Shape. Every Stub ever allocated has a place for good in one table (an array
+// of entries, `Stub::registry_index`) and is never freed while the process
+// runs: a stub its thread is done with, if the stub cache does not keep it,
+// gives back everything it holds and stays as an empty shell (role kFree,
+// and a shell flag beside its entry), which the next NewStub claims (lowest
+// place first) before allocating. So a walker can always read a Stub's
+// registry fields, never meets freed memory, and skips a shell on its flag
+// alone: a walk scans two arrays, a byte and a pointer per ended thread, and
+// reads the stubs of live ones. The
+// table grows by doubling; a replaced array stays readable for walkers that
+// loaded it (it holds the same stubs at the same places). Adding, claiming
+// and shelling take one lock (thread starts and ends); walkers take none.
 //
 // Who may write what. A stub is written only by the thread that owns it (role
 // kThread/kTask/kSpare: that thread; kCached/kFree: whoever holds or claims
@@ -109,7 +115,7 @@ Stub* ClaimOrAllocateStub();
 void RetireStubToShell(Stub* stub) noexcept;
 
 // Calls visit(stub) for every registered stub with a live role (kThread or
-// kTask) at the time it is reached, under the protocol above: the stub's owner
+// kTask) at the time it is reached, in table order, under the protocol above: the stub's owner
 // writes nothing of `parts` until visit returns. Only the stub being visited
 // is held; visit may run user code. Stubs registered after the walk began, or
 // becoming live during it, may be missed. visit may call tls on the calling

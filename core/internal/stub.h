@@ -56,7 +56,7 @@ struct Stub {
   std::atomic<uint8_t> writing{0};  // 1 inside an owner's write section
   std::atomic<StubRole> role{StubRole::kClaimed};
   std::atomic<pthread_t> native{};  // the owning thread (pthread_self)
-  Stub* next_registered = nullptr;  // immutable once on the registry
+  size_t registry_index = 0;        // its place in the registry's table, for good
 
   bool HasSlotValues() const noexcept;
   bool empty() const noexcept { return values.empty() && handlers.empty() && !HasSlotValues(); }
