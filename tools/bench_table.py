@@ -101,6 +101,14 @@ RATIO_ROWS = [
        "(mutex + list)",
        f"BM_Counter_Read/threads:{n}", f"BM_BoostCounter_Read/threads:{n}", None)
       for n in (1, 64, 1000)],
+    *[(f"`tls::Counter::Read` with {n:,} parked thread{'s' * (n > 1)} vs Rust's `thread_local` "
+       "crate, `ThreadLocal::iter()` summing an `AtomicI64` per thread (benchmarks/rust_peer)",
+       f"BM_Counter_Read/threads:{n}", f"BM_RustThreadLocal_IterSum/threads:{n}", 1.0)
+      for n in (1, 64, 1000)],
+    *[(f"`Slot::ForEachThread` summing one value per parked thread, {n:,} threads, vs Rust's "
+       "`ThreadLocal::iter()` (each value held while visited; Rust's owner never replaces it)",
+       f"BM_Slot_ForEachThreadSum/threads:{n}", f"BM_RustThreadLocal_IterSum/threads:{n}", 2.0)
+      for n in (64, 1000)],
     *[(f"`Slot::ForEachThread` summing one value per parked thread, {n:,} thread{'s' * (n > 1)}: "
        "a walk of every thread (each value held while visited) vs the boost sharded counter's read "
        "(mutex + list)",

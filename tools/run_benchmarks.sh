@@ -59,6 +59,25 @@ log "tls_bench: $reps repetitions (results in $out)"
   --benchmark_out="$out/tls_bench.json" \
   --benchmark_out_format=json >&2
 
+# 1b. The Rust peer of the walks (benchmarks/rust_peer): the thread_local
+# crate from Debian's librust-thread-local-dev, built offline with cargo.
+# Without cargo or the crate its rows say "not run".
+rust_json=()
+if command -v cargo >/dev/null && compgen -G "/usr/share/cargo/registry/thread_local-*" >/dev/null; then
+  log "rust_peer: building offline, $reps repetitions"
+  printf '%s\n' '[source.crates-io]' 'replace-with = "debian"' '[source.debian]' \
+    'directory = "/usr/share/cargo/registry"' '[net]' 'offline = true' >"$out/cargo-config.toml"
+  if (cd benchmarks/rust_peer && cargo --config "$out/cargo-config.toml" build --release -q \
+      --target-dir "$out/rust_peer_target" >&2); then
+    "$out/rust_peer_target/release/tls_rust_peer" "$reps" "$min_time" >"$out/rust_peer.json"
+    rust_json=("$out/rust_peer.json")
+  else
+    log "rust_peer: did not build; its rows say not run"
+  fi
+else
+  log "rust_peer: no cargo or no librust-thread-local-dev (tools/setup.sh --bench); its rows say not run"
+fi
+
 # The key table against its floor: lookups at 1,000,000 keys vs
 # random loads and a pointer chase over the same bytes, the repetitions of all
 # interleaved in random order, so that drift (other users' memory traffic, on a
@@ -220,6 +239,6 @@ fi
 if [[ $python_only == 1 ]]; then
   python3 tools/bench_table.py "${py_json[@]}"
 else
-  python3 tools/bench_table.py "$out/tls_bench.json" "$out/table_bench.json" --extra "$extra" \
-    --runs "${churn_json[@]}" "${py_json[@]}"
+  python3 tools/bench_table.py "$out/tls_bench.json" "$out/table_bench.json" "${rust_json[@]}" \
+    --extra "$extra" --runs "${churn_json[@]}" "${py_json[@]}"
 fi

@@ -7,11 +7,23 @@
 #   tools/setup.sh --platforms  also the newer interpreters the wheels are built
 #                               for: CPython 3.14/3.15 (a sid chroot) and a
 #                               free-threaded 3.13t (tools/setup_platforms.sh)
+#   tools/setup.sh --bench      (with or without --platforms) also the Rust
+#                               peer of the benchmarks: Debian's thread_local
+#                               crate, and Debian's cargo if none is on PATH
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+want_platforms=0 want_bench=0
+for arg in "$@"; do
+  case "$arg" in
+    --platforms) want_platforms=1 ;;
+    --bench) want_bench=1 ;;
+    *) echo "tools/setup.sh: unknown argument '$arg' (--platforms, --bench)" >&2; exit 2 ;;
+  esac
+done
+
 platforms() {
-  if [[ ${1:-} == --platforms ]]; then
+  if [[ $want_platforms == 1 ]]; then
     tools/setup_platforms.sh all
   else
     tools/setup_platforms.sh pybind11
@@ -39,13 +51,17 @@ packages=(
   clang-format        # ./dev lint: C++ formatting (.clang-format)
   clang-tidy          # ./dev lint: the engine's checks (.clang-tidy)
 )
+if [[ $want_bench == 1 ]]; then
+  packages+=(librust-thread-local-dev)  # the Rust peer's crate (benchmarks/rust_peer), as source
+  command -v cargo >/dev/null || packages+=(cargo)
+fi
 
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 if ((${#missing[@]} == 0)); then
-  platforms "$@"
+  platforms
   exit 0
 fi
 
@@ -55,4 +71,4 @@ if [[ $(id -u) != 0 ]]; then sudo=(sudo); fi
 export DEBIAN_FRONTEND=noninteractive
 "${sudo[@]}" apt-get update -qq
 "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-platforms "$@"
+platforms
