@@ -865,17 +865,18 @@ void BM_Slot_ForEachThreadSumAfterEnded(benchmark::State& state) {
 }
 BENCHMARK(BM_Slot_ForEachThreadSumAfterEnded)->ArgName("ended")->Arg(1000);
 
-void BM_Counter_ReadAfterEnded(benchmark::State& state) {
+template <class C>
+void CounterReadAfterEnded(benchmark::State& state, C& counter) {
   EndThreadsWithValues(static_cast<int>(state.range(0)));
   ParkedAdders parked(1);
-  for (auto _ : state) DoNotOptimize(g_counter.Read());
+  for (auto _ : state) DoNotOptimize(counter.Read());
 }
+
+void BM_Counter_ReadAfterEnded(benchmark::State& state) { CounterReadAfterEnded(state, g_counter); }
 BENCHMARK(BM_Counter_ReadAfterEnded)->ArgName("ended")->Arg(1000);
 
 void BM_BoostCounter_ReadAfterEnded(benchmark::State& state) {
-  EndThreadsWithValues(static_cast<int>(state.range(0)));
-  ParkedAdders parked(1);
-  for (auto _ : state) DoNotOptimize(g_boost_counter.Read());
+  CounterReadAfterEnded(state, g_boost_counter);
 }
 BENCHMARK(BM_BoostCounter_ReadAfterEnded)->ArgName("ended")->Arg(1000);
 

@@ -345,8 +345,10 @@ void OwnerWriteSection::WaitWhileVisited(Stub& stub, StubPart part) noexcept {
 bool WalkingOnThisThread() noexcept { return t_walk_depth != 0; }
 
 Stub* ClaimOrAllocateStub() {
-  RegisterForkReset();  // before g_table_lock is first taken
+  // A shell exists only after an Append, which registered the fork handlers
+  // first: thread starts that reuse a shell skip the registration check.
   if (Stub* shell = ClaimShell()) return shell;
+  RegisterForkReset();                   // before Append first takes g_table_lock
   auto stub = std::make_unique<Stub>();  // role kClaimed
   Append(stub.get());
   return stub.release();
