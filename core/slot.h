@@ -165,18 +165,18 @@ class Slot {
   //   - visit may call any tls function on the calling thread, including on
   //     its own value (which it then handles as any code of its thread would).
   //     Keyed writes (Set, Del, AtExit) never wait for a Slot walk. A Slot
-  //     write (Emplace, Del, Reset, a task's end) waits while another thread
-  //     visits this thread's values; so two threads visiting each other's
-  //     values and each writing its own Slot values in the visitor wait for
-  //     each other for ever. Don't write Slot values in a visitor if other
-  //     threads walk at the same time.
+  //     write (Emplace, Del, Reset, a task's end) waits while another
+  //     thread's walk reads the batch that holds this thread (below); so two
+  //     threads reading each other's batches and each writing its own Slot
+  //     values in the visitor wait for each other for ever. Don't write Slot values in a visitor if
+  //     other threads walk at the same time.
   // The owner keeps running while visit reads: T must be safe to read while
   // its owner writes it (atomics, or a lock of T's own). visit must not wait
-  // for a visited thread. A walk costs one system call (a process-wide
-  // barrier, skipped when no other thread has a stub) plus a fence and a read
-  // per visited thread; while it runs, owners' Slot writes take a fenced path
-  // and wait only while their own thread is the one being visited; Get pays
-  // nothing.
+  // for another thread's Slot write (that thread may be one the walk holds). A walk costs one
+  // system call (a process-wide barrier, skipped when no other thread has a stub), a fence per 32
+  // places of the engine's thread table and a read per visited thread; while it runs, owners' Slot
+  // writes take a fenced path and wait only while the walk reads the batch of 32 places that holds
+  // their thread (at most 32 visits); Get pays nothing.
   template <class F>
   void ForEachThread(F&& visit) const {
     Walk(std::forward<F>(visit));

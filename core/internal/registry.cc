@@ -48,7 +48,6 @@ constinit std::mutex g_table_lock;
 bool g_table_lock_held_for_fork = false;         // by the forking thread, prepare to child
 constinit size_t g_first_shell = 0;              // no shell below this index (g_table_lock)
 constinit std::atomic<size_t> g_free_shells{0};  // written under g_table_lock
-thread_local constinit int t_walk_depth = 0;
 // Threads reading the table without its lock (walks, counts):
 // FreeRegistryIfUnused frees the stubs and arrays only when there are none (a thread may still walk
 // while the process exits and static destructors run).
@@ -62,20 +61,17 @@ class TableReader {
   TableReader& operator=(const TableReader&) = delete;
 };
 
-// One walk's record: which stub it is reading now. Owners in the fenced path
-// of a write section look for their stub in every claimed record.
+// One walk's record: which batch of table places it is reading now. Owners
+// in the fenced path of a write section look for their stub's batch in every
+// claimed record but their own thread's.
 struct Walker {
-  // The stub being read, with the StubPart bits it reads in the low bits
-  // (a Stub is 8-aligned); 0 between stubs.
-  std::atomic<uintptr_t> visiting{0};
+  // VisitingMark of the batch being read; 0 between batches.
+  std::atomic<uint64_t> visiting{0};
   std::atomic<bool> claimed{false};
-  uint32_t walks_unit = 0;  // what this walk added to g_walks (while claimed)
-  pthread_t walking{};      // the claiming thread (a fork child frees others')
-  Walker* next = nullptr;   // allocated records: push-only, immutable once pushed
+  uint32_t walks_unit = 0;           // what this walk added to g_walks (while claimed)
+  std::atomic<pthread_t> walking{};  // the claiming thread; read after `visiting`
+  Walker* next = nullptr;            // allocated records: push-only, immutable once pushed
 };
-
-static_assert(alignof(Stub) > static_cast<size_t>(StubPart::kAll),
-              "the visited parts are kept in a Stub pointer's low bits");
 
 // Enough for every walk of most processes; walks beyond them allocate records
 // (kept on g_more_walkers until FreeRegistryIfUnused).
@@ -90,7 +86,7 @@ void ForEachWalkerRecord(F&& f) {
 }
 
 Walker& Claimed(Walker& w) noexcept {
-  w.walking = pthread_self();
+  w.walking.store(pthread_self(), std::memory_order_relaxed);  // published by `visiting`
   return w;
 }
 
@@ -122,21 +118,59 @@ Walker& ClaimWalker() noexcept {
   }
 }
 
-uintptr_t Marked(const Stub& stub, StubPart parts) noexcept {
-  return reinterpret_cast<uintptr_t>(&stub) | static_cast<uintptr_t>(parts);
+// What a walker record's `visiting` names, above the StubPart bits: a batch
+// of kWalkBatch table places (bit 2 clear) or one place (bit 2 set), +1 so
+// that 0 means nothing.
+constexpr uint64_t kOnePlace = 4;
+uint64_t BatchMark(size_t batch, StubPart parts) noexcept {
+  return (static_cast<uint64_t>(batch + 1) << 3) | static_cast<uint64_t>(parts);
 }
+uint64_t PlaceMark(size_t place, StubPart parts) noexcept {
+  return (static_cast<uint64_t>(place + 1) << 3) | kOnePlace | static_cast<uint64_t>(parts);
+}
+static_assert(static_cast<uint64_t>(StubPart::kAll) < kOnePlace, "the parts fit below the mark");
 
-// Whether some walker is reading `part` of `stub` (acquire: a record that
-// moved on has finished reading it).
+// One walk in progress on this thread (walks nest: a visitor may walk).
+struct ActiveWalk {
+  Walker* record = nullptr;  // claimed at the first stub of another thread
+  StubPart parts{};
+  size_t place = 0;       // the table place being visited (another thread's stub)
+  bool own = false;       // visiting this thread's own stub
+  bool narrowed = false;  // the record names only `place`, not its batch
+  ActiveWalk* outer = nullptr;
+};
+thread_local constinit ActiveWalk* t_walks = nullptr;  // the innermost
+
+// Whether a walk of another thread is reading `part` of `stub` or of the batch
+// that holds it (acquire: a record that moved on has finished reading it). A
+// thread's own walks never hold it up: they do not read its stub while it
+// writes.
 bool Visited(const Stub& stub, StubPart part) noexcept {
   bool visited = false;
-  const uintptr_t address = reinterpret_cast<uintptr_t>(&stub);
+  const uint64_t batch = BatchMark(stub.registry_index / kWalkBatch, StubPart{});
+  const uint64_t place = PlaceMark(stub.registry_index, StubPart{});
+  const pthread_t self = pthread_self();
   ForEachWalkerRecord([&](Walker& w) {
-    const uintptr_t v = w.visiting.load(std::memory_order_acquire);
-    visited |= (v & ~static_cast<uintptr_t>(StubPart::kAll)) == address &&
-               (v & static_cast<uintptr_t>(part)) != 0;
+    const uint64_t v = w.visiting.load(std::memory_order_acquire);
+    const uint64_t what = v & ~static_cast<uint64_t>(StubPart::kAll);
+    if ((what != batch && what != place) || (v & static_cast<uint64_t>(part)) == 0) return;
+    visited |= pthread_equal(w.walking.load(std::memory_order_relaxed), self) == 0;
   });
   return visited;
+}
+
+// Before this thread waits for another thread's walk: its own walks hold
+// only the stub each is visiting, not the rest of its batch. Else two walks
+// whose visitors write their own threads would each wait for the other's
+// batch (each holding the other's not-yet-visited stub). The walk marks its
+// batch again before it reads on.
+void NarrowThisThreadsWalks() noexcept {
+  for (ActiveWalk* w = t_walks; w != nullptr; w = w->outer) {
+    if (w->record == nullptr || w->narrowed) continue;
+    w->record->visiting.store(w->own ? 0 : PlaceMark(w->place, w->parts),
+                              std::memory_order_release);
+    w->narrowed = true;
+  }
 }
 
 // What one walk of `parts` adds to g_walks: the lowest bit of each half of
@@ -288,7 +322,7 @@ void ResetInForkChild() noexcept {
   ForEachWalkerRecord([&](Walker& w) {
     w.visiting.store(0, std::memory_order_relaxed);
     if (!w.claimed.load(std::memory_order_relaxed)) return;
-    if (pthread_equal(w.walking, pthread_self()) != 0) {
+    if (pthread_equal(w.walking.load(std::memory_order_relaxed), pthread_self()) != 0) {
       walks += w.walks_unit;
     } else {
       w.claimed.store(false, std::memory_order_relaxed);
@@ -336,13 +370,14 @@ void OwnerWriteSection::WaitWhileVisited(Stub& stub, StubPart part) noexcept {
     // either it sees writing == 1 (and waits), or this sees its record.
     std::atomic_thread_fence(std::memory_order_seq_cst);
     if (!Visited(stub, part)) return;
+    NarrowThisThreadsWalks();
     stub.writing.store(0, std::memory_order_release);
     while (Visited(stub, part)) sched_yield();
     stub.writing.store(1, std::memory_order_relaxed);
   }
 }
 
-bool WalkingOnThisThread() noexcept { return t_walk_depth != 0; }
+bool WalkingOnThisThread() noexcept { return t_walks != nullptr; }
 
 Stub* ClaimOrAllocateStub() {
   // A shell exists only after an Append, which registered the fork handlers
@@ -378,51 +413,80 @@ void RetireStubToShell(Stub* stub) noexcept {
 }
 
 void WalkLiveStubs(StubPart parts, StubVisitor visit, void* context) {
-  struct Walk {
-    Walk() noexcept { ++t_walk_depth; }
+  struct Walk : ActiveWalk {
+    explicit Walk(StubPart p) noexcept {
+      parts = p;
+      outer = std::exchange(t_walks, this);
+    }
     ~Walk() {
       if (record != nullptr) {
         record->visiting.store(0, std::memory_order_release);
         g_walks.fetch_sub(record->walks_unit, std::memory_order_release);
         record->claimed.store(false, std::memory_order_release);
       }
-      --t_walk_depth;
+      t_walks = outer;
     }
-    Walker* record = nullptr;  // claimed at the first stub of another thread
-  } walk;
+    // Marks `batch` for reading (release: ends the previous batch's visits);
+    // the fence pairs with the owner's fenced path.
+    void Mark(size_t batch) noexcept {
+      record->visiting.store(BatchMark(batch, parts), std::memory_order_release);
+      std::atomic_thread_fence(std::memory_order_seq_cst);
+      narrowed = false;
+    }
+  } walk(parts);
   TableReader reading;
-  ForEachEntry([&](size_t, Stub* s, bool shell) {
-    // Shells cost the table's two loads; cached and spare stubs one load
-    // more. A stub that becomes live after this is a thread or task that
-    // began during the walk: missed.
-    if (shell) return;
-    Stub& stub = *s;
-    if (!IsLive(stub.role.load(std::memory_order_acquire))) return;
-    // A stub given back (cached, a shell) keeps its last owner's pthread_t,
-    // which glibc hands to the next thread it creates: this one, maybe.
-    // Another thread that claims it stores its own pthread_t before its role
-    // (release), so after reading the role (acquire) `native` tells.
-    if (OwnedHere(stub)) {
-      if (walk.record != nullptr) walk.record->visiting.store(0, std::memory_order_release);
-      visit(context, stub);  // this thread's own: nothing to hold off
-      return;
+  // Seq_cst: after the TableReader's count, as FreeRegistryIfUnused requires.
+  StubTable* table = g_table.load(std::memory_order_seq_cst);
+  if (table == nullptr) return;
+  const size_t used = table->used.load(std::memory_order_acquire);
+  for (size_t batch = 0; batch * kWalkBatch < used; ++batch) {
+    // The live stubs of this batch, in table order. Shells cost the table's
+    // two loads; cached and spare stubs one load more. A stub that becomes
+    // live after this is a thread or task that began during the walk: missed.
+    size_t places[kWalkBatch];
+    bool own[kWalkBatch];
+    size_t n = 0;
+    bool others = false;
+    const size_t end = std::min(used, (batch + 1) * kWalkBatch);
+    for (size_t i = batch * kWalkBatch; i < end; ++i) {
+      if (table->shells[i].load(std::memory_order_acquire)) continue;
+      const Stub& stub = *table->stubs[i];
+      if (!IsLive(stub.role.load(std::memory_order_acquire))) continue;
+      // A stub given back (cached, a shell) keeps its last owner's pthread_t,
+      // which glibc hands to the next thread it creates: this one, maybe.
+      // Another thread that claims it stores its own pthread_t before its
+      // role (release), so after reading the role (acquire) `native` tells.
+      own[n] = OwnedHere(stub);
+      others |= !own[n];
+      places[n++] = i;
     }
-    if (walk.record == nullptr) {
-      // The first stub of another thread: count the walk, then the barrier
-      // after which every owner section that begins sees the count.
-      Walker& record = ClaimWalker();
-      record.walks_unit = WalksUnit(parts);
-      g_walks.fetch_add(record.walks_unit, std::memory_order_relaxed);
-      walk.record = &record;
-      HeavyBarrier();
+    if (others) {
+      if (walk.record == nullptr) {
+        // The first stub of another thread: count the walk, then the barrier
+        // after which every owner section that begins sees the count.
+        Walker& record = ClaimWalker();
+        record.walks_unit = WalksUnit(parts);
+        g_walks.fetch_add(record.walks_unit, std::memory_order_relaxed);
+        walk.record = &record;
+        HeavyBarrier();
+      }
+      walk.Mark(batch);
+    } else if (walk.record != nullptr) {
+      walk.record->visiting.store(0, std::memory_order_release);  // the previous batch is done
     }
-    // Ends the previous stub's visit (release) and marks this one; the fence
-    // pairs with the owner's fenced path.
-    walk.record->visiting.store(Marked(stub, parts), std::memory_order_release);
-    std::atomic_thread_fence(std::memory_order_seq_cst);
-    while (stub.writing.load(std::memory_order_acquire) != 0) sched_yield();
-    if (IsLive(stub.role.load(std::memory_order_acquire))) visit(context, stub);
-  });
+    for (size_t k = 0; k < n; ++k) {
+      Stub& stub = *table->stubs[places[k]];
+      walk.own = own[k];
+      walk.place = places[k];
+      if (!own[k]) {
+        // A visitor of this batch narrowed the mark (NarrowThisThreadsWalks).
+        if (walk.narrowed) walk.Mark(batch);
+        while (stub.writing.load(std::memory_order_acquire) != 0) sched_yield();
+        if (!IsLive(stub.role.load(std::memory_order_acquire))) continue;
+      }
+      visit(context, stub);  // this thread's own stub: nothing to hold off
+    }
+  }
 }
 
 size_t CountKeptStubs() noexcept {

@@ -24,15 +24,20 @@
 // key swaps only the handle) need none.
 //
 // The protocol is an asymmetric Dekker in two steps (the owner pays plain
-// stores, a walker one process-wide barrier per walk and a fence per stub):
+// stores, a walker one process-wide barrier per walk and a fence per batch of
+// kWalkBatch table places):
 //   owner:  writing = 1; compiler fence;
 //           if (walks reading this part != 0) {       // rare: a walk is on
-//             full fence; while a walker's record says "visiting this stub":
+//             full fence; while another thread's walker record says
+//             "visiting the batch of this stub":
 //               writing = 0, wait, writing = 1, full fence }
 //           ...write...; writing = 0 (release)
 //   walker: walks += 1; HeavyBarrier();               // once per walk
-//           per live stub: record = stub (release); full fence;
-//             wait until writing == 0; read; (the next stub's store ends it)
+//           per batch with another thread's live stub:
+//             record = batch (release); full fence;
+//             per live stub of the batch: wait until writing == 0; read
+//             (the next batch's store ends it)
+//             (after a narrowing, record = batch again and a fence first)
 //           record = none; walks -= 1 (release)
 // HeavyBarrier (membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED)) makes every
 // running thread of the process execute a full fence, which is the fence the
@@ -40,23 +45,32 @@
 // or sees the walk count and takes the fenced path. From then on the two
 // sides are a plain Dekker on (the walker's record, the stub's `writing`).
 // So an owner section costs two plain stores and a load of a read-mostly
-// global while no walk runs, and waits only while a walker reads that very
-// stub; not-yet-visited stubs of a walk never hold their owners up, which is
-// what keeps two walks whose visitors write their own threads from waiting
-// for each other. The walk counts are kept per part of the stub (StubPart).
-// A walker never marks stubs its own thread owns (a visitor that writes its
-// own thread's stub would otherwise wait for itself), and claims no shell
-// while walking.
+// global while no walk runs, and waits only while a walker reads the batch
+// of places that holds its stub (kWalkBatch stubs at most, each visited
+// once). Batches let one fence cover many stubs: the fence, not the read,
+// was most of a walk's cost per thread. Stubs of other batches never hold
+// their owners up. An owner that must wait while its own thread walks (a
+// visitor writing its own stub) first narrows its own walks' records to the
+// stub each is visiting, so two walks whose visitors write their own threads
+// wait for each other only when each is visiting the other's stub, as with
+// one stub per mark. The walk counts are kept per part of the stub
+// (StubPart). A walk never holds up its own thread (owners skip records of
+// their own thread: a visitor that writes its own thread's stub would
+// otherwise wait for itself).
 #ifndef TLS_CORE_INTERNAL_REGISTRY_H_
 #define TLS_CORE_INTERNAL_REGISTRY_H_
 
 #include <atomic>
+#include <cstddef>
 #include <cstdint>
 
 #include "core/internal/stub.h"
 #include "tls/internal/abi.h"
 
 namespace tls::inline TLS_ABI_NAMESPACE::internal {
+
+// How many table places a walk marks at once (see the protocol above).
+inline constexpr size_t kWalkBatch = 32;
 
 // The two parts of a stub a walker may read, gated separately: a Slot walk
 // reads only slot cells, so an owner's keyed writes (a visitor's Set on its
@@ -115,9 +129,10 @@ Stub* ClaimOrAllocateStub();
 void RetireStubToShell(Stub* stub) noexcept;
 
 // Calls visit(stub) for every registered stub with a live role (kThread or
-// kTask) at the time it is reached, in table order, under the protocol above: the stub's owner
-// writes nothing of `parts` until visit returns. Only the stub being visited
-// is held; visit may run user code. Stubs registered after the walk began, or
+// kTask) at the time it is reached, in table order, under the protocol above:
+// the stub's owner writes nothing of `parts` until visit returns. Only the
+// batch being read is held (its owners wait until the walk has visited all of
+// its live stubs); visit may run user code. Stubs registered after the walk began, or
 // becoming live during it, may be missed. visit may call tls on the calling
 // thread. A walk allocates nothing unless more than 8 walks overlap (their
 // records are kept for later walks; if allocating fails, a walk waits for a

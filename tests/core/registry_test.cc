@@ -3,11 +3,17 @@
 // thread's place (its shell) before the table grows. So the table, and the
 // part of it a walk reads, follows the process's peak thread count, not the
 // number of threads it ever ran. White-box: reads Stub::registry_index.
+#include "core/internal/registry.h"
+
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cstddef>
+#include <cstdio>
+#include <latch>
 #include <string>
 #include <thread>
 #include <vector>
@@ -48,6 +54,54 @@ size_t RunWave(int n, int keys, tls::Slot<int>& slot) {
   go.notify_all();
   for (std::thread& t : threads) t.join();
   return top.load();
+}
+
+// A walk marks a batch of table places at once (kWalkBatch), so owners in it
+// wait until the walk has read the batch. Two walks whose visitors write their
+// own threads' Slot values, each while reading a batch that holds the other
+// walker, would wait for each other for ever; before waiting, a walker's own
+// write narrows its walks to the stub each is visiting. First in the file, so
+// that the three threads take neighbouring places.
+TEST(Registry, TwoWalksInOneBatchWhoseVisitorsWriteTheirOwnSlotValuesDoNotWaitForEachOther) {
+  tls::Slot<int> walked, written;
+  std::latch have_stubs(3), both_in_visitor(2), release_holder(1);
+  std::atomic<int> done{0};
+  size_t places[3] = {0, 0, 0};
+  std::thread holder([&] {
+    walked.Emplace(1);  // the only value both walks visit
+    places[2] = t_thread.stub->registry_index;
+    have_stubs.count_down();
+    release_holder.wait();
+  });
+  auto walker = [&](int n) {
+    (void)tls::ID();  // a stub
+    places[n] = t_thread.stub->registry_index;
+    have_stubs.arrive_and_wait();
+    if (places[0] / tls::internal::kWalkBatch != places[2] / tls::internal::kWalkBatch ||
+        places[1] / tls::internal::kWalkBatch != places[2] / tls::internal::kWalkBatch) {
+      done.fetch_add(1);
+      return;  // the scenario needs one batch (checked below)
+    }
+    walked.ForEachThread([&](int&) {
+      both_in_visitor.arrive_and_wait();  // each walk now marks the other's place
+      written.Emplace(n);                 // a Slot write on its own stub
+    });
+    done.fetch_add(1);
+  };
+  std::thread a(walker, 0), b(walker, 1);
+  for (int i = 0; i < 1000 && done.load() < 2; ++i) usleep(10'000);
+  if (done.load() < 2) {
+    std::fprintf(stderr, "DEADLOCK: two walks in one batch whose visitors write their own Slots\n");
+    _exit(1);
+  }
+  a.join();
+  b.join();
+  release_holder.count_down();
+  holder.join();
+  if (places[0] / tls::internal::kWalkBatch != places[2] / tls::internal::kWalkBatch ||
+      places[1] / tls::internal::kWalkBatch != places[2] / tls::internal::kWalkBatch) {
+    GTEST_SKIP() << "the three threads did not share a batch; run this test first";
+  }
 }
 
 TEST(Registry, ThreadsStartingAfterOthersEndedReuseTheirPlacesBeforeTheTableGrows) {

@@ -262,40 +262,47 @@ TEST(SlotForEachThread, ValueIsNeverDestroyedWhileVisited) {
   EXPECT_FALSE(destroyed_while_visited);
 }
 
-// A walk holds only the stub it is visiting: while the visitor is on one
-// thread's value, another thread (visited already, or not yet) writes its own
-// Slot values without waiting for the walk.
-TEST(SlotForEachThread, OnlyTheThreadBeingVisitedWaitsForTheVisitor) {
+// A walk holds only the batch of threads it is reading (32 places of the
+// engine's thread table): while the visitor is on the first thread's value,
+// the thread it visits last, many places further, writes its own Slot values
+// without waiting for the walk.
+TEST(SlotForEachThread, ThreadsOutsideTheBatchBeingReadDoNotWaitForTheVisitor) {
+  constexpr int kThreads = 100;  // more than three batches
   tls::Slot<int> slot;
-  std::atomic<uint64_t> ids[2] = {0, 0};
   std::atomic<uint64_t> writer{0};  // the owner told to write, by id
+  std::atomic<int> ready{0};
   std::atomic<bool> wrote{false}, stop{false};
-  auto owner = [&](int n) {
-    slot.Emplace(n);
-    ids[n] = tls::ID();
-    while (!stop) {
-      if (writer.load() == tls::ID() && !wrote) {
-        slot.Del();       // a write section on its own stub...
-        slot.Emplace(n);  // ...and another
-        wrote = true;
+  std::vector<std::thread> owners;
+  for (int n = 0; n < kThreads; ++n) {
+    owners.emplace_back([&, n] {
+      slot.Emplace(n);
+      ++ready;
+      while (!stop) {
+        if (writer.load() == tls::ID() && !wrote) {
+          slot.Del();       // a write section on its own stub...
+          slot.Emplace(n);  // ...and another
+          wrote = true;
+        }
+        std::this_thread::yield();
       }
-      std::this_thread::yield();
-    }
-  };
-  std::thread a(owner, 0), b(owner, 1);
-  while (ids[0] == 0 || ids[1] == 0) std::this_thread::yield();
+    });
+  }
+  while (ready != kThreads) std::this_thread::yield();
+  std::vector<uint64_t> order;  // the walk's order (the table's), learnt first
+  slot.ForEachThread([&](const tls::ThreadInfo& who, int&) { order.push_back(who.id); });
+  ASSERT_EQ(order.size(), static_cast<size_t>(kThreads));
   int visits = 0;
   slot.ForEachThread([&](const tls::ThreadInfo& who, int&) {
     if (visits++ != 0) return;
-    writer = who.id == ids[0].load() ? ids[1].load() : ids[0].load();  // the other one
+    EXPECT_EQ(who.id, order.front());
+    writer = order.back();
     const auto deadline = std::chrono::steady_clock::now() + 10s;
     while (!wrote && std::chrono::steady_clock::now() < deadline) std::this_thread::yield();
-    EXPECT_TRUE(wrote.load()) << "a thread not being visited waited for the visitor";
+    EXPECT_TRUE(wrote.load()) << "a thread of another batch waited for the visitor";
   });
   stop = true;
-  a.join();
-  b.join();
-  EXPECT_EQ(visits, 2);
+  for (auto& t : owners) t.join();
+  EXPECT_EQ(visits, kThreads);
 }
 
 TEST(SlotForEachThread, ThreadEndingDuringTheVisitEndsAfterIt) {
