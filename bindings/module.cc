@@ -19,6 +19,7 @@
 #include "bindings/fast_calls.h"
 #include "bindings/introspection.h"
 #include "bindings/lifecycle.h"
+#include "bindings/local.h"
 #include "bindings/py_state.h"
 #include "bindings/tasks.h"
 #ifdef TLS_TESTING_HOOKS
@@ -52,7 +53,7 @@ int Register(PyObject* m) {
   if (PyModule_AddFunctions(m, g_interpreter_methods) < 0 || InitPyState() < 0 ||
       RegisterThreadEndBindings(m) < 0 || RegisterFastCalls(m) < 0 ||
       RegisterIntrospection(m) < 0 || RegisterLifecycleBindings(m) < 0 ||
-      RegisterTaskBindings(m) < 0) {
+      RegisterTaskBindings(m) < 0 || RegisterLocal(m) < 0) {
     return -1;
   }
 #ifdef TLS_TESTING_HOOKS

@@ -47,7 +47,7 @@ _tls._require_main_interpreter()
 from tls._data import Data, make_data  # noqa: E402
 from tls._introspection import Stats, ThreadReport, stats, threads  # noqa: E402
 from tls._tasks import ThreadPoolExecutor, wrap  # noqa: E402
-from tls._tls import Snapshot, at_exit, capture, delete, get, id, reset, set, unload  # noqa: E402
+from tls._tls import Snapshot, at_exit, capture, delete, get, id, local, reset, set, unload  # noqa: E402
 
 __all__ = [
     "Data",
@@ -60,6 +60,7 @@ __all__ = [
     "delete",
     "get",
     "id",
+    "local",
     "make_data",
     "reset",
     "set",
