@@ -114,9 +114,8 @@ PyObject* XNewRef(PyObject* o) {
 }
 
 struct LocalObject {
-  PyObject_HEAD
-  PyObject* args;     // for __init__ in each new thread
-  PyObject* kwargs;   // or nullptr
+  PyObject_HEAD PyObject* args;  // for __init__ in each new thread
+  PyObject* kwargs;              // or nullptr
   PyObject* weakrefs;
   tls::ThreadSlot<ThreadDict>* slot;
   std::shared_ptr<ThreadDicts>* dicts;

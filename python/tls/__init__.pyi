@@ -21,6 +21,7 @@ __all__ = [
     "delete",
     "get",
     "id",
+    "local",
     "make_data",
     "reset",
     "set",
@@ -47,6 +48,10 @@ class Data(Generic[_T]):
     def close(self) -> bool: ...
 
 def make_data(value: _T) -> Data[_T]: ...
+
+# threading.local's interface; a thread's attributes with close() are closed
+# at its end and at its reset; released on every thread when the object dies.
+class local: ...
 
 @final
 class Snapshot:  # Snapshot() takes no arguments (object's __init__)

@@ -80,7 +80,7 @@ class StubsTest(unittest.TestCase):
                 if is_dataclass:
                     self.assertEqual(fields, [f.name for f in dataclasses.fields(runtime_cls)])
                     self.assertTrue(runtime_cls.__dataclass_params__.frozen)
-            for node in (n for n in cls.body if not isinstance(n, ast.AnnAssign)):
+            for node in (n for n in cls.body if not isinstance(n, (ast.AnnAssign, ast.Expr))):
                 with self.subTest(cls=cls.name, member=node.name):
                     if node.name == "__init__":
                         self.assertEqual(stub_params(node), runtime_params(runtime_cls))
@@ -93,7 +93,7 @@ class StubsTest(unittest.TestCase):
                         self.assertEqual(stub_params(node), runtime_params(runtime))
             with self.subTest(cls=cls.name):
                 public = {n for n in vars(runtime_cls) if not n.startswith("_")}
-                declared = {n.name for n in cls.body if not isinstance(n, ast.AnnAssign)}
+                declared = {n.name for n in cls.body if not isinstance(n, (ast.AnnAssign, ast.Expr))}
                 self.assertEqual(public, declared - {"__init__"})
 
 
