@@ -125,10 +125,14 @@ LocalObject* AsLocal(PyObject* self) { return reinterpret_cast<LocalObject*>(sel
 
 PyObject* g_dict_name = nullptr;  // "__dict__", interned at import
 
-bool IsDictName(PyObject* name) {
-  if (name == g_dict_name) return true;
-  return PyUnicode_Check(name) && PyUnicode_GET_LENGTH(name) == 8 &&
-         PyUnicode_Compare(name, g_dict_name) == 0;
+// 1 if `name` is "__dict__", 0 if not, -1 with an error. A name that is not
+// a str is compared as CPython's local does (its __eq__ decides).
+int IsDictName(PyObject* name) {
+  if (name == g_dict_name) return 1;
+  if (PyUnicode_CheckExact(name)) {
+    return PyUnicode_GET_LENGTH(name) == 8 && PyUnicode_Compare(name, g_dict_name) == 0 ? 1 : 0;
+  }
+  return PyObject_RichCompareBool(name, g_dict_name, Py_EQ);
 }
 
 PyObject* MakeThreadDict(LocalObject* self, bool run_init);
@@ -266,16 +270,23 @@ void LocalDealloc(PyObject* op) {
 PyObject* LocalGetAttr(PyObject* op, PyObject* name) {
   PyObject* dict = ThisThreadsDict(AsLocal(op));
   if (dict == nullptr) return nullptr;
-  if (IsDictName(name)) return dict;
+  const int is_dict = IsDictName(name);
+  if (is_dict != 0) {
+    if (is_dict > 0) return dict;
+    Py_DECREF(dict);
+    return nullptr;
+  }
   PyObject* value = _PyObject_GenericGetAttrWithDict(op, name, dict, 0);
   Py_DECREF(dict);
   return value;
 }
 
 int LocalSetAttr(PyObject* op, PyObject* name, PyObject* value) {
-  if (IsDictName(name)) {
-    PyErr_Format(PyExc_AttributeError, "'%.100s' object attribute '%U' is read-only",
-                 Py_TYPE(op)->tp_name, name);
+  const int is_dict = IsDictName(name);
+  if (is_dict < 0) return -1;
+  if (is_dict > 0) {
+    PyErr_Format(PyExc_AttributeError, "'%.100s' object attribute '%S' is read-only",
+                 Py_TYPE(op)->tp_name, g_dict_name);
     return -1;
   }
   PyObject* dict = ThisThreadsDict(AsLocal(op));
