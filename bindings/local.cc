@@ -27,9 +27,9 @@ class ThreadDict;
 struct ThreadDicts {
   std::mutex lock;  // never held while Python code runs
   ThreadDict* head = nullptr;
-  // While the object dies: the dicts its Slot released on this thread, to be
-  // freed once the Slot is gone (so no Python code runs inside ~Slot, which
-  // must not be unwound through).
+  // While the object dies: the dicts its Slot released on the dying thread
+  // (which alone touches this), to be freed once the Slot is gone (so no Python code runs inside
+  // ~Slot, which must not be unwound through).
   std::vector<PyObject*> released;
 };
 
@@ -67,8 +67,7 @@ class ThreadDict {
   // at its Reset, calls close() once on each value that has one, then empties
   // the dict. When the object dies, only hands the dict over (see above).
   void Close() {
-    if (t_releasing == all_.get()) {
-      std::lock_guard<std::mutex> hold(all_->lock);
+    if (t_releasing == all_.get()) {    // only the dying thread touches `released`
       all_->released.push_back(dict_);  // the dying object frees it
       dict_ = nullptr;
       return;
@@ -256,7 +255,6 @@ void LocalDealloc(PyObject* op) {
     t_releasing = all;
     delete self->slot;
     t_releasing = outer;
-    std::lock_guard<std::mutex> hold(all->lock);
     released.swap(all->released);
   }
   delete self->dicts;

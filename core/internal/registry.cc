@@ -228,13 +228,19 @@ void HeavyBarrier() noexcept {
   mprotect(g_barrier_page, 4096, PROT_READ | PROT_WRITE);
 }
 
+// The current table and how many of its entries are set (0 without one).
+StubTable* CurrentTable(size_t& used) noexcept {
+  // Seq_cst: after a TableReader's count, as FreeRegistryIfUnused requires.
+  StubTable* table = g_table.load(std::memory_order_seq_cst);
+  used = table == nullptr ? 0 : table->used.load(std::memory_order_acquire);
+  return table;
+}
+
 // Calls f(index, stub, is_shell) for every entry of the current table.
 template <class F>
 void ForEachEntry(F&& f) {
-  // Seq_cst: after a TableReader's count, as FreeRegistryIfUnused requires.
-  StubTable* table = g_table.load(std::memory_order_seq_cst);
-  if (table == nullptr) return;
-  const size_t used = table->used.load(std::memory_order_acquire);
+  size_t used = 0;
+  StubTable* table = CurrentTable(used);
   for (size_t i = 0; i < used; ++i) {
     f(i, table->stubs[i], table->shells[i].load(std::memory_order_acquire));
   }
@@ -435,10 +441,8 @@ void WalkLiveStubs(StubPart parts, StubVisitor visit, void* context) {
     }
   } walk(parts);
   TableReader reading;
-  // Seq_cst: after the TableReader's count, as FreeRegistryIfUnused requires.
-  StubTable* table = g_table.load(std::memory_order_seq_cst);
-  if (table == nullptr) return;
-  const size_t used = table->used.load(std::memory_order_acquire);
+  size_t used = 0;
+  StubTable* table = CurrentTable(used);
   for (size_t batch = 0; batch * kWalkBatch < used; ++batch) {
     // The live stubs of this batch, in table order. Shells cost the table's
     // two loads; cached and spare stubs one load more. A stub that becomes
