@@ -5,6 +5,10 @@ from dataclasses import dataclass
 from typing import Any, Callable, Generic, Hashable, TypeVar, final
 
 from typing_extensions import ParamSpec
+# PEP 800 (typing_extensions 4.15): tls.local has a C instance layout, so a
+# class cannot derive from both it and another such base. Older type checkers
+# (Debian bookworm's mypy 1.0.1) do not know the name; to them it is Any.
+from typing_extensions import disjoint_base  # type: ignore[attr-defined]
 
 # Private: not part of the runtime module.
 _T = TypeVar("_T")
@@ -51,6 +55,7 @@ def make_data(value: _T) -> Data[_T]: ...
 
 # threading.local's interface; a thread's attributes with close() are closed
 # at its end and at its reset; released on every thread when the object dies.
+@disjoint_base
 class local: ...
 
 @final
