@@ -18,6 +18,8 @@ the path those rows are left out.
 
 --free-threaded (run on a free-threaded CPython, 3.13t) times only
 the rows of that build, in the same rounds-and-medians way:
+- tls.local against threading.local (LOCAL_PAIRS; also run on the default
+  python3);
 - scaling: N ops of `tls.get('k')` / `tls.set('k', 1)` on each of 2 threads
   started together (a barrier; wall time from the first thread's start to the
   last one's end) over the same N ops on 1 thread, and the same for the
@@ -73,6 +75,49 @@ FLOOR_PAIRS = [
     ("set", "tls.set('k', 1)", "floor.set('k', 1)"),
     ("get_kw", "tls.get('k')", "floor.get_kw('k')"),
 ]
+
+
+# tls.local against threading.local, paired the floor pairs' way (ABBA,
+# thread CPU time): attribute get and set on the class and on a subclass with
+# an __init__ (its per-thread dict made on first use, as in a user's
+# program), one object made and dropped, and 10,000 made and then dropped.
+# `tl_` names are tls.local's side, `stdl_` threading.local's.
+LOCAL_PAIRS = [
+    ("local get", "tl_.x", "stdl_.x"),
+    ("local set", "tl_.x = v", "stdl_.x = v"),
+    ("local subclass get", "tl_sub.x", "stdl_sub.x"),
+    ("local subclass set", "tl_sub.x = v", "stdl_sub.x = v"),
+    ("local create+drop", "TlsLocal()", "StdLocal()"),
+    ("10k locals", "make_locals(TlsLocal)", "make_locals(StdLocal)"),
+]
+
+
+def local_env():
+    """The globals of LOCAL_PAIRS' statements."""
+    class TlsSub(tls.local):
+        def __init__(self):
+            self.x = 1
+
+    class StdSub(threading.local):
+        def __init__(self):
+            self.x = 1
+
+    def make_locals(cls):
+        made = [cls() for _ in range(10_000)]
+        del made
+
+    tl_, stdl_ = tls.local(), threading.local()
+    tl_.x = stdl_.x = 1
+    return {"tl_": tl_, "stdl_": stdl_, "tl_sub": TlsSub(), "stdl_sub": StdSub(), "v": 7,
+            "TlsLocal": tls.local, "StdLocal": threading.local, "make_locals": make_locals}
+
+
+def time_local_pairs(rounds, n, prefix=""):
+    """LOCAL_PAIRS timed by time_pairs; the 10k pair runs n // 10,000 times."""
+    env = local_env()
+    out = time_pairs(LOCAL_PAIRS[:-1], env, rounds, n, prefix=prefix)
+    out.update(time_pairs(LOCAL_PAIRS[-1:], env, rounds, max(1, n // 10_000), prefix=prefix))
+    return out
 
 
 def noop():
@@ -299,6 +344,8 @@ def free_threaded(quick):
     results.update(time_pairs(FT_LOCAL_PAIRS, env,
                               rounds=5 if quick else 31, n=20_000 if quick else 200_000,
                               prefix="3.13t "))
+    results.update(time_local_pairs(rounds=5 if quick else 31, n=20_000 if quick else 200_000,
+                                    prefix="3.13t "))
     results["free_threaded"]["loadavg_after"] = os.getloadavg()[0]
     if not gil and sys._is_gil_enabled():  # e.g. an extension without Py_mod_gil imported since
         print("python_bench: the GIL came on during the run", file=sys.stderr)
@@ -396,6 +443,8 @@ def main():
     else:
         results.update(time_floor_pairs(rounds=5 if args.quick else 31,
                                          n=20_000 if args.quick else 200_000))
+    results.update(time_local_pairs(rounds=5 if args.quick else 31,
+                                    n=20_000 if args.quick else 200_000))
     json.dump(results, sys.stdout, indent=1)
     print()
 

@@ -9,6 +9,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "bindings/local.h"
 #include "bindings/py_state.h"
 #include "tls/threads.h"
 
@@ -51,6 +52,55 @@ bool TakeStores(std::vector<PyStore>& stores) {
   return true;
 }
 
+// The tls.local dicts TakeLocalDicts found, sorted by thread (stable: each
+// thread's in the locals' creation order); released by ReleaseLocalDicts.
+bool TakeLocalDictsByThread(std::vector<LocalDictRef>& dicts) {
+  if (!TakeLocalDicts(dicts)) return false;
+  std::stable_sort(dicts.begin(), dicts.end(), [](const LocalDictRef& a, const LocalDictRef& b) {
+    return IdentOf(a.thread) < IdentOf(b.thread);
+  });
+  return true;
+}
+
+void ReleaseLocalDicts(std::vector<LocalDictRef>& dicts) {
+  for (LocalDictRef& d : dicts) {
+    Py_CLEAR(d.type);
+    Py_CLEAR(d.dict);
+  }
+  dicts.clear();
+}
+
+// [(type, [attribute names])] of the locals holding attributes on the thread
+// `report` names (none for a task: a local's attributes are its thread's).
+PyObject* LocalsOf(const tls::ThreadReport& report, const std::vector<LocalDictRef>& dicts) {
+  PyObject* list = PyList_New(0);
+  if (list == nullptr || report.task) return list;
+  const unsigned long ident = IdentOf(report.native);
+  auto it = std::lower_bound(dicts.begin(), dicts.end(), ident,
+                             [](const LocalDictRef& d, unsigned long i) { return IdentOf(d.thread) < i; });
+  for (; it != dicts.end() && IdentOf(it->thread) == ident; ++it) {
+    // Another thread's dict, which its owner may be writing: PyDict_Keys
+    // copies the keys under the dict's own lock in a free-threaded build.
+    PyObject* names = PyDict_Keys(it->dict);
+    if (names == nullptr) {
+      Py_DECREF(list);
+      return nullptr;
+    }
+    if (PyList_GET_SIZE(names) == 0) {  // a thread that used the object and holds nothing
+      Py_DECREF(names);
+      continue;
+    }
+    PyObject* pair = Py_BuildValue("(ON)", it->type, names);
+    if (pair == nullptr || PyList_Append(list, pair) < 0) {
+      Py_XDECREF(pair);
+      Py_DECREF(list);
+      return nullptr;
+    }
+    Py_DECREF(pair);
+  }
+  return list;
+}
+
 // The C++ key names as a tuple of str (Key::ToString is UTF-8 for text keys;
 // anything else is escaped rather than refused).
 PyObject* KeyNames(const std::vector<std::string>& keys) {
@@ -69,10 +119,11 @@ PyObject* KeyNames(const std::vector<std::string>& keys) {
 }
 
 // One entry of _threads(): (id, ident, task, keys, cpp_keys, slot_values,
-// handlers, bytes), keys being the Python store's key objects (a new list,
-// insertion order; empty without a store).
-PyObject* Entry(const tls::ThreadReport& report, PyObject* dict) {
-  constexpr Py_ssize_t kFields = 8;
+// handlers, bytes, locals), keys being the Python store's key objects (a new
+// list, insertion order; empty without a store), locals LocalsOf's list.
+PyObject* Entry(const tls::ThreadReport& report, PyObject* dict,
+                const std::vector<LocalDictRef>& locals) {
+  constexpr Py_ssize_t kFields = 9;
   PyObject* entry = PyTuple_New(kFields);
   if (entry == nullptr) return nullptr;
   // One at a time, stopping at the first failure (no C API call with an
@@ -88,7 +139,8 @@ PyObject* Entry(const tls::ThreadReport& report, PyObject* dict) {
                   put(PyBool_FromLong(report.task)) &&
                   put(dict != nullptr ? PyDict_Keys(dict) : PyList_New(0)) &&
                   put(KeyNames(report.keys)) && put(PyLong_FromSize_t(report.slot_values)) &&
-                  put(PyLong_FromSize_t(report.handlers)) && put(PyLong_FromSize_t(report.bytes));
+                  put(PyLong_FromSize_t(report.handlers)) && put(PyLong_FromSize_t(report.bytes)) &&
+                  put(LocalsOf(report, locals));
   if (!ok) {
     Py_DECREF(entry);  // unset items are NULL: the tuple skips them
     return nullptr;
@@ -97,14 +149,15 @@ PyObject* Entry(const tls::ThreadReport& report, PyObject* dict) {
 }
 
 PyObject* BuildThreads(const std::vector<tls::ThreadReport>& reports,
-                       const std::vector<PyStore>& stores) {
+                       const std::vector<PyStore>& stores,
+                       const std::vector<LocalDictRef>& locals) {
   PyObject* list = PyList_New(0);
   if (list == nullptr) return nullptr;
   for (const tls::ThreadReport& report : reports) {
     auto store = std::lower_bound(stores.begin(), stores.end(), report.id,
                                   [](const PyStore& s, uint64_t id) { return s.id < id; });
     PyObject* dict = store != stores.end() && store->id == report.id ? store->dict : nullptr;
-    PyObject* entry = Entry(report, dict);
+    PyObject* entry = Entry(report, dict, locals);
     if (entry == nullptr || PyList_Append(list, entry) < 0) {
       Py_XDECREF(entry);
       Py_DECREF(list);
@@ -135,8 +188,16 @@ PyObject* Threads(PyObject*, PyObject*) {
   if (!TakeStores(stores)) return nullptr;
   std::sort(stores.begin(), stores.end(),
             [](const PyStore& a, const PyStore& b) { return a.id < b.id; });
-  PyObject* result = BuildThreads(reports, stores);
+  // The locals' dicts last, matched to the listing by thread: as above, a
+  // thread that made its first one meanwhile (3.13t) is left out with it.
+  std::vector<LocalDictRef> locals;
+  if (!TakeLocalDictsByThread(locals)) {
+    ReleaseStores(stores);
+    return nullptr;
+  }
+  PyObject* result = BuildThreads(reports, stores, locals);
   ReleaseStores(stores);
+  ReleaseLocalDicts(locals);
   return result;
 }
 
@@ -177,8 +238,10 @@ PyMethodDef g_introspection_methods[] = {
     {"_threads", &Threads, METH_NOARGS,
      "_threads($module, /)\n--\n\n"
      "The raw listing behind tls.threads() (not API): a list of (id, ident, task,\n"
-     "python_keys, cpp_keys, slot_values, handlers, bytes), one per live thread\n"
-     "and open task, newest first; python_keys is a new list of the key objects."},
+     "python_keys, cpp_keys, slot_values, handlers, bytes, locals), one per live\n"
+     "thread and open task, newest first; python_keys is a new list of the key\n"
+     "objects, locals a list of (type, [attribute names]) of each tls.local\n"
+     "holding attributes on the thread."},
     {"_stats", &Stats, METH_NOARGS,
      "_stats($module, /)\n--\n\n"
      "The raw figures behind tls.stats() (not API), as a dict."},

@@ -2,6 +2,9 @@
 
 #include <structmember.h>
 
+#include <pthread.h>
+
+#include <cstddef>
 #include <exception>
 #include <memory>
 #include <mutex>
@@ -41,8 +44,9 @@ thread_local ThreadDicts* t_releasing = nullptr;
 class ThreadDict {
  public:
   // Holds a new reference to `dict`. Runs no Python code.
+  // Made on the thread whose attributes it holds (a ThreadSlot's Emplace).
   ThreadDict(PyObject* dict, std::shared_ptr<ThreadDicts> all) noexcept
-      : dict_(dict), all_(std::move(all)) {
+      : dict_(dict), thread_(pthread_self()), all_(std::move(all)) {
     Py_INCREF(dict_);
     std::lock_guard<std::mutex> hold(all_->lock);
     next_ = all_->head;
@@ -93,10 +97,12 @@ class ThreadDict {
   }
 
   PyObject* dict() const noexcept { return dict_; }
+  pthread_t thread() const noexcept { return thread_; }
   const ThreadDict* next() const noexcept { return next_; }
 
  private:
   PyObject* dict_;
+  const pthread_t thread_;  // its owner: a ThreadSlot value never moves
   std::shared_ptr<ThreadDicts> all_;
   ThreadDict* prev_ = nullptr;  // in all_'s list, under its lock
   ThreadDict* next_ = nullptr;
@@ -118,9 +124,35 @@ struct LocalObject {
   PyObject* weakrefs;
   tls::ThreadSlot<ThreadDict>* slot;
   std::shared_ptr<ThreadDicts>* dicts;
+  LocalObject* live_prev;  // in the list of live locals, under g_live_lock
+  LocalObject* live_next;
+  bool live;               // in that list
 };
 
 LocalObject* AsLocal(PyObject* self) { return reinterpret_cast<LocalObject*>(self); }
+
+// Every live local with its Slot, oldest first, for TakeLocalDicts. Taken
+// before an object's ThreadDicts lock, never while Python code runs.
+std::mutex g_live_lock;
+LocalObject* g_live_head = nullptr;
+LocalObject* g_live_tail = nullptr;
+
+void AddLive(LocalObject* self) {
+  std::lock_guard<std::mutex> hold(g_live_lock);
+  self->live_prev = g_live_tail;
+  self->live_next = nullptr;
+  (g_live_tail != nullptr ? g_live_tail->live_next : g_live_head) = self;
+  g_live_tail = self;
+  self->live = true;
+}
+
+void RemoveLive(LocalObject* self) {
+  std::lock_guard<std::mutex> hold(g_live_lock);
+  if (!self->live) return;
+  (self->live_prev != nullptr ? self->live_prev->live_next : g_live_head) = self->live_next;
+  (self->live_next != nullptr ? self->live_next->live_prev : g_live_tail) = self->live_prev;
+  self->live = false;
+}
 
 PyObject* g_dict_name = nullptr;  // "__dict__", interned at import
 
@@ -197,6 +229,7 @@ PyObject* LocalNew(PyTypeObject* type, PyObject* args, PyObject* kwargs) {
     Py_DECREF(self);
     return PyErr_NoMemory();
   }
+  AddLive(self);
   // This thread's dict now: type.__call__ runs __init__ here next.
   PyObject* dict = MakeThreadDict(self, /*run_init=*/false);
   if (dict == nullptr) {
@@ -246,6 +279,7 @@ void LocalDealloc(PyObject* op) {
   PyTypeObject* type = Py_TYPE(op);
   PyObject_GC_UnTrack(op);
   if (self->weakrefs != nullptr) PyObject_ClearWeakRefs(op);
+  RemoveLive(self);  // before its Slot goes: TakeLocalDicts reads the dicts
   std::vector<PyObject*> released;
   if (self->slot != nullptr) {
     // Every thread's dict comes out of the Slot here, handed over by
@@ -331,6 +365,33 @@ PyType_Spec g_local_spec = {
 };
 
 }  // namespace
+
+bool TakeLocalDicts(std::vector<LocalDictRef>& out) {
+  const size_t first = out.size();
+  try {
+    std::lock_guard<std::mutex> live(g_live_lock);
+    for (LocalObject* self = g_live_head; self != nullptr; self = self->live_next) {
+      ThreadDicts& all = **self->dicts;
+      std::lock_guard<std::mutex> hold(all.lock);
+      for (const ThreadDict* d = all.head; d != nullptr; d = d->next()) {
+        if (d->dict() == nullptr) continue;  // handed to its dying object
+        out.push_back(LocalDictRef{d->thread(), reinterpret_cast<PyObject*>(Py_TYPE(self)),
+                                   d->dict()});  // if it throws, no reference was taken
+        Py_INCREF(out.back().type);
+        Py_INCREF(out.back().dict);
+      }
+    }
+  } catch (const std::bad_alloc&) {
+    for (size_t i = first; i < out.size(); ++i) {  // no lock held here: may run __del__
+      Py_DECREF(out[i].type);
+      Py_DECREF(out[i].dict);
+    }
+    out.erase(out.begin() + static_cast<std::ptrdiff_t>(first), out.end());
+    PyErr_NoMemory();
+    return false;
+  }
+  return true;
+}
 
 int RegisterLocal(PyObject* module) {
   g_dict_name = PyUnicode_InternFromString("__dict__");  // kept for good

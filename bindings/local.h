@@ -28,8 +28,26 @@
 #define TLS_BINDINGS_LOCAL_H_
 
 #include <Python.h>
+#include <pthread.h>
+
+#include <vector>
 
 namespace tls::bindings {
+
+// One thread's attributes of one tls.local, as TakeLocalDicts found them.
+struct LocalDictRef {
+  pthread_t thread;  // the thread whose attributes they are (its pthread_self())
+  PyObject* type;    // a strong reference to the local's type
+  PyObject* dict;    // a strong reference to that thread's attribute dict
+};
+
+// Appends to `out`, for every live tls.local in the order they were made,
+// each thread's attribute dict (for tls.threads()). Reads only what the
+// objects' own lists hold under their locks, runs no Python code and walks
+// no thread. The caller holds the GIL (free-threaded: is attached) and
+// releases the references. false with a Python error set on failure (then
+// `out` holds no new reference).
+bool TakeLocalDicts(std::vector<LocalDictRef>& out);
 
 // Adds the `local` type to `module`. 0, or -1 with a Python error set.
 int RegisterLocal(PyObject* module);

@@ -208,6 +208,22 @@ PYTHON_FLOOR_ROWS = [
      "tls.get('k')", "floor.get_kw('k')", None),
 ]
 
+# tls.local vs threading.local, paired as the floor rows (python_bench.py
+# LOCAL_PAIRS): (measure, tls statement, threading.local statement, target).
+PYTHON_LOCAL_ROWS = [
+    ("Python `tls.local` attribute get vs `threading.local` (paired rounds; quartiles)",
+     "tl_.x", "stdl_.x", 1.0),
+    ("Python `tls.local` attribute set vs `threading.local`", "tl_.x = v", "stdl_.x = v", 1.0),
+    ("Python `tls.local` subclass (with `__init__`) attribute get vs the same on "
+     "`threading.local`", "tl_sub.x", "stdl_sub.x", 1.0),
+    ("Python `tls.local` subclass attribute set vs `threading.local`'s",
+     "tl_sub.x = v", "stdl_sub.x = v", 1.0),
+    ("Python one `tls.local()` made and dropped vs `threading.local()`",
+     "TlsLocal()", "StdLocal()", 1.5),
+    ("Python 10,000 `tls.local()` made, then dropped, vs as many `threading.local()`",
+     "make_locals(TlsLocal)", "make_locals(StdLocal)", 1.5),
+]
+
 # Free-threaded CPython 3.13t rows, from `python_bench.py
 # --free-threaded` on the cp313t wheel (--python-ft). Scaling: (measure, tls
 # statement, control statement, target); tls and peer are each side's median
@@ -244,6 +260,9 @@ PYTHON_FT_ROWS = [
     ("Python 3.13t `tls.set('k', 1)` through the module attribute vs `tl.x = 1`",
      "3.13t tls.set('k', 1)", "tl.x = 1", None),
 ]
+# 3.13t's tls.local rows: the default python3's PYTHON_LOCAL_ROWS, run there.
+PYTHON_FT_ROWS += [("Python 3.13t " + m.removeprefix("Python "), "3.13t " + mine, peer, t)
+                   for m, mine, peer, t in PYTHON_LOCAL_ROWS]
 
 
 SCALE = {"ns": 1.0, "us": 1e3, "ms": 1e6, "s": 1e9}
@@ -570,7 +589,7 @@ def main():
                 continue
             rows.append(ratio_row(measure, a, b, target,
                                   (py.get(mine + " cv"), py.get(peer + " cv"))))
-        for measure, mine, peer, target in PYTHON_FLOOR_ROWS:
+        for measure, mine, peer, target in PYTHON_FLOOR_ROWS + PYTHON_LOCAL_ROWS:
             paired = py.get(f"{mine} / {peer}")
             if paired is None:
                 rows.append(not_run(measure, None, None, f"≤ {target}×" if target else "—"))

@@ -86,6 +86,7 @@ class ThreadReport:
     slot_values: int
     handlers: int
     bytes: int
+    locals: tuple[str, ...]
 
 @final
 @dataclass(frozen=True)

@@ -38,6 +38,10 @@ class ThreadReport:
       handlers:    ``at_exit`` handlers waiting, Python and C++
       bytes:       approximate heap bytes the engine keeps for it (not
                    counting the values themselves)
+      locals:      the attributes that ``tls.local`` objects hold on that
+                   thread, each as ``'TypeName.attr'`` (the local's type's
+                   ``__qualname__``), locals in the order they were made;
+                   empty for a task (a local's attributes are its thread's)
     """
 
     id: int
@@ -50,6 +54,7 @@ class ThreadReport:
     slot_values: int
     handlers: int
     bytes: int
+    locals: typing.Tuple[str, ...]
 
 
 @typing.final
@@ -100,18 +105,25 @@ def _key_repr(key):
         return object.__repr__(key)
 
 
+def _local_names(locals_):
+    """'TypeName.attr' for each (type, [names]) of a thread's tls.local dicts."""
+    return tuple(f"{t.__qualname__}.{n if isinstance(n, str) else _key_repr(n)}"
+                 for t, names in locals_ for n in names)
+
+
 def threads():
     """threads lists every live thread and open task that holds tls state,
     newest first, as a list of ``tls.ThreadReport``: id, native ident, thread
-    name, whether it is a task, its Python keys (``repr()``, insertion order)
-    and counts. Never the values.
+    name, whether it is a task, its Python keys (``repr()``, insertion order),
+    the names of its ``tls.local`` attributes, and counts. Never the values.
 
     The same threads, with the same ids, as C++ ``tls::ListThreads()``: a
     thread with only C++ state, or none in Python, is listed with no Python
     keys. Safe from any thread, while others start, store and end, and from an
     ``at_exit`` handler or a ``close()``. A snapshot: a thread that stores or
-    ends during the call may be seen before or after. Costs a walk over all
-    threads (a system call per 128) and a ``repr()`` per key.
+    ends during the call may be seen before or after. Costs two walks over all
+    threads (a system call each), a ``repr()`` per key and a look at every
+    live ``tls.local``'s dicts.
 
     Example::
 
@@ -132,8 +144,9 @@ def threads():
             slot_values=slot_values,
             handlers=handlers,
             bytes=size,
+            locals=_local_names(locals_),
         )
-        for id_, ident, task, keys, cpp_keys, slot_values, handlers, size in raw
+        for id_, ident, task, keys, cpp_keys, slot_values, handlers, size, locals_ in raw
     ]
 
 

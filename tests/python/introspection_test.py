@@ -225,6 +225,58 @@ class TaskTest(unittest.TestCase):
         tls.delete("outer")
 
 
+class Cache(tls.local):
+    pass
+
+
+class LocalsTest(unittest.TestCase):
+    def test_local_attributes_are_listed_under_their_thread_by_name_never_values(self):
+        secret = "s3cret-local-" + str(random.random())
+        plain, cache = tls.local(), Cache()
+
+        def setup(i):
+            if i == 0:
+                plain.conn = secret
+                cache.user = secret
+                cache.session = 1
+            else:
+                tls.set("k", 1)  # a thread that never touched a local
+
+        with Parked(2, setup) as parked:
+            listing = tls.threads()
+            first, second = (entry(listing, r[0]) for r in parked.results)
+            self.assertEqual(first.locals, ("local.conn", "Cache.user", "Cache.session"))
+            self.assertEqual(second.locals, ())
+            self.assertNotIn(secret, repr(listing))
+            # The object's death releases every thread's attributes: gone at once.
+            del cache
+            gc.collect()
+            self.assertEqual(entry(tls.threads(), parked.results[0][0]).locals, ("local.conn",))
+            # A thread's emptied dict lists nothing.
+            del plain
+            gc.collect()
+            self.assertEqual(entry(tls.threads(), parked.results[0][0]).locals, ())
+
+    def test_local_attributes_seen_by_a_task_are_listed_under_the_thread_not_the_task(self):
+        tls.reset()
+        cache = tls.local()
+        cache.conn = 1
+        thread_id = tls.id()
+        seen = []
+
+        def in_task():
+            tls.set("k", 1)  # the task's own state, so that it is listed
+            cache.more = 2  # the thread's: a local is per thread by default
+            listing = tls.threads()
+            seen.append((entry(listing, tls.id()), entry(listing, thread_id)))
+
+        tls.capture().run(in_task)
+        (task, thread), = seen
+        self.assertTrue(task.task)
+        self.assertEqual(task.locals, ())
+        self.assertEqual(thread.locals, ("local.conn", "local.more"))
+
+
 class ConsistencyTest(unittest.TestCase):
     def test_ids_match_tls_id_on_each_thread(self):
         def setup(i):
