@@ -80,13 +80,16 @@ FLOOR_PAIRS = [
 # tls.local against threading.local, paired the floor pairs' way (ABBA,
 # thread CPU time): attribute get and set on the class and on a subclass with
 # an __init__ (its per-thread dict made on first use, as in a user's
-# program), one object made and dropped, and 10,000 made and then dropped.
+# program), the same on a tls.task_local (`ttl`), one object made and
+# dropped, and 10,000 made and then dropped.
 # `tl_` names are tls.local's side, `stdl_` threading.local's.
 LOCAL_PAIRS = [
     ("local get", "tl_.x", "stdl_.x"),
     ("local set", "tl_.x = v", "stdl_.x = v"),
     ("local subclass get", "tl_sub.x", "stdl_sub.x"),
     ("local subclass set", "tl_sub.x = v", "stdl_sub.x = v"),
+    ("task_local get", "ttl.x", "stdl_.x"),
+    ("task_local set", "ttl.x = v", "stdl_.x = v"),
     ("local create+drop", "TlsLocal()", "StdLocal()"),
     ("10k locals", "make_locals(TlsLocal)", "make_locals(StdLocal)"),
 ]
@@ -106,9 +109,9 @@ def local_env():
         made = [cls() for _ in range(10_000)]
         del made
 
-    tl_, stdl_ = tls.local(), threading.local()
-    tl_.x = stdl_.x = 1
-    return {"tl_": tl_, "stdl_": stdl_, "tl_sub": TlsSub(), "stdl_sub": StdSub(), "v": 7,
+    tl_, stdl_, ttl = tls.local(), threading.local(), tls.task_local()
+    tl_.x = stdl_.x = ttl.x = 1
+    return {"tl_": tl_, "stdl_": stdl_, "ttl": ttl, "tl_sub": TlsSub(), "stdl_sub": StdSub(), "v": 7,
             "TlsLocal": tls.local, "StdLocal": threading.local, "make_locals": make_locals}
 
 
@@ -443,8 +446,9 @@ def main():
     else:
         results.update(time_floor_pairs(rounds=5 if args.quick else 31,
                                          n=20_000 if args.quick else 200_000))
-    results.update(time_local_pairs(rounds=5 if args.quick else 31,
-                                    n=20_000 if args.quick else 200_000))
+    if not args.floor_only:
+        results.update(time_local_pairs(rounds=5 if args.quick else 31,
+                                        n=20_000 if args.quick else 200_000))
     json.dump(results, sys.stdout, indent=1)
     print()
 

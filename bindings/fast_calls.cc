@@ -211,6 +211,33 @@ PyMethodDef g_fast_methods[] = {
 
 }  // namespace
 
+PyObject* StoreGet(PyObject* key) {
+  PyObject* dict = CurrentDict();
+  if (dict == nullptr) return nullptr;
+  Py_INCREF(dict);
+  PyObject* value = PyDict_GetItemWithError(dict, key);  // borrowed
+  Py_XINCREF(value);  // before the dict may go
+  Py_DECREF(dict);
+  return value;
+}
+
+int StoreSet(PyObject* key, PyObject* value) {
+  PyObject* args[] = {key, value};
+  PyObject* done = SetSlowly(args, 4);
+  if (done == nullptr) return -1;
+  Py_DECREF(done);
+  return 0;
+}
+
+int StoreDelete(PyObject* key) {
+  PyObject* args[] = {key};
+  PyObject* removed = Delete(nullptr, args, 1);
+  if (removed == nullptr) return -1;
+  const int rc = removed == Py_True ? 1 : 0;
+  Py_DECREF(removed);
+  return rc;
+}
+
 int RegisterFastCalls(PyObject* module) { return PyModule_AddFunctions(module, g_fast_methods); }
 
 }  // namespace tls::bindings

@@ -18,6 +18,19 @@ namespace tls::bindings {
 // Returns 0, or -1 with a Python error set.
 int RegisterFastCalls(PyObject* module);
 
+// The calling thread's (in a task: the task's) store, as get/set/delete use
+// it, for other areas that keep values there (task_local.cc). Each holds the
+// store meanwhile and follows set's rules when a key's code or a replaced
+// value's __del__ resets it.
+// StoreGet: the value under `key` as a new reference; nullptr with no error
+// if missing, with an error on failure. Never creates the store.
+PyObject* StoreGet(PyObject* key);
+// StoreSet: stores `value` under `key`, creating the store if missing.
+// 0, or -1 with an error set.
+int StoreSet(PyObject* key, PyObject* value);
+// StoreDelete: 1 removed (not closed), 0 missing, -1 with an error set.
+int StoreDelete(PyObject* key);
+
 // A METH_FASTCALL function (with or without METH_KEYWORDS) as the PyCFunction
 // a PyMethodDef holds; CPython calls it back with its real signature.
 template <class F>

@@ -21,6 +21,7 @@
 #include "bindings/lifecycle.h"
 #include "bindings/local.h"
 #include "bindings/py_state.h"
+#include "bindings/task_local.h"
 #include "bindings/tasks.h"
 #ifdef TLS_TESTING_HOOKS
 #include "bindings/testing.h"  // only in the test build (bindings/BUILD)
@@ -53,7 +54,7 @@ int Register(PyObject* m) {
   if (PyModule_AddFunctions(m, g_interpreter_methods) < 0 || InitPyState() < 0 ||
       RegisterThreadEndBindings(m) < 0 || RegisterFastCalls(m) < 0 ||
       RegisterIntrospection(m) < 0 || RegisterLifecycleBindings(m) < 0 ||
-      RegisterTaskBindings(m) < 0 || RegisterLocal(m) < 0) {
+      RegisterTaskBindings(m) < 0 || RegisterLocal(m) < 0 || RegisterTaskLocal(m) < 0) {
     return -1;
   }
 #ifdef TLS_TESTING_HOOKS

@@ -27,6 +27,21 @@ inline int DictGetItemRef(PyObject* dict, PyObject* key, PyObject** result) {
 #endif
 }
 
+// `name` looked up along the type's MRO (what a class attribute lookup finds
+// before the instance), as a new reference, or nullptr with no error set if
+// no class has it. A free-threaded build's types change under other threads,
+// so the reference is taken inside the lookup there (_PyType_LookupRef,
+// 3.13+); with a GIL the borrowed result plus Py_INCREF is the same.
+inline PyObject* TypeLookupRef(PyTypeObject* type, PyObject* name) {
+#ifdef Py_GIL_DISABLED
+  return _PyType_LookupRef(type, name);
+#else
+  PyObject* found = _PyType_Lookup(type, name);  // borrowed
+  Py_XINCREF(found);
+  return found;
+#endif
+}
+
 }  // namespace tls::bindings
 
 #endif  // TLS_BINDINGS_PY_COMPAT_H_

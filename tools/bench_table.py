@@ -218,6 +218,10 @@ PYTHON_LOCAL_ROWS = [
      "`threading.local`", "tl_sub.x", "stdl_sub.x", 1.0),
     ("Python `tls.local` subclass attribute set vs `threading.local`'s",
      "tl_sub.x = v", "stdl_sub.x = v", 1.0),
+    ("Python `tls.task_local` (attributes are tls values, carried into tasks) attribute get "
+     "vs `threading.local`", "ttl.x", "stdl_.x", None),
+    ("Python `tls.task_local` attribute set vs `threading.local`", "ttl.x = v", "stdl_.x = v",
+     None),
     ("Python one `tls.local()` made and dropped vs `threading.local()`",
      "TlsLocal()", "StdLocal()", 1.5),
     ("Python 10,000 `tls.local()` made, then dropped, vs as many `threading.local()`",

@@ -80,8 +80,11 @@ chroot_mounts() {
 }
 
 # What the chroot holds besides debootstrap's base: the interpreters with venv,
-# Bazel 7 (examples/embedding/check_bzlmod.sh), mypy (tests/python/stubtest_test.py).
-sid_packages=(python3.15-dev python3.15-venv bazel-bootstrap pybind11-dev python3-mypy)
+# Bazel 7 (examples/embedding/check_bzlmod.sh), mypy (tests/python/stubtest_test.py),
+# and the interpreters' own test suites (tests/python/cpython_local_test.py runs
+# their Lib/test/test_threading_local.py against tls.local).
+sid_packages=(python3.15-dev python3.15-venv bazel-bootstrap pybind11-dev python3-mypy
+  libpython3.14-testsuite libpython3.15-testsuite)
 
 sid_install() {
   local root=$cache/sid missing=() p

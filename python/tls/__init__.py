@@ -47,7 +47,8 @@ _tls._require_main_interpreter()
 from tls._data import Data, make_data  # noqa: E402
 from tls._introspection import Stats, ThreadReport, stats, threads  # noqa: E402
 from tls._tasks import ThreadPoolExecutor, wrap  # noqa: E402
-from tls._tls import Snapshot, at_exit, capture, delete, get, id, local, reset, set, unload  # noqa: E402
+from tls._tls import (  # noqa: E402
+    Snapshot, at_exit, capture, delete, get, id, local, reset, set, task_local, unload)
 
 __all__ = [
     "Data",
@@ -65,6 +66,7 @@ __all__ = [
     "reset",
     "set",
     "stats",
+    "task_local",
     "threads",
     "unload",
     "wrap",

@@ -30,6 +30,7 @@ __all__ = [
     "reset",
     "set",
     "stats",
+    "task_local",
     "threads",
     "unload",
     "wrap",
@@ -57,6 +58,11 @@ def make_data(value: _T) -> Data[_T]: ...
 # at its end and at its reset; released on every thread when the object dies.
 @disjoint_base
 class local: ...
+
+# threading.local's interface over tls values: tasks carry it from their
+# submitter as they carry tls.set's values, and close what they set in it.
+@disjoint_base
+class task_local: ...
 
 @final
 class Snapshot:  # Snapshot() takes no arguments (object's __init__)
