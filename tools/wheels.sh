@@ -34,7 +34,12 @@ bin_dir() {
 
 # What the repository rule found on this machine, looked for again each time:
 # tools/setup_platforms.sh may have built new interpreters since.
-bazel sync "${bazel_args[@]}" --only=local_python >/dev/null 2>&1 || true
+# `bazel sync` takes no build options (`--jobs` would make it fail, and the
+# stale list would stand), so none of bazel_args go to it.
+if ! sync_log=$(bazel sync --only=local_python 2>&1); then
+  echo "wheels: bazel sync --only=local_python failed; the interpreter list may be stale:" >&2
+  echo "$sync_log" | tail -5 >&2
+fi
 bazel build "${bazel_args[@]}" @local_python//:pythons.txt 2>/dev/null ||
   bazel build "${bazel_args[@]}" @local_python//:pythons.txt
 pythons="$(bazel info output_base 2>/dev/null)/external/local_python/pythons.txt"
