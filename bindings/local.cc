@@ -87,6 +87,7 @@ class ThreadDict {
       }
       for (Py_ssize_t i = 0, n = PyList_GET_SIZE(values); i < n; ++i) {
         PyObject* value = PyList_GET_ITEM(values, i);
+        if (!MayHaveClose(value)) continue;  // a str, an int...: nothing to close
         if (!round.Claim(value)) continue;  // under two names, or also a keyed value
         if (!round.at_end()) ClosingNow(value);
         CloseValue(value);

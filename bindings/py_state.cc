@@ -75,7 +75,8 @@ void PyState::Close() {
     CapturedObjects captured;  // given to a task: not its to close
     for (Py_ssize_t i = 0, n = PyList_GET_SIZE(values); i < n; ++i) {
       PyObject* value = PyList_GET_ITEM(values, i);
-      if (!round.Claim(value)) continue;  // same object under two keys
+      if (!MayHaveClose(value)) continue;  // a str, an int...: nothing to close or defer
+      if (!round.Claim(value)) continue;   // same object under two keys
       if (captured.Contains(value)) continue;
       if (!round.at_end()) {
         ClosingNow(value);  // so no snapshot's release closes it again
@@ -89,16 +90,21 @@ void PyState::Close() {
   });
 }
 
-PyState* NewPyState() {
+PyState* NewPyState(PyObject* initial) {
   if (EnsureThreadEndHook() < 0) return nullptr;
   // Allocating the dict may run the garbage collector, whose __del__ calls may
-  // store values (making this thread's PyState): keep theirs.
-  PyObject* dict = PyDict_New();
+  // store values (making this thread's PyState): keep theirs, with `initial`
+  // stored over them.
+  PyObject* dict = initial != nullptr ? PyDict_Copy(initial) : PyDict_New();
   if (dict == nullptr) return nullptr;
   if (PyState* made_meanwhile = PyStates().Get()) {
-    Py_DECREF(dict);
     CacheDict(made_meanwhile->dict());
-    return made_meanwhile;
+    PyObject* kept = made_meanwhile->dict();
+    Py_INCREF(kept);  // an update may run code that resets the store
+    const int rc = initial != nullptr ? PyDict_Update(kept, dict) : 0;
+    Py_DECREF(kept);
+    Py_DECREF(dict);
+    return rc < 0 ? nullptr : made_meanwhile;
   }
   PyState* state = nullptr;
   try {

@@ -122,6 +122,8 @@ Table& table() {
 [[maybe_unused]] const int g_fork_handlers = pthread_atfork(
     [] { table().mutex.lock(); }, [] { table().mutex.unlock(); }, [] { table().mutex.unlock(); });
 
+}  // namespace
+
 // Whether `value` can have a close(), so its count matters. Instances of the
 // built-in types below have none, and neither a __dict__ nor a __class__ that
 // can change, so they are never counted: most captured values (request IDs,
@@ -143,6 +145,8 @@ bool MayHaveClose(PyObject* value) {
   return !(value == Py_None || type == &PyFloat_Type || type == &PySet_Type ||
            type == &PyFrozenSet_Type || type == &PyComplex_Type);
 }
+
+namespace {
 
 void NoteSize(Table& t) { t.size.store(t.holds.size(), std::memory_order_relaxed); }
 

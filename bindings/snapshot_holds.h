@@ -45,6 +45,11 @@ int HoldSnapshotValues(PyObject* values);
 // sys.unraisablehook. The caller holds `values` and an attached thread state.
 void ReleaseSnapshotValues(PyObject* values);
 
+// Whether `value` can have a close(): false for instances of the built-in
+// types HoldSnapshotValues never counts (str, int, None, tuple, dict, ...),
+// which neither a close nor a snapshot's hold concerns. Runs no Python code.
+bool MayHaveClose(PyObject* value);
+
 // For PyState::Close at a thread's or task's end: whether a live snapshot
 // holds `value`, other than the `stranded` holds that will never be released
 // (CapturedObjects::StrandedHolds); if so, its close is left to the last

@@ -133,15 +133,7 @@ void SnapshotDealloc(PyObject* self) {
 }
 
 // Gives the task begun just now its own PyState, a copy of `captured`.
-int StartTaskValues(PyObject* captured) {
-  PyState* state = NewPyState();
-  if (state == nullptr) return -1;
-  PyObject* dict = state->dict();
-  Py_INCREF(dict);  // held: the collector, run by the copy, may run tls code
-  int rc = PyDict_Update(dict, captured);
-  Py_DECREF(dict);
-  return rc;
-}
+int StartTaskValues(PyObject* captured) { return NewPyState(captured) == nullptr ? -1 : 0; }
 
 // Closes an async generator (it has no close()) with no event loop: the
 // awaitable of its aclose(), stepped once, finishes unless the generator awaits
