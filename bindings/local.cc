@@ -38,7 +38,7 @@ struct ThreadDicts {
 
 // The ThreadDicts of the local dying on this thread (its Slot is being
 // destroyed here), or nullptr.
-thread_local ThreadDicts* t_releasing = nullptr;
+thread_local constinit ThreadDicts* t_releasing = nullptr;
 
 // A thread's attributes of one local: the engine's value in its Slot.
 class ThreadDict {

@@ -27,6 +27,7 @@
 #include "bindings/testing.h"  // only in the test build (bindings/BUILD)
 #endif
 #include "bindings/thread_end.h"
+#include "bindings/wrapped.h"
 
 namespace {
 
@@ -54,7 +55,8 @@ int Register(PyObject* m) {
   if (PyModule_AddFunctions(m, g_interpreter_methods) < 0 || InitPyState() < 0 ||
       RegisterThreadEndBindings(m) < 0 || RegisterFastCalls(m) < 0 ||
       RegisterIntrospection(m) < 0 || RegisterLifecycleBindings(m) < 0 ||
-      RegisterTaskBindings(m) < 0 || RegisterLocal(m) < 0 || RegisterTaskLocal(m) < 0) {
+      RegisterTaskBindings(m) < 0 || RegisterLocal(m) < 0 || RegisterTaskLocal(m) < 0 ||
+      RegisterWrapped(m) < 0) {
     return -1;
   }
 #ifdef TLS_TESTING_HOOKS

@@ -41,7 +41,13 @@ int InitPyState() {
 
 PyState::~PyState() {
   ForgetCachedDict(dict_);
-  ReleaseFromDestructor(dict_);
+  // After Close (a reset, an end) the dict is empty, and freeing it runs no
+  // Python code; after Unload it still holds the values.
+  if (PyDict_GET_SIZE(dict_) == 0) {
+    ReleaseInertFromDestructor(dict_);
+  } else {
+    ReleaseFromDestructor(dict_);
+  }
 }
 
 void CloseValue(PyObject* value) {
@@ -66,6 +72,16 @@ void PyState::Close() {
   PythonCall py;
   if (!py) return;
   py.Run([&] {
+    // Most stores hold only built-in values (str, int, ...), which nothing
+    // closes: then there is nothing to copy or claim.
+    Py_ssize_t pos = 0;
+    PyObject *key, *value;
+    bool closers = false;
+    while (!closers && PyDict_Next(dict_, &pos, &key, &value)) closers = MayHaveClose(value);
+    if (!closers) {
+      PyDict_Clear(dict_);
+      return;
+    }
     // Snapshot the values: a close() may store into (or clear) the dict.
     PyObject* values = PyDict_Values(dict_);
     if (values == nullptr) {

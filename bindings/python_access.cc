@@ -87,6 +87,12 @@ void DrainReleases() {
   p.capacity = 0;
 }
 
+void ReleaseInertFromDestructor(PyObject* object) noexcept {
+  PythonCall py;
+  if (!py) return;  // finalizing or gone: leak
+  Py_DECREF(object);
+}
+
 void ReleaseFromDestructor(PyObject* object) noexcept {
   PythonCall py;
   if (!py) return;  // finalizing or gone: leak

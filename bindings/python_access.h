@@ -158,6 +158,10 @@ void DrainReleases();
 // through ReleaseLater.
 void ReleaseFromDestructor(PyObject* object) noexcept;
 
+// Releases `object` from a destructor at once: for an object whose release
+// runs no Python code (an empty dict of our own), so no DrainReleases is owed.
+void ReleaseInertFromDestructor(PyObject* object) noexcept;
+
 }  // namespace tls::bindings
 
 #endif  // TLS_BINDINGS_PYTHON_ACCESS_H_

@@ -356,6 +356,13 @@ PyMethodDef g_task_methods[] = {
 
 }  // namespace
 
+PyObject* RunInSnapshot(PyObject* snapshot, PyObject* const* args, Py_ssize_t nargs,
+                        PyObject* kwnames) {
+  return SnapshotRun(snapshot, args, nargs, kwnames);
+}
+
+PyObject* CaptureAll() { return Capture(nullptr, nullptr, 0); }
+
 bool CapturedObjects::Contains(PyObject* value) {
   if (!gathered_) {
     gathered_ = true;

@@ -47,6 +47,14 @@ class CapturedObjects {
   tls::embedder::IdentitySet objects_;
 };
 
+// snapshot.run(*args, **kwargs): args[0] is fn, the keyword values follow
+// the positional ones (vectorcall's layout). For bindings/wrapped.cc.
+PyObject* RunInSnapshot(PyObject* snapshot, PyObject* const* args, Py_ssize_t nargs,
+                        PyObject* kwnames);
+
+// capture(): a new Snapshot of every value of the calling thread (or task).
+PyObject* CaptureAll();
+
 // Adds capture() and the Snapshot type to `module`.
 // Returns 0, or -1 with a Python error set.
 int RegisterTaskBindings(PyObject* module);

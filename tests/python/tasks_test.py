@@ -647,11 +647,35 @@ class WrapTest(TaskTestCase):
             """Handles a request."""
             return request, verbose
 
+        handle.route = "/requests"  # functools.wraps carries a function's __dict__
         wrapped = tls.wrap(handle)
         self.assertEqual(wrapped.__name__, "handle")
+        self.assertEqual(wrapped.__qualname__, handle.__qualname__)
+        self.assertEqual(wrapped.__module__, handle.__module__)
         self.assertEqual(wrapped.__doc__, "Handles a request.")
         self.assertIs(wrapped.__wrapped__, handle)
+        self.assertEqual(wrapped.route, "/requests")
+        self.assertEqual(str(inspect.signature(wrapped)), "(request, *, verbose=False)")
         self.assertEqual(wrapped("r", verbose=True), ("r", True))
+        wrapped.extra = 1  # its own attributes, as a function's
+        self.assertEqual(wrapped.extra, 1)
+        self.assertFalse(hasattr(handle, "extra"))
+        with self.assertRaises(AttributeError):
+            wrapped.missing
+
+        class Handler:
+            def __init__(self):
+                self.name = "h"
+
+            def who(self, greeting):
+                return greeting, self.name, tls.get("request")
+
+        Handler.wrapped_who = tls.wrap(Handler.who)  # held by a class, it binds as a function does
+        tls.set("request", "r-7")
+        try:
+            self.assertEqual(Handler().wrapped_who("hi"), ("hi", "h", None))  # captured before the set
+        finally:
+            tls.delete("request")
         with self.assertRaisesRegex(TypeError, "must be callable, not int"):
             tls.wrap(1)
 

@@ -1,0 +1,217 @@
+#include "bindings/wrapped.h"
+
+#include <structmember.h>
+
+#include <cstddef>
+#include <memory>
+#include <new>
+
+#include "bindings/py_compat.h"
+#include "bindings/tasks.h"
+
+namespace tls::bindings {
+namespace {
+
+struct WrappedObject {
+  PyObject_HEAD PyObject* fn;
+  PyObject* context;   // contextvars.Context at wrap time; each call runs in a copy
+  PyObject* snapshot;  // tls.Snapshot at wrap time
+  PyObject* dict;      // attributes set on the wrapper, or nullptr
+  PyObject* weakrefs;
+  vectorcallfunc vectorcall;
+};
+
+WrappedObject* AsWrapped(PyObject* op) { return reinterpret_cast<WrappedObject*>(op); }
+
+PyTypeObject* g_wrapped_type = nullptr;
+
+// Runs the snapshot's task in a fresh copy of the context: the arguments
+// with fn put first (in the slot vectorcall lets a callee borrow, when the
+// caller offers it).
+PyObject* WrappedCall(PyObject* op, PyObject* const* args, size_t nargsf, PyObject* kwnames) {
+  WrappedObject* self = AsWrapped(op);
+  const Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+  const Py_ssize_t total = nargs + (kwnames != nullptr ? PyTuple_GET_SIZE(kwnames) : 0);
+  PyObject* const* with_fn;
+  PyObject* borrowed_slot = nullptr;
+  std::unique_ptr<PyObject*[]> copy;
+  if ((nargsf & PY_VECTORCALL_ARGUMENTS_OFFSET) != 0) {
+    PyObject** slot = const_cast<PyObject**>(args) - 1;
+    borrowed_slot = *slot;
+    *slot = self->fn;
+    with_fn = slot;
+  } else {
+    copy.reset(new (std::nothrow) PyObject*[static_cast<size_t>(total) + 1]);
+    if (copy == nullptr) return PyErr_NoMemory();
+    copy[0] = self->fn;
+    for (Py_ssize_t i = 0; i < total; ++i) copy[static_cast<size_t>(i) + 1] = args[i];
+    with_fn = copy.get();
+  }
+  Py_INCREF(op);  // fn, the snapshot and the context outlive the call
+  PyObject* result = nullptr;
+  if (PyObject* context = PyContext_Copy(self->context)) {
+    if (PyContext_Enter(context) == 0) {
+      result = RunInSnapshot(self->snapshot, with_fn, nargs + 1, kwnames);
+      if (PyContext_Exit(context) < 0) Py_CLEAR(result);
+    }
+    Py_DECREF(context);
+  }
+  if (copy == nullptr) const_cast<PyObject**>(args)[-1] = borrowed_slot;  // as it was
+  Py_DECREF(op);
+  return result;
+}
+
+// _wrapped(fn): fn is checked by tls.wrap.
+PyObject* MakeWrapped(PyObject*, PyObject* fn) {
+  PyObject* context = PyContext_CopyCurrent();
+  if (context == nullptr) return nullptr;
+  PyObject* snapshot = CaptureAll();
+  if (snapshot == nullptr) {
+    Py_DECREF(context);
+    return nullptr;
+  }
+  auto* self = PyObject_GC_New(WrappedObject, g_wrapped_type);
+  if (self == nullptr) {
+    Py_DECREF(context);
+    Py_DECREF(snapshot);
+    return nullptr;
+  }
+  Py_INCREF(fn);
+  self->fn = fn;
+  self->context = context;
+  self->snapshot = snapshot;
+  self->dict = nullptr;
+  self->weakrefs = nullptr;
+  self->vectorcall = &WrappedCall;
+  PyObject_GC_Track(self);
+  return reinterpret_cast<PyObject*>(self);
+}
+
+int WrappedTraverse(PyObject* op, visitproc visit, void* arg) {
+  WrappedObject* self = AsWrapped(op);
+  Py_VISIT(Py_TYPE(op));
+  Py_VISIT(self->fn);
+  Py_VISIT(self->context);
+  Py_VISIT(self->snapshot);
+  Py_VISIT(self->dict);
+  return 0;
+}
+
+int WrappedClear(PyObject* op) {
+  WrappedObject* self = AsWrapped(op);
+  Py_CLEAR(self->fn);
+  Py_CLEAR(self->context);
+  Py_CLEAR(self->snapshot);
+  Py_CLEAR(self->dict);
+  return 0;
+}
+
+void WrappedDealloc(PyObject* op) {
+  PyTypeObject* type = Py_TYPE(op);
+  PyObject_GC_UnTrack(op);
+  if (AsWrapped(op)->weakrefs != nullptr) PyObject_ClearWeakRefs(op);
+  WrappedClear(op);
+  PyObject_GC_Del(op);
+  Py_DECREF(type);
+}
+
+// Its own attributes first (those set on it, the type's), then the entries
+// of fn's __dict__, as functools.wraps would have copied them.
+PyObject* WrappedGetAttr(PyObject* op, PyObject* name) {
+  PyObject* found = PyObject_GenericGetAttr(op, name);
+  if (found != nullptr || !PyErr_ExceptionMatches(PyExc_AttributeError)) return found;
+  WrappedObject* self = AsWrapped(op);
+  if (self->fn == nullptr) return nullptr;
+  PyObject *type, *value, *traceback;  // the AttributeError, kept unless fn's __dict__ has it
+  PyErr_Fetch(&type, &value, &traceback);
+  PyObject* fn_dict = PyObject_GetAttrString(self->fn, "__dict__");
+  PyObject* entry = nullptr;
+  if (fn_dict != nullptr && PyDict_Check(fn_dict)) DictGetItemRef(fn_dict, name, &entry);
+  Py_XDECREF(fn_dict);
+  PyErr_Clear();
+  if (entry != nullptr) {
+    Py_XDECREF(type);
+    Py_XDECREF(value);
+    Py_XDECREF(traceback);
+    return entry;
+  }
+  PyErr_Restore(type, value, traceback);
+  return nullptr;
+}
+
+// As a function does: a wrapper held by a class binds to its instances.
+PyObject* WrappedDescrGet(PyObject* op, PyObject* obj, PyObject*) {
+  if (obj == nullptr || obj == Py_None) {
+    Py_INCREF(op);
+    return op;
+  }
+  return PyMethod_New(op, obj);
+}
+
+PyObject* WrappedRepr(PyObject* op) {
+  return PyUnicode_FromFormat("<tls.wrap of %R>", AsWrapped(op)->fn);
+}
+
+// fn's attribute `name`, read when asked (functools.wraps copies it).
+PyObject* FnAttr(PyObject* op, void* name) {
+  return PyObject_GetAttrString(AsWrapped(op)->fn, static_cast<const char*>(name));
+}
+
+PyObject* FnWrapped(PyObject* op, void*) {
+  Py_INCREF(AsWrapped(op)->fn);
+  return AsWrapped(op)->fn;
+}
+
+PyGetSetDef g_wrapped_getset[] = {
+    {"__wrapped__", &FnWrapped, nullptr, "the wrapped callable", nullptr},
+    {"__name__", &FnAttr, nullptr, "the wrapped callable's", const_cast<char*>("__name__")},
+    {"__qualname__", &FnAttr, nullptr, "the wrapped callable's", const_cast<char*>("__qualname__")},
+    {"__doc__", &FnAttr, nullptr, "the wrapped callable's", const_cast<char*>("__doc__")},
+    {"__module__", &FnAttr, nullptr, "the wrapped callable's", const_cast<char*>("__module__")},
+    {nullptr, nullptr, nullptr, nullptr, nullptr},
+};
+
+PyMemberDef g_wrapped_members[] = {
+    {"__dictoffset__", T_PYSSIZET, offsetof(WrappedObject, dict), READONLY, nullptr},
+    {"__weaklistoffset__", T_PYSSIZET, offsetof(WrappedObject, weakrefs), READONLY, nullptr},
+    {"__vectorcalloffset__", T_PYSSIZET, offsetof(WrappedObject, vectorcall), READONLY, nullptr},
+    {nullptr, 0, 0, 0, nullptr},
+};
+
+PyType_Slot g_wrapped_slots[] = {
+    {Py_tp_dealloc, reinterpret_cast<void*>(&WrappedDealloc)},
+    {Py_tp_traverse, reinterpret_cast<void*>(&WrappedTraverse)},
+    {Py_tp_clear, reinterpret_cast<void*>(&WrappedClear)},
+    {Py_tp_getattro, reinterpret_cast<void*>(&WrappedGetAttr)},
+    {Py_tp_descr_get, reinterpret_cast<void*>(&WrappedDescrGet)},
+    {Py_tp_repr, reinterpret_cast<void*>(&WrappedRepr)},
+    {Py_tp_call, reinterpret_cast<void*>(&PyVectorcall_Call)},
+    {Py_tp_getset, g_wrapped_getset},
+    {Py_tp_members, g_wrapped_members},
+    {0, nullptr},
+};
+
+PyType_Spec g_wrapped_spec = {
+    "tls._tls._Wrapped",
+    sizeof(WrappedObject),
+    0,
+    Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL,
+    g_wrapped_slots,
+};
+
+PyMethodDef g_wrapped_methods[] = {
+    {"_wrapped", &MakeWrapped, METH_O,
+     "_wrapped($module, fn, /)\n--\n\n"
+     "What tls.wrap(fn) returns, once fn is checked (not API)."},
+    {nullptr, nullptr, 0, nullptr},
+};
+
+}  // namespace
+
+int RegisterWrapped(PyObject* module) {
+  g_wrapped_type = reinterpret_cast<PyTypeObject*>(PyType_FromSpec(&g_wrapped_spec));
+  if (g_wrapped_type == nullptr) return -1;  // kept for good, as the Snapshot type
+  return PyModule_AddFunctions(module, g_wrapped_methods);
+}
+
+}  // namespace tls::bindings
