@@ -50,6 +50,8 @@ from tls._tasks import ThreadPoolExecutor, wrap  # noqa: E402
 from tls._tls import (  # noqa: E402
     Snapshot, at_exit, capture, delete, get, id, local, reset, set, task_local, unload)
 
+# The supported form is `import tls` and `tls.set(...)`: `set` and `id` are
+# left out of `from tls import *`, which would shadow the builtins.
 __all__ = [
     "Data",
     "Snapshot",
@@ -60,14 +62,18 @@ __all__ = [
     "capture",
     "delete",
     "get",
-    "id",
     "local",
     "make_data",
     "reset",
-    "set",
     "stats",
     "task_local",
     "threads",
     "unload",
     "wrap",
 ]
+
+# Errors, reprs and help() name the extension's functions as they are called:
+# "tls.reset() takes no arguments", not "tls._tls.reset() ...".
+for _function in (at_exit, capture, delete, get, id, reset, set, unload):
+    _function.__module__ = __name__
+del _function

@@ -14,6 +14,8 @@ from typing_extensions import disjoint_base  # type: ignore[attr-defined]
 _T = TypeVar("_T")
 _P = ParamSpec("_P")
 
+# `set` and `id` are public but left out of __all__ (they would shadow the
+# builtins under `from tls import *`): use `import tls`.
 __all__ = [
     "Data",
     "Snapshot",
@@ -24,11 +26,9 @@ __all__ = [
     "capture",
     "delete",
     "get",
-    "id",
     "local",
     "make_data",
     "reset",
-    "set",
     "stats",
     "task_local",
     "threads",

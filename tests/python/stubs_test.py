@@ -10,6 +10,11 @@ import unittest
 import tls
 
 
+# Public, documented as tls.set/tls.id, but not in __all__: `from tls import *`
+# would shadow the builtins.
+SHADOWING_BUILTINS = {"set", "id"}
+
+
 def stub_path():
     return os.path.join(os.path.dirname(tls.__file__), "__init__.pyi")
 
@@ -59,7 +64,28 @@ class StubsTest(unittest.TestCase):
                 declared = ast.literal_eval(node.value)
         self.assertEqual(sorted(declared), sorted(tls.__all__))
         names = {n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.ClassDef))}
-        self.assertEqual(names, set(tls.__all__))
+        self.assertEqual(names, set(tls.__all__) | SHADOWING_BUILTINS)
+
+    def test_names_that_shadow_builtins_are_public_but_not_starred(self):
+        for name in SHADOWING_BUILTINS:
+            with self.subTest(name=name):
+                self.assertTrue(hasattr(tls, name))
+                self.assertNotIn(name, tls.__all__)
+        starred = {}
+        exec("from tls import *", starred)
+        self.assertIs(starred.get("set", set), set)
+        self.assertIs(starred.get("id", id), id)
+
+    def test_functions_are_named_as_called(self):
+        for name in ("at_exit", "capture", "delete", "get", "id", "reset", "set", "unload"):
+            with self.subTest(name=name):
+                self.assertEqual(getattr(tls, name).__module__, "tls")
+        # 3.10+ prefix the module ("tls.reset() takes..."), 3.9 the name alone.
+        with self.assertRaisesRegex(TypeError, r"^(tls\.)?reset\(\) takes no arguments"):
+            tls.reset(1)
+        with self.assertRaises(TypeError) as caught:
+            tls.capture(k=1)
+        self.assertNotIn("_tls", str(caught.exception))
 
     def test_every_function_signature_matches(self):
         for node in stub_tree().body:
