@@ -25,11 +25,20 @@ WrappedObject* AsWrapped(PyObject* op) { return reinterpret_cast<WrappedObject*>
 
 PyTypeObject* g_wrapped_type = nullptr;
 
+// fn, or nullptr with an error once the collector cleared the wrapper (a
+// __del__ in the same garbage cycle may still reach it).
+PyObject* FnOf(PyObject* op) {
+  PyObject* fn = AsWrapped(op)->fn;
+  if (fn == nullptr) PyErr_SetString(PyExc_RuntimeError, "tls.wrap: the wrapper was cleared");
+  return fn;
+}
+
 // Runs the snapshot's task in a fresh copy of the context: the arguments
 // with fn put first (in the slot vectorcall lets a callee borrow, when the
 // caller offers it).
 PyObject* WrappedCall(PyObject* op, PyObject* const* args, size_t nargsf, PyObject* kwnames) {
   WrappedObject* self = AsWrapped(op);
+  if (FnOf(op) == nullptr) return nullptr;
   const Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
   const Py_ssize_t total = nargs + (kwnames != nullptr ? PyTuple_GET_SIZE(kwnames) : 0);
   PyObject* const* with_fn;
@@ -149,17 +158,21 @@ PyObject* WrappedDescrGet(PyObject* op, PyObject* obj, PyObject*) {
 }
 
 PyObject* WrappedRepr(PyObject* op) {
-  return PyUnicode_FromFormat("<tls.wrap of %R>", AsWrapped(op)->fn);
+  PyObject* fn = AsWrapped(op)->fn;
+  return fn != nullptr ? PyUnicode_FromFormat("<tls.wrap of %R>", fn)
+                       : PyUnicode_FromString("<tls.wrap, cleared>");
 }
 
 // fn's attribute `name`, read when asked (functools.wraps copies it).
 PyObject* FnAttr(PyObject* op, void* name) {
-  return PyObject_GetAttrString(AsWrapped(op)->fn, static_cast<const char*>(name));
+  PyObject* fn = FnOf(op);
+  return fn != nullptr ? PyObject_GetAttrString(fn, static_cast<const char*>(name)) : nullptr;
 }
 
 PyObject* FnWrapped(PyObject* op, void*) {
-  Py_INCREF(AsWrapped(op)->fn);
-  return AsWrapped(op)->fn;
+  PyObject* fn = FnOf(op);
+  Py_XINCREF(fn);
+  return fn;
 }
 
 PyGetSetDef g_wrapped_getset[] = {
