@@ -216,7 +216,7 @@ PyObject* StoreGet(PyObject* key) {
   if (dict == nullptr) return nullptr;
   Py_INCREF(dict);
   PyObject* value = PyDict_GetItemWithError(dict, key);  // borrowed
-  Py_XINCREF(value);  // before the dict may go
+  Py_XINCREF(value);                                     // before the dict may go
   Py_DECREF(dict);
   return value;
 }

@@ -76,8 +76,9 @@ PyObject* LocalsOf(const tls::ThreadReport& report, const std::vector<LocalDictR
   PyObject* list = PyList_New(0);
   if (list == nullptr || report.task) return list;
   const unsigned long ident = IdentOf(report.native);
-  auto it = std::lower_bound(dicts.begin(), dicts.end(), ident,
-                             [](const LocalDictRef& d, unsigned long i) { return IdentOf(d.thread) < i; });
+  auto it = std::lower_bound(
+      dicts.begin(), dicts.end(), ident,
+      [](const LocalDictRef& d, unsigned long i) { return IdentOf(d.thread) < i; });
   for (; it != dicts.end() && IdentOf(it->thread) == ident; ++it) {
     // Another thread's dict, which its owner may be writing: PyDict_Keys
     // copies the keys under the dict's own lock in a free-threaded build.
@@ -134,13 +135,12 @@ PyObject* Entry(const tls::ThreadReport& report, PyObject* dict,
     PyTuple_SET_ITEM(entry, i++, item);
     return true;
   };
-  const bool ok = put(PyLong_FromUnsignedLongLong(report.id)) &&
-                  put(PyLong_FromUnsignedLong(IdentOf(report.native))) &&
-                  put(PyBool_FromLong(report.task)) &&
-                  put(dict != nullptr ? PyDict_Keys(dict) : PyList_New(0)) &&
-                  put(KeyNames(report.keys)) && put(PyLong_FromSize_t(report.slot_values)) &&
-                  put(PyLong_FromSize_t(report.handlers)) && put(PyLong_FromSize_t(report.bytes)) &&
-                  put(LocalsOf(report, locals));
+  const bool ok =
+      put(PyLong_FromUnsignedLongLong(report.id)) &&
+      put(PyLong_FromUnsignedLong(IdentOf(report.native))) && put(PyBool_FromLong(report.task)) &&
+      put(dict != nullptr ? PyDict_Keys(dict) : PyList_New(0)) && put(KeyNames(report.keys)) &&
+      put(PyLong_FromSize_t(report.slot_values)) && put(PyLong_FromSize_t(report.handlers)) &&
+      put(PyLong_FromSize_t(report.bytes)) && put(LocalsOf(report, locals));
   if (!ok) {
     Py_DECREF(entry);  // unset items are NULL: the tuple skips them
     return nullptr;

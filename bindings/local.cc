@@ -1,8 +1,7 @@
 #include "bindings/local.h"
 
-#include <structmember.h>
-
 #include <pthread.h>
+#include <structmember.h>
 
 #include <cstddef>
 #include <exception>
@@ -88,7 +87,7 @@ class ThreadDict {
       for (Py_ssize_t i = 0, n = PyList_GET_SIZE(values); i < n; ++i) {
         PyObject* value = PyList_GET_ITEM(values, i);
         if (!MayHaveClose(value)) continue;  // a str, an int...: nothing to close
-        if (!round.Claim(value)) continue;  // under two names, or also a keyed value
+        if (!round.Claim(value)) continue;   // under two names, or also a keyed value
         if (!round.at_end()) ClosingNow(value);
         CloseValue(value);
       }
@@ -127,7 +126,7 @@ struct LocalObject {
   std::shared_ptr<ThreadDicts>* dicts;
   LocalObject* live_prev;  // in the list of live locals, under g_live_lock
   LocalObject* live_next;
-  bool live;               // in that list
+  bool live;  // in that list
 };
 
 LocalObject* AsLocal(PyObject* self) { return reinterpret_cast<LocalObject*>(self); }

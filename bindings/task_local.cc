@@ -44,7 +44,8 @@ void AttrKeyDealloc(PyObject* op) {
 // What tls.threads() lists for the key: `<task_local Request.user>`.
 PyObject* AttrKeyRepr(PyObject* op) {
   auto* key = reinterpret_cast<AttrKeyObject*>(op);
-  if (key->name == nullptr) return PyUnicode_FromFormat("<task_local %U: __init__ ran>", key->owner);
+  if (key->name == nullptr)
+    return PyUnicode_FromFormat("<task_local %U: __init__ ran>", key->owner);
   return PyUnicode_FromFormat("<task_local %U.%U>", key->owner, key->name);
 }
 
