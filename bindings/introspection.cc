@@ -202,7 +202,7 @@ PyObject* Threads(PyObject*, PyObject*) {
 }
 
 // _stats(): tls::GetStats's figures, plus python_threads (threads and tasks
-// whose Python store holds a value) and values (Python values in all).
+// whose Python store holds a value) and python_values (Python values in all).
 PyObject* Stats(PyObject*, PyObject*) {
   tls::Stats s;
   try {
@@ -226,7 +226,7 @@ PyObject* Stats(PyObject*, PyObject*) {
                        "threads", static_cast<Py_ssize_t>(s.threads),              //
                        "tasks", static_cast<Py_ssize_t>(s.tasks),                  //
                        "python_threads", static_cast<Py_ssize_t>(python_threads),  //
-                       "values", static_cast<Py_ssize_t>(values),                  //
+                       "python_values", static_cast<Py_ssize_t>(values),           //
                        "cpp_values", static_cast<Py_ssize_t>(s.values),            //
                        "slot_values", static_cast<Py_ssize_t>(s.slot_values),      //
                        "handlers", static_cast<Py_ssize_t>(s.handlers),            //

@@ -86,8 +86,8 @@ class ThreadReport:
     ident: int
     name: str | None
     task: bool
-    keys: tuple[str, ...]
-    values: int
+    python_keys: tuple[str, ...]
+    python_values: int
     cpp_keys: tuple[str, ...]
     slot_values: int
     handlers: int
@@ -100,7 +100,7 @@ class Stats:
     threads: int
     tasks: int
     python_threads: int
-    values: int
+    python_values: int
     cpp_values: int
     slot_values: int
     handlers: int

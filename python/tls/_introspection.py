@@ -30,8 +30,8 @@ class ThreadReport:
       task:        whether this is a task's view (``Snapshot.run``, ``wrap``,
                    ``ThreadPoolExecutor``, C++ ``tls::TaskScope``), not a
                    thread's own
-      keys:        ``repr()`` of each Python key it holds, in insertion order
-      values:      how many Python values it holds (``len(keys)``)
+      python_keys: ``repr()`` of each Python key it holds, in insertion order
+      python_values: how many Python values it holds (``len(python_keys)``)
       cpp_keys:    its C++ keys (``tls::Set``), as C++ ``Key::ToString``
                    writes them (``'"user"'``, ``'42'``), in no set order
       slot_values: its C++ ``tls::Slot`` values (its Python store is one)
@@ -48,8 +48,8 @@ class ThreadReport:
     ident: int
     name: typing.Optional[str]
     task: bool
-    keys: typing.Tuple[str, ...]
-    values: int
+    python_keys: typing.Tuple[str, ...]
+    python_values: int
     cpp_keys: typing.Tuple[str, ...]
     slot_values: int
     handlers: int
@@ -67,7 +67,7 @@ class Stats:
                       used tls is not counted)
       tasks:          open tasks with state of their own
       python_threads: threads and tasks whose Python store holds a value
-      values:         Python values, over all threads and tasks
+      python_values:  Python values, over all threads and tasks
       cpp_values:     C++ keyed values (``tls::Set``); a task counts its own,
                       not what its snapshot gave it
       slot_values:    C++ ``tls::Slot`` values (each Python store is one)
@@ -81,7 +81,7 @@ class Stats:
     threads: int
     tasks: int
     python_threads: int
-    values: int
+    python_values: int
     cpp_values: int
     slot_values: int
     handlers: int
@@ -128,7 +128,7 @@ def threads():
     Example::
 
         for t in tls.threads():
-            print(t.id, t.name, "task" if t.task else "", t.keys)
+            print(t.id, t.name, "task" if t.task else "", t.python_keys)
     """
     raw = _tls._threads()
     names = _thread_names()
@@ -138,8 +138,8 @@ def threads():
             ident=ident,
             name=names.get(ident),
             task=task,
-            keys=tuple(_key_repr(k) for k in keys),
-            values=len(keys),
+            python_keys=tuple(_key_repr(k) for k in keys),
+            python_values=len(keys),
             cpp_keys=cpp_keys,
             slot_values=slot_values,
             handlers=handlers,
@@ -155,8 +155,8 @@ def stats():
     tasks holding tls state, Python values and the threads holding them, and
     C++ ``tls::GetStats()``'s figures.
 
-    Over the same threads ``threads()`` lists (at rest, ``stats().values ==
-    sum(t.values for t in tls.threads())``, and so on); a snapshot, like it.
+    Over the same threads ``threads()`` lists (at rest, ``stats().python_values ==
+    sum(t.python_values for t in tls.threads())``, and so on); a snapshot, like it.
     ``dataclasses.asdict(tls.stats())`` gives a dict.
     """
     return Stats(**_tls._stats())

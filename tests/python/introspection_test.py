@@ -67,8 +67,8 @@ class ListingTest(unittest.TestCase):
                     self.assertEqual(t.ident, ident)
                     self.assertEqual(t.name, f"parked-{i}")
                     self.assertFalse(t.task)
-                    self.assertEqual(t.keys, ("'zeta'", repr(i), repr(("tuple", i)), "'alpha'"))
-                    self.assertEqual(t.values, 4)
+                    self.assertEqual(t.python_keys, ("'zeta'", repr(i), repr(("tuple", i)), "'alpha'"))
+                    self.assertEqual(t.python_values, 4)
         main = entry(tls.threads(), tls.id())
         self.assertEqual(main.ident, threading.get_ident())
         self.assertEqual(main.name, threading.main_thread().name)
@@ -79,9 +79,9 @@ class ListingTest(unittest.TestCase):
         self.assertIsInstance(t, tls.ThreadReport)
         self.assertIsInstance(tls.stats(), tls.Stats)
         with self.assertRaises(dataclasses.FrozenInstanceError):
-            t.keys = ()
+            t.python_keys = ()
         self.assertEqual(set(dataclasses.asdict(tls.stats())),
-                         {"threads", "tasks", "python_threads", "values", "cpp_values",
+                         {"threads", "tasks", "python_threads", "python_values", "cpp_values",
                           "slot_values", "handlers", "bytes", "kept_stubs"})
         tls.delete("k")
 
@@ -99,7 +99,7 @@ class ListingTest(unittest.TestCase):
         with Parked(1, setup) as parked:
             id_ = parked.results[0][0]
             report = entry(tls.threads(), id_)
-            self.assertEqual(report.keys, ("'password'", "'marker'"))
+            self.assertEqual(report.python_keys, ("'password'", "'marker'"))
             self.assertNotIn(secret, repr(report))
             self.assertNotIn(secret, repr(dataclasses.asdict(report)))
             self.assertNotIn(secret, repr(tls.stats()))
@@ -130,7 +130,7 @@ class ListingTest(unittest.TestCase):
                 with self.subTest(thread=i):
                     t = entry(listing, id_)
                     self.assertIsNotNone(t)
-                    self.assertEqual((t.keys, t.values), ((), 0))
+                    self.assertEqual((t.python_keys, t.python_values), ((), 0))
             self.assertEqual(entry(listing, parked.results[1][0]).handlers, 1)
 
     def test_listing_keeps_no_reference_to_a_threads_store(self):
@@ -155,7 +155,7 @@ class ListingTest(unittest.TestCase):
         t = threading.Thread(target=worker)
         t.start()
         stored.wait()
-        ids = [r.id for r in tls.threads() if r.values == 1 and r.id != tls.id()]
+        ids = [r.id for r in tls.threads() if r.python_values == 1 and r.id != tls.id()]
         self.assertEqual(len(ids), 1)
         self.assertGreaterEqual(tls.stats().python_threads, 1)
         listed.set()
@@ -172,7 +172,7 @@ class ListingTest(unittest.TestCase):
         key = BadRepr()
         tls.set(key, 1)
         try:
-            keys = entry(tls.threads(), tls.id()).keys
+            keys = entry(tls.threads(), tls.id()).python_keys
             self.assertIn(object.__repr__(key), keys)
         finally:
             tls.delete(key)
@@ -188,7 +188,7 @@ class ListingTest(unittest.TestCase):
         run_in_native_thread(fn)
         self.assertEqual(seen["report"].ident, seen["ident"])
         self.assertIsNone(seen["report"].name)
-        self.assertEqual(seen["report"].keys, ("'k'",))
+        self.assertEqual(seen["report"].python_keys, ("'k'",))
 
 
 class TaskTest(unittest.TestCase):
@@ -214,9 +214,9 @@ class TaskTest(unittest.TestCase):
             with self.subTest(label=label):
                 self.assertNotEqual(task_id, thread_id)
                 self.assertTrue(task.task)
-                self.assertEqual(task.keys, ("'outer'", repr(label)))
+                self.assertEqual(task.python_keys, ("'outer'", repr(label)))
                 self.assertFalse(thread.task)  # the submitting thread, listed on its own
-                self.assertIn("'outer'", thread.keys)
+                self.assertIn("'outer'", thread.python_keys)
         _, _, run_task, _ = seen[0]
         self.assertEqual(run_task.ident, threading.get_ident())
         self.assertEqual(run_task.name, threading.current_thread().name)
@@ -306,7 +306,7 @@ class ConsistencyTest(unittest.TestCase):
             self.assertEqual([tuple(sorted(t.cpp_keys)) for t in listing],
                              [tuple(sorted(keys)) for _, _, keys in cpp])
             cpp_only = entry(listing, parked.results[0][0])
-            self.assertEqual((cpp_only.keys, cpp_only.cpp_keys), ((), ('"cpp only"',)))
+            self.assertEqual((cpp_only.python_keys, cpp_only.cpp_keys), ((), ('"cpp only"',)))
 
     def test_stats_totals_are_consistent_with_the_listing(self):
         def setup(i):
@@ -321,13 +321,13 @@ class ConsistencyTest(unittest.TestCase):
             stats = tls.stats()
         self.assertEqual(stats.threads, sum(not t.task for t in listing))
         self.assertEqual(stats.tasks, sum(t.task for t in listing))
-        self.assertEqual(stats.values, sum(t.values for t in listing))
-        self.assertEqual(stats.python_threads, sum(t.values > 0 for t in listing))
+        self.assertEqual(stats.python_values, sum(t.python_values for t in listing))
+        self.assertEqual(stats.python_threads, sum(t.python_values > 0 for t in listing))
         self.assertEqual(stats.cpp_values, sum(len(t.cpp_keys) for t in listing))
         self.assertEqual(stats.slot_values, sum(t.slot_values for t in listing))
         self.assertEqual(stats.handlers, sum(t.handlers for t in listing))
         self.assertGreaterEqual(stats.bytes, sum(t.bytes for t in listing))
-        self.assertGreaterEqual(stats.values, 0 + 1 + 2 + 3)
+        self.assertGreaterEqual(stats.python_values, 0 + 1 + 2 + 3)
         self.assertGreaterEqual(stats.python_threads, 3)
 
     @needs_hooks
@@ -387,8 +387,8 @@ class ConcurrencyTest(unittest.TestCase):
                 self.assertIsInstance(t.ident, int)
                 self.assertTrue(t.name is None or isinstance(t.name, str))
                 self.assertIs(t.task, False)
-                self.assertTrue(all(isinstance(k, str) for k in t.keys))
-                self.assertEqual(t.values, len(t.keys))
+                self.assertTrue(all(isinstance(k, str) for k in t.python_keys))
+                self.assertEqual(t.python_values, len(t.python_keys))
             for value in dataclasses.asdict(stats).values():
                 self.assertIsInstance(value, int)
                 self.assertGreaterEqual(value, 0)
@@ -415,7 +415,7 @@ class FromExitTest(unittest.TestCase):
         t.join()
         handler_id, listing, stats = seen["handler"]
         own = entry(listing, handler_id)
-        self.assertEqual(own.keys, ("'conn'", "'user'"))  # values still there in handlers
+        self.assertEqual(own.python_keys, ("'conn'", "'user'"))  # values still there in handlers
         if sys.version_info >= (3, 11):  # the exit runs as the thread itself (threading)
             self.assertEqual(own.name, "exiting")
         self.assertIsInstance(stats, tls.Stats)
@@ -437,8 +437,8 @@ class FromExitTest(unittest.TestCase):
             tls.set("main", 1)
             def handler():
                 listing = tls.threads()
-                print(sorted((t.name, t.keys) for t in listing))
-                print(tls.stats().values)
+                print(sorted((t.name, t.python_keys) for t in listing))
+                print(tls.stats().python_values)
             tls.at_exit(handler)
         """)
         self.assertEqual(run.returncode, 0, run.stderr)

@@ -128,7 +128,7 @@ class TaskLocalTest(unittest.TestCase):
         r.user = "s3cret"
         report = [t for t in tls.threads() if t.id == tls.id()][0]
         self.assertIn("<task_local TaskLocalTest.test_they_are_listed_by_threads_among_the_keys."
-                      "<locals>.Request.user>", report.keys)
+                      "<locals>.Request.user>", report.python_keys)
         self.assertNotIn("s3cret", repr(report))
 
     def test_when_the_object_dies_the_calling_threads_attributes_go_at_once(self):
@@ -139,7 +139,7 @@ class TaskLocalTest(unittest.TestCase):
         del v, ctx
         gc.collect()
         self.assertIsNone(ref())
-        self.assertEqual([t.keys for t in tls.threads() if t.id == tls.id()], [()])
+        self.assertEqual([t.python_keys for t in tls.threads() if t.id == tls.id()], [()])
 
     def test_dict_is_a_copy_of_the_callers_attributes_and_read_only(self):
         ctx = tls.task_local()
