@@ -41,13 +41,8 @@ int InitPyState() {
 
 PyState::~PyState() {
   ForgetCachedDict(dict_);
-  // After Close (a reset, an end) the dict is empty, and freeing it runs no
-  // Python code; after Unload it still holds the values.
-  if (PyDict_GET_SIZE(dict_) == 0) {
-    ReleaseInertFromDestructor(dict_);
-  } else {
-    ReleaseFromDestructor(dict_);
-  }
+  // After Close (a reset, an end) the dict is empty: freed at once.
+  ReleaseDictFromDestructor(dict_);
 }
 
 void CloseValue(PyObject* value) {

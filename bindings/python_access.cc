@@ -87,10 +87,14 @@ void DrainReleases() {
   p.capacity = 0;
 }
 
-void ReleaseInertFromDestructor(PyObject* object) noexcept {
+void ReleaseDictFromDestructor(PyObject* dict) noexcept {
   PythonCall py;
   if (!py) return;  // finalizing or gone: leak
-  Py_DECREF(object);
+  if (py.acquired_gil() || PyDict_GET_SIZE(dict) == 0) {
+    Py_DECREF(dict);  // no Python code of this thread below, or none to run (empty)
+  } else {
+    ReleaseLater(dict);
+  }
 }
 
 void ReleaseFromDestructor(PyObject* object) noexcept {

@@ -158,9 +158,10 @@ void DrainReleases();
 // through ReleaseLater.
 void ReleaseFromDestructor(PyObject* object) noexcept;
 
-// Releases `object` from a destructor at once: for an object whose release
-// runs no Python code (an empty dict of our own), so no DrainReleases is owed.
-void ReleaseInertFromDestructor(PyObject* object) noexcept;
+// ReleaseFromDestructor for a dict of the binding's own: released at once also
+// when it is empty (freeing it runs no Python code), so no DrainReleases is
+// owed for it.
+void ReleaseDictFromDestructor(PyObject* dict) noexcept;
 
 }  // namespace tls::bindings
 

@@ -44,12 +44,20 @@ void AttrKeyDealloc(PyObject* op) {
 // What tls.threads() lists for the key: `<task_local Request.user>`.
 PyObject* AttrKeyRepr(PyObject* op) {
   auto* key = reinterpret_cast<AttrKeyObject*>(op);
+  if (key->owner == nullptr) return PyUnicode_FromString("<task_local key>");
   if (key->name == nullptr)
     return PyUnicode_FromFormat("<task_local %U: __init__ ran>", key->owner);
   return PyUnicode_FromFormat("<task_local %U.%U>", key->owner, key->name);
 }
 
+// Only task_local makes keys (a key from anywhere else would name nothing).
+PyObject* AttrKeyNew(PyTypeObject* type, PyObject*, PyObject*) {
+  PyErr_Format(PyExc_TypeError, "cannot create '%.100s' instances", type->tp_name);
+  return nullptr;
+}
+
 PyType_Slot g_attr_key_slots[] = {
+    {Py_tp_new, reinterpret_cast<void*>(&AttrKeyNew)},
     {Py_tp_dealloc, reinterpret_cast<void*>(&AttrKeyDealloc)},
     {Py_tp_repr, reinterpret_cast<void*>(&AttrKeyRepr)},
     {Py_tp_doc, const_cast<char*>("A tls.task_local attribute's key in the store (not API).")},
@@ -77,14 +85,25 @@ PyObject* g_dict_name = nullptr;  // "__dict__", interned at import
 
 bool HasOwnInit(PyTypeObject* type) { return type->tp_init != PyBaseObject_Type.tp_init; }
 
-// 1 if `name` is "__dict__", 0 if not; -1 with a TypeError if it is not a str
-// (as for any object's attributes).
-int CheckName(PyObject* name) {
+// `name` as an exact str (a new reference): a str subclass's value, so that
+// no subclass __eq__/__hash__ runs on lookups and no object with a __dict__
+// is kept by the keys. nullptr with a TypeError if it is not a str (as for
+// any object's attributes).
+PyObject* ExactName(PyObject* name) {
+  if (PyUnicode_CheckExact(name)) {
+    Py_INCREF(name);
+    return name;
+  }
   if (!PyUnicode_Check(name)) {
     PyErr_Format(PyExc_TypeError, "attribute name must be string, not '%.200s'",
                  Py_TYPE(name)->tp_name);
-    return -1;
+    return nullptr;
   }
+  return PyUnicode_FromObject(name);
+}
+
+// 1 if `name` (an exact str) is "__dict__", else 0.
+int IsDictName(PyObject* name) {
   if (name == g_dict_name) return 1;
   return PyUnicode_Compare(name, g_dict_name) == 0 ? 1 : 0;
 }
@@ -157,10 +176,20 @@ PyObject* ViewDict(TaskLocalObject* self) {
   return dict;
 }
 
-PyObject* TaskLocalGetAttr(PyObject* op, PyObject* name) {
-  TaskLocalObject* self = AsTaskLocal(op);
-  const int is_dict = CheckName(name);
-  if (is_dict < 0 || EnsureInit(self) < 0) return nullptr;
+PyObject* GetAttrNamed(TaskLocalObject* self, PyObject* name);
+
+PyObject* TaskLocalGetAttr(PyObject* op, PyObject* given) {
+  PyObject* name = ExactName(given);
+  if (name == nullptr) return nullptr;
+  PyObject* value = GetAttrNamed(AsTaskLocal(op), name);
+  Py_DECREF(name);
+  return value;
+}
+
+PyObject* GetAttrNamed(TaskLocalObject* self, PyObject* name) {
+  PyObject* op = reinterpret_cast<PyObject*>(self);
+  const int is_dict = IsDictName(name);
+  if (EnsureInit(self) < 0) return nullptr;
   if (is_dict > 0) return ViewDict(self);
   PyObject* key = nullptr;
   const int known = DictGetItemRef(self->keys, name, &key);
@@ -183,11 +212,19 @@ PyObject* DataDescriptor(PyTypeObject* type, PyObject* name) {
   return found;
 }
 
-int TaskLocalSetAttr(PyObject* op, PyObject* name, PyObject* value) {
-  TaskLocalObject* self = AsTaskLocal(op);
-  const int is_dict = CheckName(name);
-  if (is_dict < 0) return -1;
-  if (is_dict > 0) {
+int SetAttrNamed(TaskLocalObject* self, PyObject* name, PyObject* value);
+
+int TaskLocalSetAttr(PyObject* op, PyObject* given, PyObject* value) {
+  PyObject* name = ExactName(given);
+  if (name == nullptr) return -1;
+  const int rc = SetAttrNamed(AsTaskLocal(op), name, value);
+  Py_DECREF(name);
+  return rc;
+}
+
+int SetAttrNamed(TaskLocalObject* self, PyObject* name, PyObject* value) {
+  PyObject* op = reinterpret_cast<PyObject*>(self);
+  if (IsDictName(name) > 0) {
     PyErr_Format(PyExc_AttributeError, "'%.100s' object attribute '__dict__' is read-only",
                  Py_TYPE(op)->tp_name);
     return -1;
@@ -232,8 +269,10 @@ PyObject* TaskLocalNew(PyTypeObject* type, PyObject* args, PyObject* kwargs) {
   Py_XINCREF(kwargs);
   self->kwargs = kwargs;
   self->keys = PyDict_New();
-  self->owner = PyObject_GetAttrString(reinterpret_cast<PyObject*>(type), "__qualname__");
-  if (self->keys == nullptr || self->owner == nullptr) {
+  self->owner = self->keys == nullptr
+                    ? nullptr
+                    : PyObject_GetAttrString(reinterpret_cast<PyObject*>(type), "__qualname__");
+  if (self->owner == nullptr) {
     Py_DECREF(op);
     return nullptr;
   }

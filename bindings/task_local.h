@@ -16,7 +16,11 @@
 //     (their keys are private), capture() takes them.
 // Unlike tls.local, the object's death releases only the calling thread's
 // (or task's) attributes at once; other threads' go at their end or reset,
-// as values under a key nobody else can name.
+// as values under a key nobody else can name. And, as for any tls value, an
+// attribute that refers back to the object (a bound method stored by
+// __init__) keeps it alive until that thread's reset or end: the collector
+// cannot see the store. Make task_locals once (module level); tls.local,
+// whose dicts the object reports to the collector, suits per-object use.
 //
 // A subclass's __init__ runs, with the constructor's arguments, on first use
 // in each thread and in each task whose snapshot did not carry this object's

@@ -135,9 +135,23 @@ PyObject* WrappedGetAttr(PyObject* op, PyObject* name) {
   PyErr_Fetch(&type, &value, &traceback);
   PyObject* fn_dict = PyObject_GetAttrString(self->fn, "__dict__");
   PyObject* entry = nullptr;
-  if (fn_dict != nullptr && PyDict_Check(fn_dict)) DictGetItemRef(fn_dict, name, &entry);
+  if (fn_dict != nullptr && PyDict_Check(fn_dict) && DictGetItemRef(fn_dict, name, &entry) < 0) {
+    Py_DECREF(fn_dict);  // an error of its own (a key's __eq__, memory): it stands
+    Py_XDECREF(type);
+    Py_XDECREF(value);
+    Py_XDECREF(traceback);
+    return nullptr;
+  }
   Py_XDECREF(fn_dict);
-  PyErr_Clear();
+  if (fn_dict == nullptr) {
+    if (!PyErr_ExceptionMatches(PyExc_AttributeError)) {  // fn's __dict__ raised: that stands
+      Py_XDECREF(type);
+      Py_XDECREF(value);
+      Py_XDECREF(traceback);
+      return nullptr;
+    }
+    PyErr_Clear();  // no __dict__: the original AttributeError
+  }
   if (entry != nullptr) {
     Py_XDECREF(type);
     Py_XDECREF(value);
@@ -163,10 +177,39 @@ PyObject* WrappedRepr(PyObject* op) {
                        : PyUnicode_FromString("<tls.wrap, cleared>");
 }
 
-// fn's attribute `name`, read when asked (functools.wraps copies it).
+// fn's attribute `name`, read when asked (functools.wraps copies it), unless
+// one was set on the wrapper (then kept in its own dict, as a function keeps it).
 PyObject* FnAttr(PyObject* op, void* name) {
+  const char* attr = static_cast<const char*>(name);
+  if (PyObject* own = AsWrapped(op)->dict) {
+    PyObject* key = PyUnicode_FromString(attr);
+    if (key == nullptr) return nullptr;
+    PyObject* set = nullptr;
+    const int found = DictGetItemRef(own, key, &set);
+    Py_DECREF(key);
+    if (found != 0) return set;  // found, or an error
+  }
   PyObject* fn = FnOf(op);
-  return fn != nullptr ? PyObject_GetAttrString(fn, static_cast<const char*>(name)) : nullptr;
+  return fn != nullptr ? PyObject_GetAttrString(fn, attr) : nullptr;
+}
+
+int SetFnAttr(PyObject* op, PyObject* value, void* name) {
+  if (value == nullptr) {
+    PyErr_Format(PyExc_TypeError, "cannot delete %s", static_cast<const char*>(name));
+    return -1;
+  }
+  PyObject* own = PyObject_GenericGetDict(op, nullptr);  // made on first use
+  if (own == nullptr) return -1;
+  const int rc = PyDict_SetItemString(own, static_cast<const char*>(name), value);
+  Py_DECREF(own);
+  return rc;
+}
+
+// Only tls.wrap makes wrappers.
+PyObject* WrappedNew(PyTypeObject* type, PyObject*, PyObject*) {
+  PyErr_Format(PyExc_TypeError, "cannot create '%.100s' instances: use tls.wrap(fn)",
+               type->tp_name);
+  return nullptr;
 }
 
 PyObject* FnWrapped(PyObject* op, void*) {
@@ -177,10 +220,12 @@ PyObject* FnWrapped(PyObject* op, void*) {
 
 PyGetSetDef g_wrapped_getset[] = {
     {"__wrapped__", &FnWrapped, nullptr, "the wrapped callable", nullptr},
-    {"__name__", &FnAttr, nullptr, "the wrapped callable's", const_cast<char*>("__name__")},
-    {"__qualname__", &FnAttr, nullptr, "the wrapped callable's", const_cast<char*>("__qualname__")},
-    {"__doc__", &FnAttr, nullptr, "the wrapped callable's", const_cast<char*>("__doc__")},
-    {"__module__", &FnAttr, nullptr, "the wrapped callable's", const_cast<char*>("__module__")},
+    {"__name__", &FnAttr, &SetFnAttr, "the wrapped callable's", const_cast<char*>("__name__")},
+    {"__qualname__", &FnAttr, &SetFnAttr, "the wrapped callable's",
+     const_cast<char*>("__qualname__")},
+    {"__doc__", &FnAttr, &SetFnAttr, "the wrapped callable's", const_cast<char*>("__doc__")},
+    {"__module__", &FnAttr, &SetFnAttr, "the wrapped callable's", const_cast<char*>("__module__")},
+    {"__dict__", &PyObject_GenericGetDict, &PyObject_GenericSetDict, "its own attributes", nullptr},
     {nullptr, nullptr, nullptr, nullptr, nullptr},
 };
 
@@ -192,6 +237,7 @@ PyMemberDef g_wrapped_members[] = {
 };
 
 PyType_Slot g_wrapped_slots[] = {
+    {Py_tp_new, reinterpret_cast<void*>(&WrappedNew)},
     {Py_tp_dealloc, reinterpret_cast<void*>(&WrappedDealloc)},
     {Py_tp_traverse, reinterpret_cast<void*>(&WrappedTraverse)},
     {Py_tp_clear, reinterpret_cast<void*>(&WrappedClear)},

@@ -8,7 +8,8 @@
 // __module__ and the entries of fn.__dict__ are fn's (what functools.wraps
 // would copy, read when asked), __wrapped__ is fn (so inspect.signature gives
 // fn's signature); it binds as a method when a class holds it, as a function
-// does; attributes set on it are its own.
+// does; attributes set on it are its own (its __dict__, vars() and a
+// functools.wraps over it see them), __name__ and the like included.
 //
 // Example (Python; python/tls/_tasks.py):
 //   run = _tls._wrapped(fn)   # fn checked (callable, not a generator...) first

@@ -141,6 +141,44 @@ class TaskLocalTest(unittest.TestCase):
         self.assertIsNone(ref())
         self.assertEqual([t.python_keys for t in tls.threads() if t.id == tls.id()], [()])
 
+    def test_a_value_that_refers_back_to_the_object_keeps_it_until_the_threads_reset_or_end(self):
+        # Its attributes are tls values of the thread: like any, they live to
+        # the thread's reset or end, and what they refer to with them.
+        class Handler(tls.task_local):
+            def __init__(self):
+                self.callback = self.handle  # a bound method: refers to the object
+
+            def handle(self):
+                return "handled"
+
+        def body():
+            h = Handler()
+            ref = weakref.ref(h)
+            del h
+            gc.collect()
+            kept = ref() is not None
+            tls.reset()
+            gc.collect()
+            return kept, ref() is None
+
+        self.assertEqual(run_in_thread(body), (True, True))
+
+    def test_attribute_names_are_strs_and_its_keys_cannot_be_made_elsewhere(self):
+        class Name(str):
+            pass
+
+        ctx = tls.task_local()
+        setattr(ctx, Name("user"), "ada")  # a str subclass: stored under its str value
+        self.assertEqual(ctx.user, "ada")
+        with self.assertRaises(TypeError):
+            setattr(ctx, 1, "x")
+        # The store's key objects, as the raw listing behind threads() gives them.
+        mine = [e for e in tls._tls._threads() if e[0] == tls.id()][0]
+        keys = [k for k in mine[3] if type(k).__name__ == "_task_local_key"]
+        self.assertEqual([repr(k) for k in keys], ["<task_local task_local.user>"])
+        with self.assertRaises(TypeError):
+            type(keys[0])()
+
     def test_dict_is_a_copy_of_the_callers_attributes_and_read_only(self):
         ctx = tls.task_local()
         ctx.a, ctx.b = 1, 2

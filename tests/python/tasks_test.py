@@ -660,6 +660,18 @@ class WrapTest(TaskTestCase):
         wrapped.extra = 1  # its own attributes, as a function's
         self.assertEqual(wrapped.extra, 1)
         self.assertFalse(hasattr(handle, "extra"))
+        self.assertEqual(vars(wrapped), {"extra": 1})
+        wrapped.__name__ = "renamed"  # as on a function; fn keeps its own
+        self.assertEqual((wrapped.__name__, handle.__name__), ("renamed", "handle"))
+
+        @functools.wraps(wrapped)  # another decorator over it sees fn's metadata
+        def outer(*args, **kwargs):
+            return wrapped(*args, **kwargs)
+
+        self.assertEqual((outer.__name__, outer.__doc__), ("renamed", "Handles a request."))
+        self.assertEqual(outer("r"), ("r", False))
+        with self.assertRaises(TypeError):
+            type(wrapped)()
         with self.assertRaises(AttributeError):
             wrapped.missing
 
