@@ -16,6 +16,9 @@ thread_local constinit PyObject* t_cached_dict [[gnu::tls_model("initial-exec")]
 PyObject* DictFromSlot() noexcept {
   PyState* state = PyStates().Get();
   if (state == nullptr) return nullptr;
+  // A task's borrowed view is read, never cached: get/set's cache is the
+  // dict that set may write into (dict_cache.h).
+  if (state->borrowed()) return state->dict();
   t_cached_dict = state->dict();
   return t_cached_dict;
 }

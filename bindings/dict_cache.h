@@ -20,6 +20,10 @@
 //     since its PyState may be destroyed later, elsewhere;
 //   - a task hides it (Snapshot.run): cleared as the task begins and after it
 //     ended (bindings/tasks.cc).
+//   - a task's store begins borrowing its snapshot's dict (py_state.h,
+//     PyState::Borrow), which must never be written: a borrowed dict is never
+//     cached (DictFromSlot reads it each time); the task's first write makes
+//     its own copy (fast_calls.cc, OwnDict) and caches that.
 // reset(), unload() and the early thread exit (lifecycle.cc, thread_end.cc)
 // clear it again when the engine returns, whatever happened inside.
 // Only NewPyState and CurrentDict's slow path fill it. The test build

@@ -109,6 +109,38 @@ inline Py_hash_t CachedStrHash(PyObject* key) noexcept {
 #endif
 }
 
+// The calling thread's dict to write into, its own, cached: a task's
+// borrowed view of its snapshot (py_state.h, PyState::Borrow) is copied first,
+// its first write; with `create`, a thread without a store gets one.
+// 1 with *dict set, 0 if there is no store (and `create` is false), -1 with
+// an error set. The copy may run the collector, and tls code in it: what it
+// did to the store is looked at again before the copy is taken.
+int OwnDict(bool create, PyObject** dict) {
+  if ((*dict = CachedDict()) != nullptr) return 1;
+  for (;;) {
+    PyState* state = PyStates().Get();
+    if (state == nullptr) {
+      if (!create) return 0;
+      state = NewPyState();  // may run the collector; a new store is never borrowed
+      if (state == nullptr) return -1;
+    }
+    if (!state->borrowed()) {
+      *dict = state->dict();
+      CacheDict(*dict);
+      return 1;
+    }
+    PyObject* copy = PyDict_Copy(state->dict());
+    if (copy == nullptr) return -1;
+    if (PyStates().Get() == state && state->borrowed()) {
+      state->Own(copy);
+      CacheDict(copy);
+      *dict = copy;
+      return 1;
+    }
+    Py_DECREF(copy);  // the store changed meanwhile: look again
+  }
+}
+
 // Stores args[1] under args[0] (whose hash is `hash`) in `dict`, held
 // meanwhile. Returns -1 with an error set, 0 if `dict` is still the thread's
 // afterwards, 1 if the key's __eq__ or a replaced value's __del__ replaced the
@@ -130,12 +162,8 @@ inline int StoreIn(PyObject* dict, PyObject* const* args, Py_hash_t hash) {
   Py_hash_t hash = CachedStrHash(args[0]);
   if (hash == -1 && (hash = PyObject_Hash(args[0])) == -1) return nullptr;
   for (; attempts > 0; --attempts) {
-    PyObject* dict = CurrentDict();
-    if (dict == nullptr) {
-      PyState* state = NewPyState();  // may run the collector: before the store is taken
-      if (state == nullptr) return nullptr;
-      dict = state->dict();
-    }
+    PyObject* dict = nullptr;  // made (or copied) before the store is taken: may run the collector
+    if (OwnDict(/*create=*/true, &dict) < 0) return nullptr;
     int rc = StoreIn(dict, args, hash);
     if (rc < 0) return nullptr;
     if (rc == 0) break;
@@ -166,6 +194,16 @@ PyObject* Delete(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
   if (dict == nullptr) {
     if (PyObject_Hash(key) == -1) return nullptr;
     Py_RETURN_FALSE;
+  }
+  if (dict != CachedDict()) {  // a task's borrowed view: the task's own copy first
+    const int found = PyDict_Contains(dict, key);
+    if (found <= 0) {
+      if (found < 0) return nullptr;
+      Py_RETURN_FALSE;
+    }
+    const int own = OwnDict(/*create=*/false, &dict);  // the key's __eq__ may have reset it
+    if (own < 0) return nullptr;
+    if (own == 0) Py_RETURN_FALSE;
   }
   Py_INCREF(dict);
   int rc = PyDict_DelItem(dict, key);

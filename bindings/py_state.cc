@@ -40,9 +40,11 @@ int InitPyState() {
 }
 
 PyState::~PyState() {
-  ForgetCachedDict(dict_);
+  PyObject* dict = dict_.load(std::memory_order_relaxed);
+  ForgetCachedDict(dict);
+  if (borrowed_) return;  // a snapshot's: it holds no reference to it
   // After Close (a reset, an end) the dict is empty: freed at once.
-  ReleaseDictFromDestructor(dict_);
+  ReleaseDictFromDestructor(dict);
 }
 
 void CloseValue(PyObject* value) {
@@ -61,6 +63,9 @@ void CloseValue(PyObject* value) {
 
 void PyState::Close() {
   ForgetCachedDict();  // the engine took this PyState out of the thread's slot
+  // A task that never wrote: every value was given to it, none is its to close.
+  if (borrowed_) return;
+  PyObject* const dict_ = dict();  // its own: only this thread changes it
   // The engine's round: whether it is an end (else Reset: explicit, at once),
   // and each distinct object closed once.
   tls::embedder::CloseRound round;
@@ -109,7 +114,7 @@ PyState* NewPyState(PyObject* initial) {
   PyObject* dict = initial != nullptr ? PyDict_Copy(initial) : PyDict_New();
   if (dict == nullptr) return nullptr;
   if (PyState* made_meanwhile = PyStates().Get()) {
-    CacheDict(made_meanwhile->dict());
+    if (!made_meanwhile->borrowed()) CacheDict(made_meanwhile->dict());
     PyObject* kept = made_meanwhile->dict();
     Py_INCREF(kept);  // an update may run code that resets the store
     const int rc = initial != nullptr ? PyDict_Update(kept, dict) : 0;

@@ -13,6 +13,8 @@
 
 #include <Python.h>
 
+#include <atomic>
+
 #include "tls/slot.h"
 
 namespace tls::bindings {
@@ -20,7 +22,14 @@ namespace tls::bindings {
 class PyState {
  public:
   // Holds a new reference to `dict` (an empty dict). Runs no Python code.
-  explicit PyState(PyObject* dict) noexcept : dict_(dict) { Py_INCREF(dict_); }
+  explicit PyState(PyObject* dict) noexcept : dict_(dict), borrowed_(false) { Py_INCREF(dict); }
+  // A task's store as it begins (Snapshot.run): the snapshot's dict itself,
+  // borrowed (no reference: the snapshot outlives the task) and never
+  // written; the first write makes it the task's own copy (Own). A task that
+  // only reads so costs no copy, and its end nothing to close: every value in
+  // it was given to the task, which closes none of them.
+  struct Borrow {};
+  PyState(PyObject* captured, Borrow) noexcept : dict_(captured), borrowed_(true) {}
   // Releases the dict without running Python code here (ReleaseFromDestructor);
   // leaks it if Python is finalizing or gone (python_access.h).
   ~PyState();
@@ -37,11 +46,24 @@ class PyState {
   // every value. A forced unwind (CPython ending the thread) passes.
   void Close();
 
-  // The key -> value dict (borrowed).
-  PyObject* dict() const noexcept { return dict_; }
+  // The key -> value dict (borrowed). Read by other threads' walks
+  // (introspection), hence atomic: Own publishes a whole new dict.
+  PyObject* dict() const noexcept { return dict_.load(std::memory_order_acquire); }
+
+  // Whether dict() is a snapshot's, not to be written (see Borrow). Only the
+  // owning thread asks.
+  bool borrowed() const noexcept { return borrowed_; }
+
+  // Takes `own` (a new reference: a copy of the borrowed dict) as this
+  // store's dict, for its first write.
+  void Own(PyObject* own) noexcept {
+    borrowed_ = false;
+    dict_.store(own, std::memory_order_release);
+  }
 
  private:
-  PyObject* dict_;
+  std::atomic<PyObject*> dict_;
+  bool borrowed_;
 };
 
 // Calls value.close() if it has one (errors to sys.unraisablehook). Requires

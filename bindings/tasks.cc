@@ -10,6 +10,7 @@
 #include "bindings/py_state.h"
 #include "bindings/python_access.h"
 #include "bindings/snapshot_holds.h"
+#include "bindings/thread_end.h"
 #include "tls/embedder.h"
 #include "tls/tls.h"
 
@@ -132,8 +133,22 @@ void SnapshotDealloc(PyObject* self) {
   Py_DECREF(type);
 }
 
-// Gives the task begun just now its own PyState, a copy of `captured`.
-int StartTaskValues(PyObject* captured) { return NewPyState(captured) == nullptr ? -1 : 0; }
+// Gives the task begun just now its PyState: `captured` itself, borrowed
+// until the task's first write (py_state.h, PyState::Borrow). Runs no Python
+// code once the thread's end hook is armed.
+int StartTaskValues(PyObject* captured) {
+  if (EnsureThreadEndHook() < 0) return -1;
+  try {
+    PyStates().Emplace(captured, PyState::Borrow{});
+  } catch (const std::bad_alloc&) {
+    PyErr_NoMemory();
+    return -1;
+  } catch (const std::exception& e) {
+    PyErr_Format(PyExc_RuntimeError, "tls: cannot create the task's state: %s", e.what());
+    return -1;
+  }
+  return 0;
+}
 
 // Closes an async generator (it has no close()) with no event loop: the
 // awaitable of its aclose(), stepped once, finishes unless the generator awaits
