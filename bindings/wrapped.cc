@@ -24,6 +24,8 @@ struct WrappedObject {
 WrappedObject* AsWrapped(PyObject* op) { return reinterpret_cast<WrappedObject*>(op); }
 
 PyTypeObject* g_wrapped_type = nullptr;
+PyObject* g_marker_name = nullptr;  // "_is_coroutine_marker", interned at import
+PyObject* g_refusal = nullptr;      // tls._tasks._refuse_deferred_body
 
 // fn, or nullptr with an error once the collector cleared the wrapper (a
 // __del__ in the same garbage cycle may still reach it).
@@ -70,8 +72,59 @@ PyObject* WrappedCall(PyObject* op, PyObject* const* args, size_t nargsf, PyObje
   return result;
 }
 
-// _wrapped(fn): fn is checked by tls.wrap.
-PyObject* MakeWrapped(PyObject*, PyObject* fn) {
+// Whether calling fn surely runs its body: a plain Python function (or a
+// bound method of one) whose code makes no generator, coroutine or async
+// generator and that inspect.markcoroutinefunction did not mark. False means
+// "ask inspect" (python/tls/_tasks.py, _refuse_deferred_body).
+bool PlainlyRunsItsBody(PyObject* fn) {
+  PyObject* inner = PyMethod_Check(fn) ? PyMethod_GET_FUNCTION(fn) : fn;
+  if (!PyFunction_Check(inner)) return false;
+  auto* code = reinterpret_cast<PyCodeObject*>(PyFunction_GET_CODE(inner));
+  if ((code->co_flags & (CO_GENERATOR | CO_COROUTINE | CO_ASYNC_GENERATOR)) != 0) return false;
+  PyObject* dict = reinterpret_cast<PyFunctionObject*>(inner)->func_dict;
+  if (dict == nullptr || PyDict_GET_SIZE(dict) == 0) return true;
+  PyObject* marker = nullptr;
+  const int marked = DictGetItemRef(dict, g_marker_name, &marker);
+  Py_XDECREF(marker);
+  if (marked < 0) PyErr_Clear();  // inspect will tell
+  return marked == 0;
+}
+
+// _plainly_runs_its_body(fn): the same, for tls.ThreadPoolExecutor.submit.
+PyObject* PlainlyRunsItsBodyCall(PyObject*, PyObject* fn) {
+  return PyBool_FromLong(PlainlyRunsItsBody(fn));
+}
+
+// _set_refusal(check): the Python check for everything else (called once by
+// tls._tasks at import): check(fn, api, example) raises TypeError or returns.
+PyObject* SetRefusal(PyObject*, PyObject* check) {
+  Py_INCREF(check);
+  Py_XSETREF(g_refusal, check);
+  Py_RETURN_NONE;
+}
+
+PyObject* MakeWrapped(PyObject* fn);
+
+// wrap(fn, /)
+PyObject* Wrap(PyObject*, PyObject* fn) {
+  if (!PyCallable_Check(fn)) {
+    PyErr_Format(PyExc_TypeError, "wrap() argument must be callable, not %.200s",
+                 Py_TYPE(fn)->tp_name);
+    return nullptr;
+  }
+  if (!PlainlyRunsItsBody(fn)) {
+    if (g_refusal == nullptr) {
+      PyErr_SetString(PyExc_RuntimeError, "tls.wrap: tls._tasks is not imported");
+      return nullptr;
+    }
+    PyObject* checked = PyObject_CallFunction(g_refusal, "Oss", fn, "wrap", "tls.wrap({})");
+    if (checked == nullptr) return nullptr;
+    Py_DECREF(checked);
+  }
+  return MakeWrapped(fn);
+}
+
+PyObject* MakeWrapped(PyObject* fn) {
   PyObject* context = PyContext_CopyCurrent();
   if (context == nullptr) return nullptr;
   PyObject* snapshot = CaptureAll();
@@ -258,16 +311,42 @@ PyType_Spec g_wrapped_spec = {
     g_wrapped_slots,
 };
 
+constexpr char kWrapDoc[] =
+    "wrap($module, fn, /)\n--\n\n"
+    "wrap captures the calling thread's tls values and its contextvars now,\n"
+    "and returns a callable that runs ``fn`` as a task in them, on whatever\n"
+    "thread calls it, as often as it is called.\n\n"
+    "Each call is a task of its own (``Snapshot.run``) in its own copy of the\n"
+    "captured context (as ``contextvars.copy_context().run``), so calls may\n"
+    "overlap on any threads, and what one call sets (tls or ContextVar) is not\n"
+    "seen by the next. The callable reads as ``fn`` does (name, docstring,\n"
+    "``__wrapped__``, as functools.wraps gives) and binds as a method when a\n"
+    "class holds it.\n\n"
+    "A generator function, ``async def`` function or async generator function\n"
+    "(also through functools.partial or a bound method) raises TypeError: a\n"
+    "call would only make the generator or coroutine, and its body would run\n"
+    "later, outside the task. Consume it inside instead:\n"
+    "``tls.wrap(lambda: list(gen()))``, ``tls.wrap(lambda: asyncio.run(main()))``.\n\n"
+    "Example::\n\n"
+    "    tls.set(\"request\", \"r-42\")\n"
+    "    threading.Thread(target=tls.wrap(handle)).start()   # handle sees \"r-42\"";
+
 PyMethodDef g_wrapped_methods[] = {
-    {"_wrapped", &MakeWrapped, METH_O,
-     "_wrapped($module, fn, /)\n--\n\n"
-     "What tls.wrap(fn) returns, once fn is checked (not API)."},
+    {"wrap", &Wrap, METH_O, kWrapDoc},
+    {"_plainly_runs_its_body", &PlainlyRunsItsBodyCall, METH_O,
+     "_plainly_runs_its_body($module, fn, /)\n--\n\n"
+     "Whether fn is a plain function inspect need not look at (not API)."},
+    {"_set_refusal", &SetRefusal, METH_O,
+     "_set_refusal($module, check, /)\n--\n\n"
+     "Sets the Python check wrap() asks about other callables (not API)."},
     {nullptr, nullptr, 0, nullptr},
 };
 
 }  // namespace
 
 int RegisterWrapped(PyObject* module) {
+  g_marker_name = PyUnicode_InternFromString("_is_coroutine_marker");  // kept for good
+  if (g_marker_name == nullptr) return -1;
   g_wrapped_type = reinterpret_cast<PyTypeObject*>(PyType_FromSpec(&g_wrapped_spec));
   if (g_wrapped_type == nullptr) return -1;  // kept for good, as the Snapshot type
   return PyModule_AddFunctions(module, g_wrapped_methods);

@@ -74,6 +74,6 @@ __all__ = [
 
 # Errors, reprs and help() name the extension's functions as they are called:
 # "tls.reset() takes no arguments", not "tls._tls.reset() ...".
-for _function in (at_exit, capture, delete, get, id, reset, set, unload):
+for _function in (at_exit, capture, delete, get, id, reset, set, unload, wrap):
     _function.__module__ = __name__
 del _function

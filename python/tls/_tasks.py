@@ -8,7 +8,6 @@ import concurrent.futures
 import contextvars
 import functools
 import inspect
-import types
 
 import tls  # being imported (it imports this module): use its names at call time
 from tls import _tls  # type: ignore[attr-defined]
@@ -29,23 +28,6 @@ _DEFERRED_BODIES = [
 ]
 
 
-# The code flags that make calling a function return a generator, a
-# coroutine or an async generator instead of running its body.
-_DEFERRED_FLAGS = inspect.CO_GENERATOR | inspect.CO_COROUTINE | inspect.CO_ASYNC_GENERATOR
-
-
-def _plainly_runs_its_body(fn):
-    """Whether fn is a plain Python function (or a bound method of one) that
-    inspect would call neither a generator, a coroutine nor an async generator
-    function: the common case, told from the code flags alone (inspect's three
-    checks cost ~20,000 instructions a submit). False means "ask inspect"."""
-    inner = fn.__func__ if type(fn) is types.MethodType else fn
-    # inspect.markcoroutinefunction (3.12+) marks a function in its __dict__.
-    return (type(inner) is types.FunctionType
-            and not inner.__code__.co_flags & _DEFERRED_FLAGS
-            and "_is_coroutine_marker" not in inner.__dict__)
-
-
 def _refuse_deferred_body(fn, api, example):
     """Raises TypeError if calling fn only makes a generator, a coroutine or an
     async generator, as inspect tells (through functools.partial and bound
@@ -53,7 +35,7 @@ def _refuse_deferred_body(fn, api, example):
     iterated or awaited, outside the task. ``example`` is the call written the
     right way, with {} for the callable. Snapshot.run refuses such a result
     too, also from callables inspect cannot tell."""
-    if _plainly_runs_its_body(fn):
+    if _tls._plainly_runs_its_body(fn):  # a plain function: inspect need not look
         return
     inner = fn
     while True:  # inspect unwraps a method, then a partial: not a partial of a method
@@ -73,33 +55,10 @@ def _refuse_deferred_body(fn, api, example):
                 f"instead, {instead.format(example.format(right))}")
 
 
-def wrap(fn, /):
-    """wrap captures the calling thread's tls values and its contextvars now,
-    and returns a callable that runs ``fn`` as a task in them, on whatever
-    thread calls it, as often as it is called.
-
-    Each call is a task of its own (``Snapshot.run``) in its own copy of the
-    captured context (as ``contextvars.copy_context().run``), so calls may
-    overlap on any threads, and what one call sets (tls or ContextVar) is not
-    seen by the next. Reads as ``fn`` does (name, docstring, ``__wrapped__``,
-    as functools.wraps gives) and binds as a method when a class holds it.
-
-    A generator function, ``async def`` function or async generator function
-    (also through functools.partial or a bound method) raises TypeError: a
-    call would only make the generator or coroutine, and its body would run
-    later, outside the task. Consume it inside instead:
-    ``tls.wrap(lambda: list(gen()))``, ``tls.wrap(lambda: asyncio.run(main()))``.
-
-    Example::
-
-        tls.set("request", "r-42")
-        threading.Thread(target=tls.wrap(handle)).start()   # handle sees "r-42"
-    """
-    if not callable(fn):
-        raise TypeError(f"wrap() argument must be callable, not {type(fn).__name__}")
-    _refuse_deferred_body(fn, "wrap", "tls.wrap({})")
-    # context.copy().run(snapshot.run, fn, ...) per call, in C (bindings/wrapped.h).
-    return _tls._wrapped(fn)
+# wrap(fn): in C (bindings/wrapped.h), which asks _refuse_deferred_body about
+# any callable that is not a plain function.
+_tls._set_refusal(_refuse_deferred_body)
+wrap = _tls.wrap
 
 
 class ThreadPoolExecutor(concurrent.futures.ThreadPoolExecutor):
