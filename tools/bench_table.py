@@ -188,7 +188,9 @@ PYTHON_ROWS = [
     ("Python `tls.ThreadPoolExecutor` submit+result vs a plain `ThreadPoolExecutor`",
      "tls.ThreadPoolExecutor submit+result", "ThreadPoolExecutor submit+result", 1.10),
     ("Python task cost without the pool: `tls.wrap(f)` + call (8 values, contextvars) vs "
-     "`copy_context()` + `.run(f)`", "tls.wrap(f)()", "copy_context().run(f)", None),
+     "`copy_context()` + `.run(f)`", "tls.wrap(f)()", "copy_context().run(f)", 4.0),
+    ("Python task cost without the pool: `snapshot.run(f)` (8 values) vs `copy_context().run(f)`",
+     "snapshot.run(f)", "copy_context().run(f)", 2.0),
     ("Python task cost without the pool: `snapshot.run(f)` (8 values) vs `f()`",
      "snapshot.run(f)", "f()", None),
 ]
