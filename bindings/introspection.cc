@@ -41,8 +41,12 @@ void ReleaseStores(std::vector<PyStore>& stores) {
 bool TakeStores(std::vector<PyStore>& stores) {
   try {
     PyStates().ForEachThread([&](const tls::ThreadInfo& who, PyState& state) {
-      stores.push_back(PyStore{who.id, state.dict()});  // if it throws, no reference was taken
-      Py_INCREF(state.dict());
+      // Read once: a task's first write may swap its borrowed dict for its
+      // own copy meanwhile (PyState::Own, 3.13t); either stays alive while
+      // the walk visits this PyState.
+      PyObject* dict = state.dict();
+      stores.push_back(PyStore{who.id, dict});  // if it throws, no reference was taken
+      Py_INCREF(dict);
     });
   } catch (const std::bad_alloc&) {
     ReleaseStores(stores);

@@ -106,21 +106,16 @@ void PyState::Close() {
   });
 }
 
-PyState* NewPyState(PyObject* initial) {
+PyState* NewPyState() {
   if (EnsureThreadEndHook() < 0) return nullptr;
   // Allocating the dict may run the garbage collector, whose __del__ calls may
-  // store values (making this thread's PyState): keep theirs, with `initial`
-  // stored over them.
-  PyObject* dict = initial != nullptr ? PyDict_Copy(initial) : PyDict_New();
+  // store values (making this thread's PyState): keep theirs.
+  PyObject* dict = PyDict_New();
   if (dict == nullptr) return nullptr;
   if (PyState* made_meanwhile = PyStates().Get()) {
-    if (!made_meanwhile->borrowed()) CacheDict(made_meanwhile->dict());
-    PyObject* kept = made_meanwhile->dict();
-    Py_INCREF(kept);  // an update may run code that resets the store
-    const int rc = initial != nullptr ? PyDict_Update(kept, dict) : 0;
-    Py_DECREF(kept);
     Py_DECREF(dict);
-    return rc < 0 ? nullptr : made_meanwhile;
+    if (!made_meanwhile->borrowed()) CacheDict(made_meanwhile->dict());
+    return made_meanwhile;
   }
   PyState* state = nullptr;
   try {

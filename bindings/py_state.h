@@ -87,12 +87,10 @@ extern ImmortalPyStateSlot g_py_state_storage;
 inline tls::Slot<PyState>& PyStates() { return g_py_state_storage.slot; }
 
 // The calling thread's PyState, created (with its thread-end hook armed) if
-// missing, its dict a copy of `initial` if given (a task's start). Returns
-// nullptr with a Python error set on failure. Requires the GIL.
+// missing. Returns nullptr with a Python error set on failure. Requires the GIL.
 // Creating it may run Python code (the garbage collector): if that code made
-// the thread's PyState meanwhile, that one is returned, never replaced, with
-// `initial`'s items stored into it.
-PyState* NewPyState(PyObject* initial = nullptr);
+// the thread's PyState meanwhile, that one is returned, never replaced.
+PyState* NewPyState();
 
 }  // namespace tls::bindings
 

@@ -135,9 +135,9 @@ void SnapshotDealloc(PyObject* self) {
 
 // Gives the task begun just now its PyState: `captured` itself, borrowed
 // until the task's first write (py_state.h, PyState::Borrow). Runs no Python
-// code once the thread's end hook is armed.
+// code (the thread's end hook is armed already), so the task's slot is still
+// empty here.
 int StartTaskValues(PyObject* captured) {
-  if (EnsureThreadEndHook() < 0) return -1;
   try {
     PyStates().Emplace(captured, PyState::Borrow{});
   } catch (const std::bad_alloc&) {
@@ -225,6 +225,9 @@ PyObject* RefuseDeferredBody(PyObject* result) {
 // that an unwind would have to release.
 PyObject* RunAsTask(SnapshotObject* self, PyObject* const* args, Py_ssize_t nargs,
                     PyObject* kwnames) {
+  // Armed before the task begins: arming may run Python code (an import, the
+  // collector), which must not store into the task before its PyState is made.
+  if (self->values != nullptr && EnsureThreadEndHook() < 0) return nullptr;
   OpenTaskScope open(self->values);
   tls::TaskScope task(self->engine);
   open.Began();

@@ -8,7 +8,9 @@
 // thread with no values captures nothing). Snapshot.run calls fn inside a
 // tls::TaskScope. The engine swaps the thread's stub for the task's, so the
 // thread's PyState (a Slot value) is hidden with everything else, and the task
-// gets its own PyState, a copy of the captured dict. When the task ends, the
+// gets its own PyState, which borrows the captured dict until the task's
+// first write makes it a copy (py_state.h, PyState::Borrow: a task that only
+// reads copies nothing and has nothing to close). When the task ends, the
 // engine runs its at_exit handlers and closes its values, PyState included:
 // PyState::Close skips what CapturedObjects reports, the objects given to a
 // task still open on this thread, as the engine skips its own captured values.

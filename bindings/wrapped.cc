@@ -76,9 +76,25 @@ PyObject* WrappedCall(PyObject* op, PyObject* const* args, size_t nargsf, PyObje
 // bound method of one) whose code makes no generator, coroutine or async
 // generator and that inspect.markcoroutinefunction did not mark. False means
 // "ask inspect" (python/tls/_tasks.py, _refuse_deferred_body).
+bool FunctionRunsItsBody(PyObject* inner);
+
 bool PlainlyRunsItsBody(PyObject* fn) {
   PyObject* inner = PyMethod_Check(fn) ? PyMethod_GET_FUNCTION(fn) : fn;
   if (!PyFunction_Check(inner)) return false;
+#ifdef Py_GIL_DISABLED
+  // Its __code__ and __dict__ may be assigned by another thread meanwhile.
+  bool plain = false;
+  Py_BEGIN_CRITICAL_SECTION(inner);
+  plain = FunctionRunsItsBody(inner);
+  Py_END_CRITICAL_SECTION();
+  return plain;
+#else
+  return FunctionRunsItsBody(inner);
+#endif
+}
+
+// PlainlyRunsItsBody for a function object.
+bool FunctionRunsItsBody(PyObject* inner) {
   auto* code = reinterpret_cast<PyCodeObject*>(PyFunction_GET_CODE(inner));
   if ((code->co_flags & (CO_GENERATOR | CO_COROUTINE | CO_ASYNC_GENERATOR)) != 0) return false;
   PyObject* dict = reinterpret_cast<PyFunctionObject*>(inner)->func_dict;

@@ -281,6 +281,47 @@ class CaptureAndRunTest(TaskTestCase):
         if HOOKS:
             self.assertTrue(snap.run(lambda: tls.id() == HOOKS.cpp_id()))
 
+    def test_no_change_a_task_makes_reaches_the_snapshot_whatever_its_first_change_is(self):
+        # A task reads its snapshot's dict until its first change (copy on
+        # write): each first change below leaves the snapshot whole.
+        log = []
+        closer = Closer(log, "given")
+        tls.set("a", 1)
+        tls.set("b", closer)
+        snapshot = tls.capture()
+        tls.delete("a")
+        tls.delete("b")
+
+        def whole():
+            return tls.get("a"), tls.get("b")
+
+        firsts = {
+            "set": lambda: tls.set("a", 2),
+            "set of a new key": lambda: tls.set("c", 3),
+            "delete": lambda: tls.delete("a"),
+            "delete of a missing key": lambda: tls.delete("missing"),
+            "reset": tls.reset,
+            "unload": tls.unload,
+        }
+        for name, first in firsts.items():
+            with self.subTest(first=name):
+                def task():
+                    seen = whole()
+                    listed = [t.python_keys for t in tls.threads() if t.id == tls.id()]
+                    first()
+                    inner = tls.capture().run(whole)  # a nested task sees the changed view
+                    return seen, listed, inner
+
+                seen, listed, inner = snapshot.run(task)
+                self.assertEqual(seen, (1, closer))
+                self.assertEqual(listed, [("'a'", "'b'")])  # a task that only read lists them
+                expected = {"set": (2, closer), "set of a new key": (1, closer),
+                            "delete": (None, closer), "delete of a missing key": (1, closer),
+                            "reset": (None, None), "unload": (None, None)}[name]
+                self.assertEqual(inner, expected)
+                self.assertEqual(snapshot.run(whole), (1, closer))  # the snapshot is whole
+        self.assertEqual(log, [])  # a task never closes what it was given, reset included
+
     def test_reset_and_unload_inside_task_act_on_task_view(self):
         log = []
         mine = Closer(log, "thread's")
