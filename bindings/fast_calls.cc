@@ -53,8 +53,9 @@ bool DefaultIsTheOnlyKeyword(Py_ssize_t nargs, PyObject* kwnames) {
   return true;
 }
 
-// dict[key] if there, else `fallback`: a new reference, or nullptr with the
-// error set (an unhashable key, or __eq__ raised).
+// dict[key] if there, else `fallback` (which may be nullptr: then a miss is
+// nullptr with no error set): a new reference, or nullptr with the error set
+// (an unhashable key, or __eq__ raised).
 inline PyObject* LookUp(PyObject* dict, PyObject* key, PyObject* fallback) {
   Py_INCREF(dict);
   PyObject* value = PyDict_GetItemWithError(dict, key);  // borrowed
@@ -65,7 +66,7 @@ inline PyObject* LookUp(PyObject* dict, PyObject* key, PyObject* fallback) {
   }
   Py_DECREF(dict);
   if (PyErr_Occurred()) return nullptr;
-  Py_INCREF(fallback);
+  Py_XINCREF(fallback);
   return fallback;
 }
 
@@ -251,12 +252,7 @@ PyMethodDef g_fast_methods[] = {
 
 PyObject* StoreGet(PyObject* key) {
   PyObject* dict = CurrentDict();
-  if (dict == nullptr) return nullptr;
-  Py_INCREF(dict);
-  PyObject* value = PyDict_GetItemWithError(dict, key);  // borrowed
-  Py_XINCREF(value);                                     // before the dict may go
-  Py_DECREF(dict);
-  return value;
+  return dict != nullptr ? LookUp(dict, key, /*fallback=*/nullptr) : nullptr;
 }
 
 int StoreSet(PyObject* key, PyObject* value) {

@@ -65,7 +65,7 @@ void PyState::Close() {
   ForgetCachedDict();  // the engine took this PyState out of the thread's slot
   // A task that never wrote: every value was given to it, none is its to close.
   if (borrowed_) return;
-  PyObject* const dict_ = dict();  // its own: only this thread changes it
+  PyObject* const dict = this->dict();  // its own: only this thread changes it
   // The engine's round: whether it is an end (else Reset: explicit, at once),
   // and each distinct object closed once.
   tls::embedder::CloseRound round;
@@ -77,15 +77,15 @@ void PyState::Close() {
     Py_ssize_t pos = 0;
     PyObject *key, *value;
     bool closers = false;
-    while (!closers && PyDict_Next(dict_, &pos, &key, &value)) closers = MayHaveClose(value);
+    while (!closers && PyDict_Next(dict, &pos, &key, &value)) closers = MayHaveClose(value);
     if (!closers) {
-      PyDict_Clear(dict_);
+      PyDict_Clear(dict);
       return;
     }
     // Snapshot the values: a close() may store into (or clear) the dict.
-    PyObject* values = PyDict_Values(dict_);
+    PyObject* values = PyDict_Values(dict);
     if (values == nullptr) {
-      PyErr_WriteUnraisable(dict_);
+      PyErr_WriteUnraisable(dict);
       return;
     }
     CapturedObjects captured;  // given to a task: not its to close
@@ -101,7 +101,7 @@ void PyState::Close() {
       }
       CloseValue(value);
     }
-    PyDict_Clear(dict_);
+    PyDict_Clear(dict);
     Py_DECREF(values);
   });
 }

@@ -102,10 +102,9 @@ PyObject* ExactName(PyObject* name) {
   return PyUnicode_FromObject(name);
 }
 
-// 1 if `name` (an exact str) is "__dict__", else 0.
-int IsDictName(PyObject* name) {
-  if (name == g_dict_name) return 1;
-  return PyUnicode_Compare(name, g_dict_name) == 0 ? 1 : 0;
+// Whether `name` (an exact str) is "__dict__".
+bool IsDictName(PyObject* name) {
+  return name == g_dict_name || PyUnicode_Compare(name, g_dict_name) == 0;
 }
 
 // The key of `name` as a new reference, made on its first use (one key per
@@ -176,21 +175,10 @@ PyObject* ViewDict(TaskLocalObject* self) {
   return dict;
 }
 
-PyObject* GetAttrNamed(TaskLocalObject* self, PyObject* name);
-
-PyObject* TaskLocalGetAttr(PyObject* op, PyObject* given) {
-  PyObject* name = ExactName(given);
-  if (name == nullptr) return nullptr;
-  PyObject* value = GetAttrNamed(AsTaskLocal(op), name);
-  Py_DECREF(name);
-  return value;
-}
-
 PyObject* GetAttrNamed(TaskLocalObject* self, PyObject* name) {
   PyObject* op = reinterpret_cast<PyObject*>(self);
-  const int is_dict = IsDictName(name);
   if (EnsureInit(self) < 0) return nullptr;
-  if (is_dict > 0) return ViewDict(self);
+  if (IsDictName(name)) return ViewDict(self);
   PyObject* key = nullptr;
   const int known = DictGetItemRef(self->keys, name, &key);
   if (known < 0) return nullptr;
@@ -204,6 +192,14 @@ PyObject* GetAttrNamed(TaskLocalObject* self, PyObject* name) {
   return PyObject_GenericGetAttr(op, name);
 }
 
+PyObject* TaskLocalGetAttr(PyObject* op, PyObject* given) {
+  PyObject* name = ExactName(given);
+  if (name == nullptr) return nullptr;
+  PyObject* value = GetAttrNamed(AsTaskLocal(op), name);
+  Py_DECREF(name);
+  return value;
+}
+
 // The class's data descriptor for `name` (a __slots__ member, a property), as
 // a new reference, or nullptr (with an error set only on failure).
 PyObject* DataDescriptor(PyTypeObject* type, PyObject* name) {
@@ -212,19 +208,9 @@ PyObject* DataDescriptor(PyTypeObject* type, PyObject* name) {
   return found;
 }
 
-int SetAttrNamed(TaskLocalObject* self, PyObject* name, PyObject* value);
-
-int TaskLocalSetAttr(PyObject* op, PyObject* given, PyObject* value) {
-  PyObject* name = ExactName(given);
-  if (name == nullptr) return -1;
-  const int rc = SetAttrNamed(AsTaskLocal(op), name, value);
-  Py_DECREF(name);
-  return rc;
-}
-
 int SetAttrNamed(TaskLocalObject* self, PyObject* name, PyObject* value) {
   PyObject* op = reinterpret_cast<PyObject*>(self);
-  if (IsDictName(name) > 0) {
+  if (IsDictName(name)) {
     PyErr_Format(PyExc_AttributeError, "'%.100s' object attribute '__dict__' is read-only",
                  Py_TYPE(op)->tp_name);
     return -1;
@@ -253,6 +239,14 @@ int SetAttrNamed(TaskLocalObject* self, PyObject* name, PyObject* value) {
     return -1;
   }
   return removed < 0 ? -1 : 0;
+}
+
+int TaskLocalSetAttr(PyObject* op, PyObject* given, PyObject* value) {
+  PyObject* name = ExactName(given);
+  if (name == nullptr) return -1;
+  const int rc = SetAttrNamed(AsTaskLocal(op), name, value);
+  Py_DECREF(name);
+  return rc;
 }
 
 PyObject* TaskLocalNew(PyTypeObject* type, PyObject* args, PyObject* kwargs) {

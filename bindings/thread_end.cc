@@ -28,7 +28,7 @@ struct Sentinel {
 // Whether this thread's current thread state carries a live sentinel. Reset
 // when the sentinel fires, so a later thread state on the same native thread
 // (PyGILState_Ensure after a Release) gets its own.
-thread_local constinit bool t_armed = false;
+thread_local bool t_armed = false;
 
 PyTypeObject* g_sentinel_type = nullptr;
 PyObject* g_sentinel_key = nullptr;  // the key in the thread-state dict

@@ -193,42 +193,39 @@ void WrappedDealloc(PyObject* op) {
   Py_DECREF(type);
 }
 
+// fn.__dict__[name] as a new reference in *entry: 1 found, 0 not (no such
+// entry, or fn has no __dict__), -1 with an error of fn's own.
+int FnDictEntry(PyObject* fn, PyObject* name, PyObject** entry) {
+  *entry = nullptr;
+  PyObject* fn_dict = PyObject_GetAttrString(fn, "__dict__");
+  if (fn_dict == nullptr) {
+    if (!PyErr_ExceptionMatches(PyExc_AttributeError)) return -1;
+    PyErr_Clear();
+    return 0;
+  }
+  const int found = PyDict_Check(fn_dict) ? DictGetItemRef(fn_dict, name, entry) : 0;
+  Py_DECREF(fn_dict);
+  return found;
+}
+
 // Its own attributes first (those set on it, the type's), then the entries
 // of fn's __dict__, as functools.wraps would have copied them.
 PyObject* WrappedGetAttr(PyObject* op, PyObject* name) {
   PyObject* found = PyObject_GenericGetAttr(op, name);
   if (found != nullptr || !PyErr_ExceptionMatches(PyExc_AttributeError)) return found;
-  WrappedObject* self = AsWrapped(op);
-  if (self->fn == nullptr) return nullptr;
-  PyObject *type, *value, *traceback;  // the AttributeError, kept unless fn's __dict__ has it
+  PyObject* fn = AsWrapped(op)->fn;
+  if (fn == nullptr) return nullptr;
+  PyObject *type, *value, *traceback;  // the AttributeError, kept unless fn's __dict__ decides
   PyErr_Fetch(&type, &value, &traceback);
-  PyObject* fn_dict = PyObject_GetAttrString(self->fn, "__dict__");
   PyObject* entry = nullptr;
-  if (fn_dict != nullptr && PyDict_Check(fn_dict) && DictGetItemRef(fn_dict, name, &entry) < 0) {
-    Py_DECREF(fn_dict);  // an error of its own (a key's __eq__, memory): it stands
-    Py_XDECREF(type);
-    Py_XDECREF(value);
-    Py_XDECREF(traceback);
+  if (FnDictEntry(fn, name, &entry) == 0) {
+    PyErr_Restore(type, value, traceback);
     return nullptr;
   }
-  Py_XDECREF(fn_dict);
-  if (fn_dict == nullptr) {
-    if (!PyErr_ExceptionMatches(PyExc_AttributeError)) {  // fn's __dict__ raised: that stands
-      Py_XDECREF(type);
-      Py_XDECREF(value);
-      Py_XDECREF(traceback);
-      return nullptr;
-    }
-    PyErr_Clear();  // no __dict__: the original AttributeError
-  }
-  if (entry != nullptr) {
-    Py_XDECREF(type);
-    Py_XDECREF(value);
-    Py_XDECREF(traceback);
-    return entry;
-  }
-  PyErr_Restore(type, value, traceback);
-  return nullptr;
+  Py_XDECREF(type);
+  Py_XDECREF(value);
+  Py_XDECREF(traceback);
+  return entry;  // found, or nullptr with fn's own error
 }
 
 // As a function does: a wrapper held by a class binds to its instances.

@@ -34,9 +34,8 @@ def _refuse_deferred_body(fn, api, example):
     methods, nested in any order): its body would run later, wherever it is
     iterated or awaited, outside the task. ``example`` is the call written the
     right way, with {} for the callable. Snapshot.run refuses such a result
-    too, also from callables inspect cannot tell."""
-    if _tls._plainly_runs_its_body(fn):  # a plain function: inspect need not look
-        return
+    too, also from callables inspect cannot tell. Callers skip it for a plain
+    function (``_tls._plainly_runs_its_body``): inspect need not look."""
     inner = fn
     while True:  # inspect unwraps a method, then a partial: not a partial of a method
         if isinstance(inner, functools.partial):
@@ -79,6 +78,7 @@ class ThreadPoolExecutor(concurrent.futures.ThreadPoolExecutor):
         A generator function, ``async def`` function or async generator
         function raises TypeError here (see ``wrap``): submit
         ``lambda: list(gen())`` or ``lambda: asyncio.run(main())`` instead."""
-        _refuse_deferred_body(fn, "submit", "pool.submit({})")
+        if not _tls._plainly_runs_its_body(fn):
+            _refuse_deferred_body(fn, "submit", "pool.submit({})")
         return super().submit(contextvars.copy_context().run, tls.capture().run, fn, *args,
                               **kwargs)
