@@ -53,7 +53,7 @@ enum class ExitCause {
 // in rounds; core/README.md) and frees its store. Call it where the runtime's
 // thread ends, e.g. when Python clears a thread state. Throws nothing but a
 // ForcedUnwind (a handler or close called pthread_exit), which must pass.
-void RunThreadExit(ExitCause cause);
+TLS_API void RunThreadExit(ExitCause cause);
 
 // ---- Tasks -------------------------------------------------------------------
 
@@ -62,12 +62,12 @@ using TaskId = const void*;
 
 // The innermost task open on the calling thread, nullptr outside any. Read it
 // right after a tls::TaskScope was made to learn that task's identity.
-TaskId CurrentTask() noexcept;
+TLS_API TaskId CurrentTask() noexcept;
 
 // Whether `task` is still open on the calling thread (the thread's exit ends
 // the tasks still open, innermost first). False for nullptr. A value that a
 // still-open task's snapshot gave it is not that task's to close.
-bool TaskOpen(TaskId task) noexcept;
+TLS_API bool TaskOpen(TaskId task) noexcept;
 
 // ---- Rounds of closes --------------------------------------------------------
 
@@ -75,7 +75,7 @@ bool TaskOpen(TaskId task) noexcept;
 // at the thread's or a task's end; false in a Reset (and outside any round).
 // At an end, a value a live snapshot holds is left for the snapshot's last
 // release to close; in a Reset every value closes at once.
-bool ClosingAtEnd() noexcept;
+TLS_API bool ClosingAtEnd() noexcept;
 
 // A set of object identities for one pass over a thread's values. The first
 // 16 live inline (a linear scan, nothing allocated); the rest in a hash set.

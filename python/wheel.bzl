@@ -2,7 +2,7 @@
 
 load("//tools:python_ext.bzl", "optimized_file")
 
-def tls_wheel(name, py, version, platform, metadata_args, files, extra_srcs):
+def tls_wheel(name, py, version, platform, metadata_args, files, extra_srcs, engine, cpp_files):
     """Declares `name` -> tls-<version>-<python tag>-<abi tag>-<platform>.whl.
 
     The extension is //bindings' release variant for `py`, built with
@@ -19,6 +19,11 @@ def tls_wheel(name, py, version, platform, metadata_args, files, extra_srcs):
       metadata_args: build_wheel.py flags for METADATA.
       files: {source label: path in the wheel} besides the extension.
       extra_srcs: other files metadata_args refer to with $(location).
+      engine: the optimised, stripped libtls-core.so.3 the extension links,
+        shipped as tls/lib/libtls-core.so.3 (the extension's RPATH is
+        $ORIGIN/lib) and checked with it.
+      cpp_files: {source label: path in the wheel} for building C++ against
+        that engine: its headers, CMake package and pkg-config file.
     """
     tag = py["tag"]
     extension = "tls/_tls" + py["ext_suffix"]
@@ -29,17 +34,22 @@ def tls_wheel(name, py, version, platform, metadata_args, files, extra_srcs):
     )
     native.genrule(
         name = tag + "_extension",
-        srcs = [":%s_opt" % tag],
+        srcs = [":%s_opt" % tag, engine],
         outs = ["release/%s/%s" % (tag, extension)],
         cmd = " && ".join([
-            "$(STRIP) --strip-unneeded -o $@ $<",
-            "$(location //tools:manylinux) check --tag %s $@" % platform,
+            "$(STRIP) --strip-unneeded -o $@ $(location :%s_opt)" % tag,
+            "$(location //tools:manylinux) check --tag %s --vendored $(location %s) $@" % (
+                platform,
+                engine,
+            ),
         ]),
         toolchains = ["@bazel_tools//tools/cpp:current_cc_toolchain"],
         tools = ["//tools:manylinux"],
     )
     wheel_files = dict(files)
+    wheel_files.update(cpp_files)
     wheel_files[":%s_extension" % tag] = extension
+    wheel_files[engine] = "tls/lib/libtls-core.so.3"
     native.genrule(
         name = name,
         srcs = wheel_files.keys() + extra_srcs,

@@ -6,9 +6,10 @@ and the symbol versions it needs from each (.gnu.version_r), then finds the
 oldest manylinux policy that allows all of them.
 
     manylinux.py show  EXT.so                    the needs and the tag
-    manylinux.py check --tag manylinux_2_34_x86_64 EXT.so
-        fails (exit 1) if EXT.so needs more than the tag allows, or if it
-        qualifies for a stronger (older) tag than the one declared.
+    manylinux.py check --tag manylinux_2_34_x86_64 [--vendored LIB.so.N] EXT.so
+        fails (exit 1) if EXT.so (or a library the wheel carries beside it,
+        --vendored, named by its SONAME) needs more than the tag allows, or if
+        they qualify for a stronger (older) tag than the one declared.
 
 The policy facts are those of pypa/auditwheel's manylinux-policy.json (x86_64):
 the newest GLIBC_, GLIBCXX_, CXXABI_ and GCC_ symbol versions each policy
@@ -21,6 +22,7 @@ allows a few more (libz, X11, GL ...); we neither need nor allow them.
 """
 
 import argparse
+import os
 import struct
 import sys
 
@@ -117,10 +119,15 @@ def deciding_versions(versions):
     return newest
 
 
-def strongest_tag(needed, versions):
+def strongest_tag(needed, versions, vendored=()):
     """The oldest policy allowing every library and symbol version needed, as a
-    platform tag (e.g. manylinux_2_34_x86_64). Raises NotAllowed otherwise."""
-    bad_libs = sorted(set(needed) - ALLOWED_LIBS)
+    platform tag (e.g. manylinux_2_34_x86_64). Raises NotAllowed otherwise.
+    `vendored`: names of libraries the wheel carries itself (auditwheel's
+    repair does the same): allowed, and their symbol versions are ours, not
+    the system's."""
+    vendored = set(vendored)
+    versions = {lib: names for lib, names in versions.items() if lib not in vendored}
+    bad_libs = sorted(set(needed) - ALLOWED_LIBS - vendored)
     if bad_libs:
         raise NotAllowed(f"needs libraries no manylinux policy allows: {', '.join(bad_libs)}")
     order = [tag for tag, _ in POLICIES]
@@ -143,23 +150,37 @@ def strongest_tag(needed, versions):
     return f"{order[floor]}_{ARCH}"
 
 
-def check(path, tag):
-    """Problems with declaring `tag` for the binary at `path` (empty: fine)."""
-    with open(path, "rb") as f:
-        needed, versions = read_needs(f.read())
-    try:
-        best = strongest_tag(needed, versions)
-    except NotAllowed as e:
-        return [f"{path}: {e}"]
-    newest = deciding_versions(versions)
-    needs = ", ".join(f"{family}_{v}" for family, v in sorted(newest.items()))
+def check(path, tag, vendored=()):
+    """Problems with declaring `tag` for the binary at `path` (empty: fine).
+
+    `vendored`: paths of the libraries the wheel carries beside it, each under
+    its SONAME (python/BUILD's tls/lib/libtls-core.so.3). `path` may need
+    them; each must itself qualify for `tag`, and the wheel's tag is the
+    strongest one that all of them allow."""
+    names = [os.path.basename(v) for v in vendored]
+    binaries = [path] + list(vendored)
     order = [f"{t}_{ARCH}" for t, _ in POLICIES]
     if tag not in order:
         return [f"{path}: declared tag {tag} is not one of {', '.join(order)}"]
+    best, newest = order[0], {}
+    for binary in binaries:
+        with open(binary, "rb") as f:
+            needed, versions = read_needs(f.read())
+        try:
+            own = strongest_tag(needed, versions, names)
+        except NotAllowed as e:
+            return [f"{binary}: {e}"]
+        best = max(best, own, key=order.index)
+        for family, v in deciding_versions(
+                {lib: n for lib, n in versions.items() if lib not in names}).items():
+            if family not in newest or _key(v) > _key(newest[family]):
+                newest[family] = v
+    needs = ", ".join(f"{family}_{v}" for family, v in sorted(newest.items()))
+    what = path if not vendored else f"{path} with {', '.join(names)}"
     if order.index(best) > order.index(tag):
-        return [f"{path}: needs {needs}: that is {best}, more than the declared {tag}"]
+        return [f"{what}: needs {needs}: that is {best}, more than the declared {tag}"]
     if best != tag:
-        return [f"{path}: qualifies for {best} (needs {needs}), stronger than the declared "
+        return [f"{what}: qualifies for {best} (needs {needs}), stronger than the declared "
                 f"{tag}: declare {best} (python/BUILD, MANYLINUX)"]
     return []
 
@@ -171,6 +192,8 @@ def main(argv=None):
     show.add_argument("so")
     chk = sub.add_parser("check", help="fail unless TAG is exactly the strongest tag")
     chk.add_argument("--tag", required=True)
+    chk.add_argument("--vendored", action="append", default=[],
+                     help="a library the wheel carries beside SO, named by its SONAME")
     chk.add_argument("so")
     args = ap.parse_args(argv)
     if args.cmd == "show":
@@ -186,7 +209,7 @@ def main(argv=None):
             print("tag: none:", e)
             return 1
         return 0
-    problems = check(args.so, args.tag)
+    problems = check(args.so, args.tag, args.vendored)
     for p in problems:
         print("manylinux check: " + p, file=sys.stderr)
     return 1 if problems else 0

@@ -11,6 +11,7 @@ import unittest
 import manylinux
 
 EXTENSION = sys.argv.pop(1) if len(sys.argv) > 1 else None
+ENGINE = sys.argv.pop(1) if len(sys.argv) > 1 else None  # the library it needs, vendored
 BASE = {"libc.so.6": {"GLIBC_2.2.5", "GLIBC_2.14"}, "libstdc++.so.6": {"GLIBCXX_3.4", "CXXABI_1.3"}}
 
 
@@ -54,6 +55,15 @@ class StrongestTagTest(unittest.TestCase):
         with self.assertRaisesRegex(manylinux.NotAllowed, "GLIBC_2.99"):
             manylinux.strongest_tag(*needs("libc.so.6", "GLIBC_2.99"))
 
+    def test_a_vendored_library_is_allowed_and_its_versions_are_not_the_systems(self):
+        names, versions = needs()
+        versions["libtls-core.so.3"] = {"NOT_A_POLICY_1.0"}
+        with self.assertRaisesRegex(manylinux.NotAllowed, "libtls-core.so.3"):
+            manylinux.strongest_tag(names + ["libtls-core.so.3"], versions)
+        self.assertEqual(
+            manylinux.strongest_tag(names + ["libtls-core.so.3"], versions, ["libtls-core.so.3"]),
+            "manylinux_2_17_x86_64")
+
     def test_an_unknown_version_family_fails(self):
         with self.assertRaisesRegex(manylinux.NotAllowed, "OPENSSL_3.0.0"):
             manylinux.strongest_tag(*needs("libc.so.6", "OPENSSL_3.0.0"))
@@ -68,13 +78,23 @@ class RealExtensionTest(unittest.TestCase):
         self.assertTrue(any(v.startswith("GLIBC_2.") for v in versions["libc.so.6"]))
 
     def test_check_accepts_only_the_strongest_tag(self):
-        with open(EXTENSION, "rb") as f:
-            best = manylinux.strongest_tag(*manylinux.read_needs(f.read()))
-        self.assertEqual(manylinux.check(EXTENSION, best), [])
-        weaker_or_stronger = [f"{t}_x86_64" for t, _ in manylinux.POLICIES if f"{t}_x86_64" != best]
-        for tag in weaker_or_stronger:
+        order = [f"{t}_x86_64" for t, _ in manylinux.POLICIES]
+        tags = []
+        for binary in (EXTENSION, ENGINE):
+            with open(binary, "rb") as f:
+                tags.append(manylinux.strongest_tag(*manylinux.read_needs(f.read()),
+                                                    [os.path.basename(ENGINE)]))
+        best = max(tags, key=order.index)
+        self.assertEqual(manylinux.check(EXTENSION, best, [ENGINE]), [])
+        for tag in (t for t in order if t != best):
             with self.subTest(tag=tag):
-                self.assertEqual(len(manylinux.check(EXTENSION, tag)), 1)
+                self.assertEqual(len(manylinux.check(EXTENSION, tag, [ENGINE])), 1)
+
+    def test_the_extension_needs_the_engine_it_is_shipped_with(self):
+        self.assertNotEqual(manylinux.check(EXTENSION, "manylinux_2_34_x86_64"), [])
+        with open(EXTENSION, "rb") as f:
+            needed, _ = manylinux.read_needs(f.read())
+        self.assertIn(os.path.basename(ENGINE), needed)
 
     def test_not_an_elf_file_is_an_error(self):
         with tempfile.TemporaryDirectory(dir=os.environ.get("TEST_TMPDIR")) as tmp:

@@ -11,6 +11,9 @@ load("//tools:copts.bzl", "TLS_COPTS")
 
 _TESTING_SRCS = ["testing.cc", "testing.h"]
 
+# The engine, as the one shared library every extension of the process links.
+_ENGINE = "//core:libtls-core.so.3"
+
 def tls_extension(name, py_tag, testing):
     """Declares one variant of the `tls._tls` extension. Call from //bindings.
 
@@ -24,9 +27,19 @@ def tls_extension(name, py_tag, testing):
         srcs = native.glob(["*.cc", "*.h"], exclude = [] if testing else _TESTING_SRCS),
         copts = TLS_COPTS + ["-fvisibility=hidden"],
         local_defines = ["TLS_TESTING_HOOKS"] if testing else [],
-        # Export only PyInit__tls: the engine's symbols stay private to this module.
-        additional_linker_inputs = ["exports.lds"],
-        linkopts = ["-Wl,--version-script=$(location exports.lds)"],
+        # Export only PyInit__tls. The engine is not in this module: it links
+        # libtls-core.so.3, which the package carries in tls/lib/ (RPATH
+        # $ORIGIN/lib), so that a user's extension linking the same library
+        # shares its engine (docs/python-cpp.md).
+        additional_linker_inputs = [
+            "exports.lds",
+            _ENGINE,
+        ],
+        linkopts = [
+            "-Wl,--version-script=$(location exports.lds)",
+            "$(location %s)" % _ENGINE,
+            "-Wl,-rpath,$$ORIGIN/lib",
+        ],
         linkshared = True,
         linkstatic = True,
         visibility = ["//python:__pkg__", "//tools:__pkg__"],
@@ -34,8 +47,7 @@ def tls_extension(name, py_tag, testing):
         # (bindings/BUILD, "Binding style"), and without its headers in their
         # sandbox a pybind11 include there fails to build.
         deps = [
-            "//core",
-            "//core:embedder",
+            "//core:shared_headers",
             "@local_python//:headers_" + py_tag,
         ] + (["@pybind11"] if testing else []),
     )

@@ -45,6 +45,8 @@ CHECK = textwrap.dedent("""
 # Interpreter tag, ABI tag (cp313t for the free-threaded 3.13), platform.
 VERSION = "0.4.0"  # python/BUILD's
 DIST_INFO = f"tls-{VERSION}.dist-info/"
+ENGINE_SONAME = "libtls-core.so.3"
+ENGINE = "tls/lib/" + ENGINE_SONAME
 NAME = re.compile("tls-" + re.escape(VERSION) +
                   r"-(cp3\d+)-(cp3\d+t?)-(manylinux_2_\d+_x86_64)\.whl")
 
@@ -85,10 +87,37 @@ class WheelContentsTest(unittest.TestCase):
             self.assertIn("Tag: " + "-".join(match.groups()), wheel)
 
     def test_platform_tag_is_the_strongest_the_extension_allows(self):
+        order = [f"{t}_x86_64" for t, _ in manylinux.POLICIES]
         for path, zf in self.wheels():
             platform = NAME.fullmatch(os.path.basename(path)).group(3)
-            needed, versions = manylinux.read_needs(self.extension(path, zf))
-            self.assertEqual(manylinux.strongest_tag(needed, versions), platform)
+            tags = [manylinux.strongest_tag(*manylinux.read_needs(binary), [ENGINE_SONAME])
+                    for binary in (self.extension(path, zf), zf.read(ENGINE))]
+            self.assertEqual(max(tags, key=order.index), platform)
+
+    def test_extension_links_the_engine_the_wheel_carries(self):
+        for path, zf in self.wheels():
+            so = self.extension(path, zf)
+            needed, _ = manylinux.read_needs(so)
+            self.assertIn(ENGINE_SONAME, needed)
+            self.assertIn(b"$ORIGIN/lib\0", so)  # its RUNPATH: tls/lib/ beside it
+            engine = zf.read(ENGINE)
+            self.assertIn(ENGINE_SONAME.encode() + b"\0", engine)  # its SONAME
+            self.assertNotIn(b".symtab\0", engine)
+            self.assertNotIn(b"__assert_fail", engine)
+
+    def test_wheel_carries_what_cpp_builds_against(self):
+        for path, zf in self.wheels():
+            names = set(zf.namelist())
+            for header in ("tls.h", "store.h", "slot.h", "internal/abi.h"):
+                self.assertIn("tls/include/tls/" + header, names)
+            self.assertNotIn("tls/include/tls/embedder.h", names)  # bindings only
+            config = zf.read("tls/lib/cmake/TlsCore/TlsCoreConfig.cmake").decode()
+            self.assertIn("add_library(tls::core SHARED IMPORTED)", config)
+            version = zf.read("tls/lib/cmake/TlsCore/TlsCoreConfigVersion.cmake").decode()
+            self.assertIn(f'set(PACKAGE_VERSION "{VERSION}")', version)
+            pc = zf.read("tls/lib/pkgconfig/tls-core.pc").decode()
+            self.assertIn(f"Version: {VERSION}", pc)
+            self.assertIn("prefix=${pcfiledir}/../..", pc)
 
     def test_extension_is_optimised_stripped_and_has_no_test_hooks(self):
         for path, zf in self.wheels():
