@@ -16,6 +16,7 @@
 // bindings/FREE_THREADING.md.
 #include <Python.h>
 
+#include "bindings/cpp_values.h"
 #include "bindings/fast_calls.h"
 #include "bindings/introspection.h"
 #include "bindings/lifecycle.h"
@@ -56,7 +57,7 @@ int Register(PyObject* m) {
       RegisterThreadEndBindings(m) < 0 || RegisterFastCalls(m) < 0 ||
       RegisterIntrospection(m) < 0 || RegisterLifecycleBindings(m) < 0 ||
       RegisterTaskBindings(m) < 0 || RegisterLocal(m) < 0 || RegisterTaskLocal(m) < 0 ||
-      RegisterWrapped(m) < 0) {
+      RegisterWrapped(m) < 0 || RegisterCppValues(m) < 0) {
     return -1;
   }
 #ifdef TLS_TESTING_HOOKS

@@ -308,6 +308,27 @@ int RegisterMainThreadExit(PyObject* run_exit) {
 
 }  // namespace
 
+namespace {
+
+// The engine's thread store hook (tls/embedder.h): a thread's store is about
+// to be made, perhaps by a user's C++ extension (tls::Set from C++ code that
+// the Python thread called), which never arms the Python thread's end. Arm it
+// here, so that the thread's C++ values close with the Python thread, before
+// join() returns, as Python values do. Only on a thread that holds the GIL
+// (attached, on 3.13t): a native thread or C++ code with the GIL released
+// has no Python thread state to arm, and its store ends with the native
+// thread. An error is not the storing code's: it goes to sys.unraisablehook.
+void ArmBeforeTheEnginesStore() noexcept {
+  if (t_armed) return;
+  if (PythonFinalizing() || !Py_IsInitialized() || PyGILState_Check() != 1) return;
+  PyObject *type, *value, *traceback;
+  PyErr_Fetch(&type, &value, &traceback);
+  if (EnsureThreadEndHook() < 0) PyErr_WriteUnraisable(nullptr);
+  PyErr_Restore(type, value, traceback);
+}
+
+}  // namespace
+
 int RegisterThreadEndBindings(PyObject* module) {
   g_sentinel_type = reinterpret_cast<PyTypeObject*>(PyType_FromSpec(&g_sentinel_spec));
   if (g_sentinel_type == nullptr) return -1;
@@ -326,6 +347,7 @@ int RegisterThreadEndBindings(PyObject* module) {
   if (run_exit == nullptr) return -1;
   const int result = RegisterMainThreadExit(run_exit);
   Py_DECREF(run_exit);
+  if (result == 0) tls::embedder::SetThreadStoreHook(&ArmBeforeTheEnginesStore);
   return result;
 }
 

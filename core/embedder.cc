@@ -4,6 +4,7 @@
 #include "core/internal/exit.h"
 #include "core/internal/report.h"
 #include "core/internal/stub.h"
+#include "core/internal/stub_lifecycle.h"
 
 namespace tls::inline TLS_ABI_NAMESPACE::embedder {
 
@@ -23,5 +24,7 @@ bool TaskOpen(TaskId task) noexcept {
 }
 
 bool ClosingAtEnd() noexcept { return internal::ClosingAtEnd(); }
+
+void SetThreadStoreHook(void (*hook)() noexcept) noexcept { internal::SetThreadStoreHook(hook); }
 
 }  // namespace tls::inline TLS_ABI_NAMESPACE::embedder

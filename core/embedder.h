@@ -55,6 +55,18 @@ enum class ExitCause {
 // ForcedUnwind (a handler or close called pthread_exit), which must pass.
 TLS_API void RunThreadExit(ExitCause cause);
 
+// Sets the hook the engine runs on a thread just before it makes that
+// thread's store: its first tls call that needs one (Set, ID, AtExit, a Slot
+// store...), or the first after Unload or an early exit. Not for a task's
+// store, nor on an ending thread. Made for a runtime whose own thread end
+// must be armed whoever stores first, the runtime's code or C++ code it calls
+// (the Python binding arms the Python thread's exit there, so C++ values set
+// by a user's extension close before join() returns). It runs outside any
+// engine lock and may call anything, tls included (a store its code makes is
+// the one the triggering call then uses; no hook runs for it). One hook per
+// process: the last set wins; nullptr removes it. It must not throw.
+TLS_API void SetThreadStoreHook(void (*hook)() noexcept) noexcept;
+
 // ---- Tasks -------------------------------------------------------------------
 
 // An open task's identity (a tls::TaskScope's frame), to compare only.

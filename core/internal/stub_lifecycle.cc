@@ -30,7 +30,33 @@ constinit ProcessTeardown g_teardown;
 
 void StubReleaser::operator()(Stub* stub) const noexcept { ReleaseStub(stub); }
 
+namespace {
+
+std::atomic<ThreadStoreHook> g_thread_store_hook{nullptr};
+// Set while the hook runs on this thread: a store its code makes runs no hook.
+thread_local constinit bool t_in_thread_store_hook = false;
+
+// Runs the hook before a thread's own store is made. True if the hook's code
+// made the store meanwhile.
+[[gnu::noinline]] bool RunThreadStoreHook(ThreadStoreHook hook) noexcept {
+  t_in_thread_store_hook = true;
+  hook();
+  t_in_thread_store_hook = false;
+  return t_thread.stub != nullptr;
+}
+
+}  // namespace
+
+void SetThreadStoreHook(ThreadStoreHook hook) noexcept {
+  g_thread_store_hook.store(hook, std::memory_order_release);
+}
+
 Stub& NewStub(Stub* reuse) {
+  if (reuse == nullptr && t_thread.task == nullptr && t_thread.phase == Phase::kLive &&
+      !t_in_thread_store_hook) {
+    ThreadStoreHook hook = g_thread_store_hook.load(std::memory_order_acquire);
+    if (hook != nullptr && RunThreadStoreHook(hook)) return *t_thread.stub;
+  }
   StubPtr stub(reuse != nullptr ? reuse : TakeCachedStub());
   if (stub == nullptr) stub.reset(ClaimOrAllocateStub());
   // The stub is empty: a walker reads no more than these three fields of it,

@@ -24,7 +24,15 @@ using StubPtr = std::unique_ptr<Stub, StubReleaser>;
 
 // Makes the calling thread's stub: `reuse` (an empty stub) or a cached or new
 // one, with a fresh ID and the exit hook armed. The thread must have none.
+// A thread's own stub (outside tasks, the thread live) is preceded by the
+// embedder's store hook, if one is set (SetThreadStoreHook): it may call
+// anything, tls included, and if its code made the stub, that one is returned.
 Stub& NewStub(Stub* reuse = nullptr);
+
+// The embedder's hook run before a thread's store is made (embedder.h,
+// SetThreadStoreHook); nullptr for none.
+using ThreadStoreHook = void (*)() noexcept;
+void SetThreadStoreHook(ThreadStoreHook hook) noexcept;
 inline Stub& CurrentStub() {
   Stub* s = t_thread.stub;
   if (s == nullptr) [[unlikely]]

@@ -44,6 +44,7 @@ from tls import _tls
 # the main interpreter loaded the extension first.
 _tls._require_main_interpreter()
 
+from tls import cpp  # noqa: E402  (tls.cpp: the engine's store, shared with C++)
 from tls._cpp import get_cmake_dir, get_include, get_library, get_pkgconfig_dir  # noqa: E402
 from tls._data import Data, make_data  # noqa: E402
 from tls._introspection import Stats, ThreadReport, stats, threads  # noqa: E402

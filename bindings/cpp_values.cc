@@ -1,0 +1,231 @@
+#include "bindings/cpp_values.h"
+
+#include <cxxabi.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <exception>
+#include <memory>
+#include <new>
+#include <optional>
+#include <string>
+#include <typeinfo>
+#include <vector>
+
+#include "tls/store.h"
+
+namespace tls::bindings {
+namespace {
+
+using Bytes = std::vector<std::byte>;
+
+// The C++ key for a Python key, or nullopt with a TypeError/OverflowError set.
+// A str key views the str's own UTF-8 buffer: valid while `key` lives.
+std::optional<tls::Key> ToKey(PyObject* key) {
+  if (PyUnicode_Check(key)) {
+    Py_ssize_t size = 0;
+    const char* text = PyUnicode_AsUTF8AndSize(key, &size);
+    if (text == nullptr) return std::nullopt;
+    return tls::Key(std::string_view(text, static_cast<size_t>(size)));
+  }
+  if (PyLong_Check(key)) {
+    int overflow = 0;
+    const long long n = PyLong_AsLongLongAndOverflow(key, &overflow);
+    if (overflow == 0) {
+      if (n == -1 && PyErr_Occurred()) return std::nullopt;
+      return tls::Key(static_cast<int64_t>(n));
+    }
+    if (overflow > 0) {
+      const unsigned long long u = PyLong_AsUnsignedLongLong(key);
+      if (!(u == static_cast<unsigned long long>(-1) && PyErr_Occurred())) {
+        return tls::Key(static_cast<uint64_t>(u));
+      }
+      PyErr_Clear();
+    }
+    PyErr_SetString(PyExc_OverflowError,
+                    "a tls.cpp integer key must fit C++ int64_t or uint64_t");
+    return std::nullopt;
+  }
+  PyErr_Format(PyExc_TypeError, "a tls.cpp key must be str or int (C++ keys are), not %s",
+               Py_TYPE(key)->tp_name);
+  return std::nullopt;
+}
+
+// The C++ value for a Python value; false with an error set.
+bool ToData(PyObject* value, tls::Data& out) {
+  try {
+    if (value == Py_None) {
+      out = tls::MakeData(nullptr);
+    } else if (PyBool_Check(value)) {
+      out = tls::MakeData(value == Py_True);
+    } else if (PyLong_Check(value)) {
+      int overflow = 0;
+      const long long n = PyLong_AsLongLongAndOverflow(value, &overflow);
+      if (overflow == 0) {
+        if (n == -1 && PyErr_Occurred()) return false;
+        out = tls::MakeData(static_cast<int64_t>(n));
+      } else {
+        const unsigned long long u = overflow > 0 ? PyLong_AsUnsignedLongLong(value) : 0;
+        if (overflow < 0 || (u == static_cast<unsigned long long>(-1) && PyErr_Occurred())) {
+          PyErr_Clear();
+          PyErr_SetString(PyExc_OverflowError,
+                          "a tls.cpp int must fit C++ int64_t or uint64_t");
+          return false;
+        }
+        out = tls::MakeData(static_cast<uint64_t>(u));
+      }
+    } else if (PyFloat_Check(value)) {
+      out = tls::MakeData(PyFloat_AS_DOUBLE(value));
+    } else if (PyUnicode_Check(value)) {
+      Py_ssize_t size = 0;
+      const char* text = PyUnicode_AsUTF8AndSize(value, &size);
+      if (text == nullptr) return false;
+      out = tls::MakeData(std::string(text, static_cast<size_t>(size)));
+    } else if (PyBytes_Check(value)) {
+      const auto* p = reinterpret_cast<const std::byte*>(PyBytes_AS_STRING(value));
+      out = tls::MakeData(Bytes(p, p + PyBytes_GET_SIZE(value)));
+    } else {
+      PyErr_Format(PyExc_TypeError,
+                   "tls.cpp values are str, bytes, int, float, bool or None "
+                   "(what C++ reads without Python), not %s",
+                   Py_TYPE(value)->tp_name);
+      return false;
+    }
+  } catch (const std::bad_alloc&) {
+    PyErr_NoMemory();
+    return false;
+  }
+  return true;
+}
+
+// The Python value of a C++ value; nullptr with an error set.
+PyObject* FromData(PyObject* key, const tls::Data& d) {
+  if (const std::string* s = d.TryValue<std::string>()) {
+    return PyUnicode_DecodeUTF8(s->data(), static_cast<Py_ssize_t>(s->size()), nullptr);
+  }
+  if (const char* const* c = d.TryValue<const char*>(); c != nullptr && *c != nullptr) {
+    return PyUnicode_DecodeUTF8(*c, static_cast<Py_ssize_t>(std::strlen(*c)), nullptr);
+  }
+  if (const Bytes* b = d.TryValue<Bytes>()) {
+    return PyBytes_FromStringAndSize(reinterpret_cast<const char*>(b->data()),
+                                     static_cast<Py_ssize_t>(b->size()));
+  }
+  if (const bool* v = d.TryValue<bool>()) return PyBool_FromLong(*v);
+  if (const int64_t* v = d.TryValue<int64_t>()) return PyLong_FromLongLong(*v);
+  if (const uint64_t* v = d.TryValue<uint64_t>()) return PyLong_FromUnsignedLongLong(*v);
+  if (const int* v = d.TryValue<int>()) return PyLong_FromLong(*v);
+  if (const unsigned* v = d.TryValue<unsigned>()) return PyLong_FromUnsignedLong(*v);
+  if (const long long* v = d.TryValue<long long>()) return PyLong_FromLongLong(*v);
+  if (const unsigned long long* v = d.TryValue<unsigned long long>()) {
+    return PyLong_FromUnsignedLongLong(*v);
+  }
+  if (const short* v = d.TryValue<short>()) return PyLong_FromLong(*v);
+  if (const unsigned short* v = d.TryValue<unsigned short>()) return PyLong_FromLong(*v);
+  if (const signed char* v = d.TryValue<signed char>()) return PyLong_FromLong(*v);
+  if (const unsigned char* v = d.TryValue<unsigned char>()) return PyLong_FromLong(*v);
+  if (const double* v = d.TryValue<double>()) return PyFloat_FromDouble(*v);
+  if (const float* v = d.TryValue<float>()) return PyFloat_FromDouble(*v);
+  if (d.TryValue<std::nullptr_t>() != nullptr) Py_RETURN_NONE;
+  int status = 0;
+  std::unique_ptr<char, decltype(&std::free)> name(
+      abi::__cxa_demangle(d.type().name(), nullptr, nullptr, &status), &std::free);
+  PyErr_Format(PyExc_TypeError,
+               "the C++ value under %R is a %s, which has no Python form "
+               "(tls.cpp reads strings, bytes, integers, floating point, bool and nullptr)",
+               key, status == 0 && name ? name.get() : d.type().name());
+  return nullptr;
+}
+
+// Runs f (an engine call), turning a C++ exception into a Python one.
+template <class F>
+bool CallEngine(F&& f) {
+  try {
+    f();
+    return true;
+  } catch (const std::bad_alloc&) {
+    PyErr_NoMemory();
+  } catch (const std::exception& e) {
+    PyErr_SetString(PyExc_RuntimeError, e.what());
+  }
+  return false;
+}
+
+// set(key, value, /)
+PyObject* Set(PyObject*, PyObject* args) {
+  PyObject* key = nullptr;
+  PyObject* value = nullptr;
+  if (!PyArg_ParseTuple(args, "OO:set", &key, &value)) return nullptr;
+  std::optional<tls::Key> k = ToKey(key);
+  if (!k) return nullptr;
+  tls::Data data;
+  if (!ToData(value, data)) return nullptr;
+  // The replaced value is a C++ value: its release runs no Python.
+  if (!CallEngine([&] { tls::Set(*k, std::move(data)); })) return nullptr;
+  Py_RETURN_NONE;
+}
+
+// get(key, default=None, /)
+PyObject* Get(PyObject*, PyObject* args) {
+  PyObject* key = nullptr;
+  PyObject* fallback = Py_None;
+  if (!PyArg_ParseTuple(args, "O|O:get", &key, &fallback)) return nullptr;
+  std::optional<tls::Key> k = ToKey(key);
+  if (!k) return nullptr;
+  // A copy of the handle: converting runs no tls call, but the handle keeps
+  // the value alive whatever the caller does next.
+  std::optional<tls::Data> d = tls::Get(*k);
+  if (!d) {
+    Py_INCREF(fallback);
+    return fallback;
+  }
+  return FromData(key, *d);
+}
+
+// delete(key, /)
+PyObject* Delete(PyObject*, PyObject* args) {
+  PyObject* key = nullptr;
+  if (!PyArg_ParseTuple(args, "O:delete", &key)) return nullptr;
+  std::optional<tls::Key> k = ToKey(key);
+  if (!k) return nullptr;
+  bool removed = false;
+  if (!CallEngine([&] { removed = tls::Del(*k); })) return nullptr;
+  return PyBool_FromLong(removed);
+}
+
+PyMethodDef g_cpp_methods[] = {
+    {"set", &Set, METH_VARARGS,
+     "set($module, key, value, /)\n--\n\n"
+     "set stores value in the engine's store of the calling thread (inside a\n"
+     "task, the task's), as C++ tls::Set does: C++ code reads it with\n"
+     "tls::Get<T>(key). key: str or int. value: str (std::string), bytes\n"
+     "(std::vector<std::byte>), bool, int (int64_t; uint64_t above INT64_MAX),\n"
+     "float (double) or None (std::nullptr_t); anything else is a TypeError."},
+    {"get", &Get, METH_VARARGS,
+     "get($module, key, default=None, /)\n--\n\n"
+     "get returns the C++ value under key in the calling thread's engine store\n"
+     "(what tls.cpp.set or C++ tls::Set stored), converted to Python, or default.\n"
+     "A C++ value with no Python form (not a string, bytes, number, bool or\n"
+     "nullptr) is a TypeError naming its type."},
+    {"delete", &Delete, METH_VARARGS,
+     "delete($module, key, /)\n--\n\n"
+     "delete removes key from the engine's store without closing its value, as\n"
+     "C++ tls::Del does. Returns whether it was there."},
+    {nullptr, nullptr, 0, nullptr},
+};
+
+}  // namespace
+
+int RegisterCppValues(PyObject* module) {
+  PyObject* cpp = PyModule_New("tls.cpp");
+  if (cpp == nullptr) return -1;
+  if (PyModule_AddFunctions(cpp, g_cpp_methods) < 0 ||
+      PyModule_AddObject(module, "_cpp", cpp) < 0) {
+    Py_DECREF(cpp);
+    return -1;
+  }
+  return 0;
+}
+
+}  // namespace tls::bindings
