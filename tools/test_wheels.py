@@ -74,7 +74,7 @@ def test_one(wheel, python, workdir, free_threaded):
     tests = os.path.join(workdir, "tests")
     os.mkdir(tests)
     for name in sorted(os.listdir(TESTS)):
-        if (name.endswith((".py", ".txt")) and name not in NOT_HERE):
+        if (name.endswith((".py", ".txt", ".cc")) and name not in NOT_HERE):
             shutil.copy(os.path.join(TESTS, name), tests)
     for code in (WHERE, GIL_OFF, SMOKE) if free_threaded else (WHERE, SMOKE):
         step = run(vpython + ["-c", code], cwd=tests, env=env, timeout=60)

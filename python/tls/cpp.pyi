@@ -1,5 +1,7 @@
 from typing import Union
 
+__all__ = ["delete", "get", "set"]
+
 _Key = Union[str, int]
 _Value = Union[str, bytes, bool, int, float, None]
 

@@ -19,7 +19,8 @@ import unittest
 
 import tls
 
-PEER_PATH = sys.argv.pop(1) if len(sys.argv) > 1 else None
+# Bazel passes its build as the first argument; `python -m unittest` passes none.
+PEER_PATH = sys.argv.pop(1) if len(sys.argv) > 1 and sys.argv[1].endswith(".so") else None
 SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "cpp_peer.cc")
 _built = {}
 
