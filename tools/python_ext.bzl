@@ -47,6 +47,7 @@ def tls_extension(name, py_tag, testing):
         # (bindings/BUILD, "Binding style"), and without its headers in their
         # sandbox a pybind11 include there fails to build.
         deps = [
+            "//core:embedder_header",
             "//core:shared_headers",
             "@local_python//:headers_" + py_tag,
         ] + (["@pybind11"] if testing else []),
