@@ -77,6 +77,47 @@ FLOOR_PAIRS = [
 ]
 
 
+try:  # benchmarks/cross_ext, on the path beside tls_floor (./dev bench)
+    import tls_cross
+    import tls_cross_static
+except ImportError:
+    tls_cross = tls_cross_static = None
+
+# Reads across the language line (docs/python-cpp.md), paired the floor pairs'
+# way. The C++ sides are loops of CROSS_LOOP reads inside the extension
+# (benchmarks/cross_ext/cross.cc), reported per read:
+# - a C++ tls::Get<std::string>("py") of what Python stored with tls.cpp.set,
+#   vs the same read of what C++ stored ("cpp");
+# - that C++ read from an extension on the wheel's shared engine vs from one
+#   with its own static engine (the layout before one engine per process);
+# - Python's tls.cpp.get of a C++-set string vs tls.get of a Python str.
+CROSS_LOOP = 1000
+CROSS_PAIRS = [
+    ("cpp read of a python-set str", f"tls_cross.get_loop(0, {CROSS_LOOP})",
+     f"tls_cross.get_loop(1, {CROSS_LOOP})"),
+    ("cpp read, shared vs static engine", f"tls_cross.get_loop(1, {CROSS_LOOP})",
+     f"tls_cross_static.get_loop(1, {CROSS_LOOP})"),
+    ("python read of a cpp-set string", "tls.cpp.get('cpp')", "tls.get('p')"),
+]
+
+
+def time_cross_pairs(rounds, n):
+    """CROSS_PAIRS timed by time_pairs; the loop pairs' ns are per C++ read."""
+    tls.cpp.set("py", "a Python str")
+    tls_cross.set_cpp()
+    tls_cross_static.set_cpp()
+    tls.set("p", "a Python str")
+    assert tls_cross.get_loop(0, 1) == 1 and tls_cross.get_loop(1, 1) == 1
+    assert tls_cross_static.get_loop(1, 1) == 1 and tls_cross_static.get_loop(0, 1) == 0
+    env = {"tls": tls, "tls_cross": tls_cross, "tls_cross_static": tls_cross_static}
+    out = time_pairs(CROSS_PAIRS[:2], env, rounds, max(1, n // CROSS_LOOP))
+    for entry in out.values():
+        entry["mine_ns"] /= CROSS_LOOP
+        entry["theirs_ns"] /= CROSS_LOOP
+    out.update(time_pairs(CROSS_PAIRS[2:], env, rounds, n))
+    return out
+
+
 # tls.local against threading.local, paired the floor pairs' way (ABBA,
 # thread CPU time): attribute get and set on the class and on a subclass with
 # an __init__ (its per-thread dict made on first use, as in a user's
@@ -449,6 +490,12 @@ def main():
     if not args.floor_only:
         results.update(time_local_pairs(rounds=5 if args.quick else 31,
                                         n=20_000 if args.quick else 200_000))
+        if tls_cross is None:
+            print("python_bench: tls_cross not importable: cross-language rows left out",
+                  file=sys.stderr)
+        else:
+            results.update(time_cross_pairs(rounds=5 if args.quick else 31,
+                                            n=20_000 if args.quick else 200_000))
     json.dump(results, sys.stdout, indent=1)
     print()
 

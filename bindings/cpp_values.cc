@@ -14,6 +14,7 @@
 #include <typeinfo>
 #include <vector>
 
+#include "bindings/fast_calls.h"
 #include "tls/store.h"
 
 namespace tls::bindings {
@@ -44,8 +45,7 @@ std::optional<tls::Key> ToKey(PyObject* key) {
       }
       PyErr_Clear();
     }
-    PyErr_SetString(PyExc_OverflowError,
-                    "a tls.cpp integer key must fit C++ int64_t or uint64_t");
+    PyErr_SetString(PyExc_OverflowError, "a tls.cpp integer key must fit C++ int64_t or uint64_t");
     return std::nullopt;
   }
   PyErr_Format(PyExc_TypeError, "a tls.cpp key must be str or int (C++ keys are), not %s",
@@ -70,8 +70,7 @@ bool ToData(PyObject* value, tls::Data& out) {
         const unsigned long long u = overflow > 0 ? PyLong_AsUnsignedLongLong(value) : 0;
         if (overflow < 0 || (u == static_cast<unsigned long long>(-1) && PyErr_Occurred())) {
           PyErr_Clear();
-          PyErr_SetString(PyExc_OverflowError,
-                          "a tls.cpp int must fit C++ int64_t or uint64_t");
+          PyErr_SetString(PyExc_OverflowError, "a tls.cpp int must fit C++ int64_t or uint64_t");
           return false;
         }
         out = tls::MakeData(static_cast<uint64_t>(u));
@@ -153,41 +152,39 @@ bool CallEngine(F&& f) {
 }
 
 // set(key, value, /)
-PyObject* Set(PyObject*, PyObject* args) {
-  PyObject* key = nullptr;
-  PyObject* value = nullptr;
-  if (!PyArg_ParseTuple(args, "OO:set", &key, &value)) return nullptr;
-  std::optional<tls::Key> k = ToKey(key);
+PyObject* Set(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
+  if (nargs != 2) return WrongArgCount("set", nargs, 2, 2);
+  std::optional<tls::Key> k = ToKey(args[0]);
   if (!k) return nullptr;
   tls::Data data;
-  if (!ToData(value, data)) return nullptr;
+  if (!ToData(args[1], data)) return nullptr;
   // The replaced value is a C++ value: its release runs no Python.
   if (!CallEngine([&] { tls::Set(*k, std::move(data)); })) return nullptr;
   Py_RETURN_NONE;
 }
 
 // get(key, default=None, /)
-PyObject* Get(PyObject*, PyObject* args) {
-  PyObject* key = nullptr;
-  PyObject* fallback = Py_None;
-  if (!PyArg_ParseTuple(args, "O|O:get", &key, &fallback)) return nullptr;
-  std::optional<tls::Key> k = ToKey(key);
+PyObject* Get(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
+  if (nargs < 1 || nargs > 2) return WrongArgCount("get", nargs, 1, 2);
+  std::optional<tls::Key> k = ToKey(args[0]);
   if (!k) return nullptr;
-  // A copy of the handle: converting runs no tls call, but the handle keeps
-  // the value alive whatever the caller does next.
-  std::optional<tls::Data> d = tls::Get(*k);
-  if (!d) {
+  // Find, not Get: no handle copied (two atomic operations). The pointer
+  // stays valid while no tls call runs on this thread, and converting runs
+  // none: it only makes an int, float, str or bytes, which the collector does
+  // not track, so no collection (and no __del__) can run meanwhile.
+  const tls::Data* d = tls::Find(*k);
+  if (d == nullptr) {
+    PyObject* fallback = nargs == 2 ? args[1] : Py_None;
     Py_INCREF(fallback);
     return fallback;
   }
-  return FromData(key, *d);
+  return FromData(args[0], *d);
 }
 
 // delete(key, /)
-PyObject* Delete(PyObject*, PyObject* args) {
-  PyObject* key = nullptr;
-  if (!PyArg_ParseTuple(args, "O:delete", &key)) return nullptr;
-  std::optional<tls::Key> k = ToKey(key);
+PyObject* Delete(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
+  if (nargs != 1) return WrongArgCount("delete", nargs, 1, 1);
+  std::optional<tls::Key> k = ToKey(args[0]);
   if (!k) return nullptr;
   bool removed = false;
   if (!CallEngine([&] { removed = tls::Del(*k); })) return nullptr;
@@ -195,20 +192,20 @@ PyObject* Delete(PyObject*, PyObject* args) {
 }
 
 PyMethodDef g_cpp_methods[] = {
-    {"set", &Set, METH_VARARGS,
+    {"set", Fast(&Set), METH_FASTCALL,
      "set($module, key, value, /)\n--\n\n"
      "set stores value in the engine's store of the calling thread (inside a\n"
      "task, the task's), as C++ tls::Set does: C++ code reads it with\n"
      "tls::Get<T>(key). key: str or int. value: str (std::string), bytes\n"
      "(std::vector<std::byte>), bool, int (int64_t; uint64_t above INT64_MAX),\n"
      "float (double) or None (std::nullptr_t); anything else is a TypeError."},
-    {"get", &Get, METH_VARARGS,
+    {"get", Fast(&Get), METH_FASTCALL,
      "get($module, key, default=None, /)\n--\n\n"
      "get returns the C++ value under key in the calling thread's engine store\n"
      "(what tls.cpp.set or C++ tls::Set stored), converted to Python, or default.\n"
      "A C++ value with no Python form (not a string, bytes, number, bool or\n"
      "nullptr) is a TypeError naming its type."},
-    {"delete", &Delete, METH_VARARGS,
+    {"delete", Fast(&Delete), METH_FASTCALL,
      "delete($module, key, /)\n--\n\n"
      "delete removes key from the engine's store without closing its value, as\n"
      "C++ tls::Del does. Returns whether it was there."},

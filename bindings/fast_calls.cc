@@ -14,12 +14,8 @@ extern "C" int _PyDict_SetItem_KnownHash(PyObject* mp, PyObject* key, PyObject* 
 #endif
 
 namespace tls::bindings {
-namespace {
 
-// Sets the TypeError for a call with `nargs` arguments to a function taking
-// min to max. Out of line: the hot calls check their count inline.
-[[gnu::cold, gnu::noinline]] PyObject* WrongArgCount(const char* name, Py_ssize_t nargs,
-                                                     Py_ssize_t min, Py_ssize_t max) {
+PyObject* WrongArgCount(const char* name, Py_ssize_t nargs, Py_ssize_t min, Py_ssize_t max) {
   if (min == max) {
     PyErr_Format(PyExc_TypeError, "%s() takes exactly %zd argument%s (%zd given)", name, min,
                  min == 1 ? "" : "s", nargs);
@@ -29,6 +25,8 @@ namespace {
   }
   return nullptr;
 }
+
+namespace {
 
 // The dict is held for the duration of each lookup or store: a key's
 // __hash__/__eq__ or a replaced value's __del__ may run tls.reset()/unload(),

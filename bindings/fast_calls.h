@@ -31,6 +31,12 @@ int StoreSet(PyObject* key, PyObject* value);
 // StoreDelete: 1 removed (not closed), 0 missing, -1 with an error set.
 int StoreDelete(PyObject* key);
 
+// Sets the TypeError for a call with `nargs` arguments to `name`, a function
+// taking min to max positional arguments, and returns nullptr. Out of line:
+// the hot calls check their count inline.
+[[gnu::cold, gnu::noinline]] PyObject* WrongArgCount(const char* name, Py_ssize_t nargs,
+                                                     Py_ssize_t min, Py_ssize_t max);
+
 // A METH_FASTCALL function (with or without METH_KEYWORDS) as the PyCFunction
 // a PyMethodDef holds; CPython calls it back with its real signature.
 template <class F>

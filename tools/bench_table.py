@@ -230,6 +230,19 @@ PYTHON_LOCAL_ROWS = [
      "make_locals(TlsLocal)", "make_locals(StdLocal)", 1.5),
 ]
 
+# Reads across the language line (python_bench.py CROSS_PAIRS; docs/python-cpp.md):
+# the C++ rows per read, from loops inside an extension (benchmarks/cross_ext).
+PYTHON_CROSS_ROWS = [
+    ("C++ `tls::Get<std::string>` in a user's extension of a `str` Python stored with "
+     "`tls.cpp.set`, vs of a `std::string` C++ stored", "tls_cross.get_loop(0, 1000)",
+     "tls_cross.get_loop(1, 1000)", None),
+    ("C++ `tls::Get<std::string>` in an extension on the wheel's shared engine vs in one with "
+     "its own static engine", "tls_cross.get_loop(1, 1000)",
+     "tls_cross_static.get_loop(1, 1000)", 1.05),
+    ("Python `tls.cpp.get` of a string C++ stored vs `tls.get` of a `str` Python stored",
+     "tls.cpp.get('cpp')", "tls.get('p')", None),
+]
+
 # Free-threaded CPython 3.13t rows, from `python_bench.py
 # --free-threaded` on the cp313t wheel (--python-ft). Scaling: (measure, tls
 # statement, control statement, target); tls and peer are each side's median
@@ -595,7 +608,8 @@ def main():
                 continue
             rows.append(ratio_row(measure, a, b, target,
                                   (py.get(mine + " cv"), py.get(peer + " cv"))))
-        for measure, mine, peer, target in PYTHON_FLOOR_ROWS + PYTHON_LOCAL_ROWS:
+        for measure, mine, peer, target in (PYTHON_FLOOR_ROWS + PYTHON_LOCAL_ROWS +
+                                            PYTHON_CROSS_ROWS):
             paired = py.get(f"{mine} / {peer}")
             if paired is None:
                 rows.append(not_run(measure, None, None, f"≤ {target}×" if target else "—"))

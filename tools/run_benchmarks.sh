@@ -194,9 +194,9 @@ py=${PYTHON_BIN_PATH:-python3}  # the interpreter @local_python made //python:wh
 "${bazel[@]}" sync --only=local_python >/dev/null 2>&1 || true
 if [[ -f benchmarks/python_bench.py ]] &&
   "${bazel[@]}" build --symlink_prefix=/ "--jobs=${BENCH_JOBS:-2}" //python:wheels //python:wheel_list \
-    //benchmarks/floor_ext >/dev/null 2>&1; then
+    //benchmarks/floor_ext //benchmarks/cross_ext >/dev/null 2>&1; then
   pybin="$("${bazel[@]}" info bazel-bin 2>/dev/null)/python"
-  floor_dir="$(dirname "$pybin")/benchmarks/floor_ext"
+  floor_dir="$(dirname "$pybin")/benchmarks/floor_ext:$(dirname "$pybin")/benchmarks/cross_ext"
   tag=$("$py" -c 'import sys; print("cp%d%d" % sys.version_info[:2])')
   wheel="$pybin/$(grep -- "-$tag-$tag-" "$pybin/wheels.txt")"  # this build's name, not a stale one
   rm -rf "$out/venv"

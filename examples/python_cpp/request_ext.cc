@@ -47,7 +47,7 @@ PyObject* FanOut(PyObject*, PyObject* args) {
   if (!PyArg_ParseTuple(args, "i:fan_out", &parts)) return nullptr;
   std::vector<std::string> lines(static_cast<size_t>(parts));
   Py_BEGIN_ALLOW_THREADS  // the parts need no Python: let other handlers run
-  boost::asio::thread_pool pool(4);
+      boost::asio::thread_pool pool(4);
   std::vector<std::future<void>> done;
   for (int part = 0; part < parts; ++part) {
     auto finished = std::make_shared<std::promise<void>>();
@@ -60,8 +60,7 @@ PyObject* FanOut(PyObject*, PyObject* args) {
   }
   for (auto& d : done) d.wait();
   pool.join();
-  Py_END_ALLOW_THREADS
-  PyObject* list = PyList_New(0);
+  Py_END_ALLOW_THREADS PyObject* list = PyList_New(0);
   for (const std::string& line : lines) {
     PyObject* s = PyUnicode_FromStringAndSize(line.data(), static_cast<Py_ssize_t>(line.size()));
     if (s == nullptr || PyList_Append(list, s) < 0) {
@@ -90,8 +89,15 @@ PyMethodDef g_methods[] = {
     {nullptr, nullptr, 0, nullptr},
 };
 
-PyModuleDef g_module = {PyModuleDef_HEAD_INIT, "request_ext", nullptr, -1, g_methods,
-                        nullptr, nullptr, nullptr, nullptr};
+PyModuleDef g_module = {PyModuleDef_HEAD_INIT,
+                        "request_ext",
+                        nullptr,
+                        -1,
+                        g_methods,
+                        nullptr,
+                        nullptr,
+                        nullptr,
+                        nullptr};
 
 }  // namespace
 

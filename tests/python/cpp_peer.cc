@@ -141,16 +141,14 @@ PyObject* OnCppThread(PyObject*, PyObject* args) {
     if (const std::string* s = tls::Get<std::string>(k)) seen = *s;
     task_id = tls::ID();
   });
-  Py_BEGIN_ALLOW_THREADS
-  std::thread t([&] {
+  Py_BEGIN_ALLOW_THREADS std::thread t([&] {
     thread_id = tls::ID();
     task();
   });
   t.join();
-  Py_END_ALLOW_THREADS
-  if (seen) return Py_BuildValue("(s#KK)", seen->data(), static_cast<Py_ssize_t>(seen->size()),
-                                 static_cast<unsigned long long>(task_id),
-                                 static_cast<unsigned long long>(thread_id));
+  Py_END_ALLOW_THREADS if (seen) return Py_BuildValue(
+      "(s#KK)", seen->data(), static_cast<Py_ssize_t>(seen->size()),
+      static_cast<unsigned long long>(task_id), static_cast<unsigned long long>(thread_id));
   return Py_BuildValue("(OKK)", Py_None, static_cast<unsigned long long>(task_id),
                        static_cast<unsigned long long>(thread_id));
 }
@@ -170,8 +168,15 @@ PyMethodDef g_methods[] = {
     {nullptr, nullptr, 0, nullptr},
 };
 
-PyModuleDef g_module = {PyModuleDef_HEAD_INIT, "tls_cpp_peer", nullptr, -1, g_methods,
-                        nullptr, nullptr, nullptr, nullptr};
+PyModuleDef g_module = {PyModuleDef_HEAD_INIT,
+                        "tls_cpp_peer",
+                        nullptr,
+                        -1,
+                        g_methods,
+                        nullptr,
+                        nullptr,
+                        nullptr,
+                        nullptr};
 
 }  // namespace
 
