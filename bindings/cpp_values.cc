@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "bindings/fast_calls.h"
+#include "bindings/python_access.h"
 #include "tls/store.h"
 
 namespace tls::bindings {
@@ -137,20 +138,6 @@ PyObject* FromData(PyObject* key, const tls::Data& d) {
   return nullptr;
 }
 
-// Runs f (an engine call), turning a C++ exception into a Python one.
-template <class F>
-bool CallEngine(F&& f) {
-  try {
-    f();
-    return true;
-  } catch (const std::bad_alloc&) {
-    PyErr_NoMemory();
-  } catch (const std::exception& e) {
-    PyErr_SetString(PyExc_RuntimeError, e.what());
-  }
-  return false;
-}
-
 // set(key, value, /)
 PyObject* Set(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
   if (nargs != 2) return WrongArgCount("set", nargs, 2, 2);
@@ -159,8 +146,7 @@ PyObject* Set(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
   tls::Data data;
   if (!ToData(args[1], data)) return nullptr;
   // The replaced value is a C++ value: its release runs no Python.
-  if (!CallEngine([&] { tls::Set(*k, std::move(data)); })) return nullptr;
-  Py_RETURN_NONE;
+  return CallEngine([&] { tls::Set(*k, std::move(data)); });
 }
 
 // get(key, default=None, /)
@@ -187,7 +173,9 @@ PyObject* Delete(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
   std::optional<tls::Key> k = ToKey(args[0]);
   if (!k) return nullptr;
   bool removed = false;
-  if (!CallEngine([&] { removed = tls::Del(*k); })) return nullptr;
+  PyObject* done = CallEngine([&] { removed = tls::Del(*k); });
+  if (done == nullptr) return nullptr;
+  Py_DECREF(done);
   return PyBool_FromLong(removed);
 }
 

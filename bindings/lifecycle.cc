@@ -41,22 +41,6 @@ class PyHandler {
   PyObject* fn_;
 };
 
-// Runs f (an engine call), turning a C++ exception into a Python one: nullptr
-// with the error set, else None. A forced unwind is no std::exception: it
-// passes, as it must (python_access.h).
-template <class F>
-PyObject* CallEngine(F&& f) {
-  try {
-    f();
-  } catch (const std::bad_alloc&) {
-    return PyErr_NoMemory();
-  } catch (const std::exception& e) {
-    PyErr_SetString(PyExc_RuntimeError, e.what());  // as pybind11 translated it
-    return nullptr;
-  }
-  Py_RETURN_NONE;
-}
-
 // at_exit(fn, /)
 PyObject* AtExit(PyObject*, PyObject* fn) {
   if (!PyCallable_Check(fn)) {

@@ -44,6 +44,9 @@
 
 #include <Python.h>
 
+#include <exception>
+#include <new>
+
 #include "tls/embedder.h"
 
 namespace tls::bindings {
@@ -162,6 +165,22 @@ void ReleaseFromDestructor(PyObject* object) noexcept;
 // when it is empty (freeing it runs no Python code), so no DrainReleases is
 // owed for it.
 void ReleaseDictFromDestructor(PyObject* dict) noexcept;
+
+// Runs f (an engine call made for Python code), turning a C++ exception into
+// a Python one: nullptr with the error set, else None (a new reference). A
+// forced unwind is no std::exception: it passes, as it must (above).
+template <class F>
+PyObject* CallEngine(F&& f) {
+  try {
+    f();
+  } catch (const std::bad_alloc&) {
+    return PyErr_NoMemory();
+  } catch (const std::exception& e) {
+    PyErr_SetString(PyExc_RuntimeError, e.what());  // as pybind11 translated it
+    return nullptr;
+  }
+  Py_RETURN_NONE;
+}
 
 }  // namespace tls::bindings
 

@@ -4,8 +4,12 @@
 the command line says: the wheels ship an optimised extension even from a plain
 `bazel build` or `bazel test //...` (fastbuild), so wheel tests check what ships.
 `tls_extension` declares one variant of the `tls._tls` extension (//bindings).
+`engine_extension` declares a C++ extension of the kind a user builds against
+the wheel: one that links the same engine as `tls._tls` (tests, examples,
+benchmarks).
 """
 
+load("@local_python//:defs.bzl", "PY_TAG")
 load("@rules_cc//cc:defs.bzl", "cc_binary")
 load("//tools:copts.bzl", "TLS_COPTS")
 
@@ -51,6 +55,34 @@ def tls_extension(name, py_tag, testing):
             "//core:shared_headers",
             "@local_python//:headers_" + py_tag,
         ] + (["@pybind11"] if testing else []),
+    )
+
+def engine_extension(name, srcs, copts = [], linkopts = [], **kwargs):
+    """A CPython extension for the default CPython that links the engine as a
+    user's extension built against the wheel does (docs/python-cpp.md): the
+    shared //core:libtls-core.so.3, found by its SONAME once `import tls` has
+    loaded it, and the public headers only.
+
+    Args:
+      name: the .so target; its file name is the module's (`x.so` imports as x).
+      srcs: the extension's C++ sources.
+      copts: compiler options besides TLS_COPTS.
+      linkopts: linker options besides the engine.
+      **kwargs: cc_binary's (testonly, local_defines, tags, visibility...).
+    """
+    cc_binary(
+        name = name,
+        srcs = srcs,
+        additional_linker_inputs = [_ENGINE],
+        copts = TLS_COPTS + copts,
+        linkopts = ["$(location %s)" % _ENGINE] + linkopts,
+        linkshared = True,
+        linkstatic = True,
+        deps = [
+            "//core:shared_headers",
+            "@local_python//:headers_" + PY_TAG,
+        ],
+        **kwargs
     )
 
 def _opt_transition_impl(
