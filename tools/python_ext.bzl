@@ -58,10 +58,11 @@ def tls_extension(name, py_tag, testing):
     )
 
 def engine_extension(name, srcs, copts = [], linkopts = [], **kwargs):
-    """A CPython extension for the default CPython that links the engine as a
-    user's extension built against the wheel does (docs/python-cpp.md): the
-    shared //core:libtls-core.so.3, found by its SONAME once `import tls` has
-    loaded it, and the public headers only.
+    """Declares a C++ extension that links the engine as a user's does.
+
+    For the default CPython, as an extension built against the wheel is
+    (docs/python-cpp.md): the shared //core:libtls-core.so.3, found by its
+    SONAME once `import tls` has loaded it, and the public headers only.
 
     Args:
       name: the .so target; its file name is the module's (`x.so` imports as x).
