@@ -16,6 +16,7 @@
 
 #include "bindings/fast_calls.h"
 #include "bindings/python_access.h"
+#include "tls/python.h"
 #include "tls/store.h"
 
 namespace tls::bindings {
@@ -87,11 +88,9 @@ bool ToData(PyObject* value, tls::Data& out) {
       const auto* p = reinterpret_cast<const std::byte*>(PyBytes_AS_STRING(value));
       out = tls::MakeData(Bytes(p, p + PyBytes_GET_SIZE(value)));
     } else {
-      PyErr_Format(PyExc_TypeError,
-                   "tls.cpp values are str, bytes, int, float, bool or None "
-                   "(what C++ reads without Python), not %s",
-                   Py_TYPE(value)->tp_name);
-      return false;
+      // Any other object: held, as a tls::python::Object (tls/python.h).
+      Py_INCREF(value);
+      out = tls::MakeData(tls::python::Object::Adopt(value, &ReleaseFromDestructor));
     }
   } catch (const std::bad_alloc&) {
     PyErr_NoMemory();
@@ -107,6 +106,11 @@ PyObject* FromData(PyObject* key, const tls::Data& d) {
   }
   if (const char* const* c = d.TryValue<const char*>(); c != nullptr && *c != nullptr) {
     return PyUnicode_DecodeUTF8(*c, static_cast<Py_ssize_t>(std::strlen(*c)), nullptr);
+  }
+  if (const tls::python::Object* o = d.TryValue<tls::python::Object>()) {
+    PyObject* object = o->get();
+    Py_INCREF(object);
+    return object;
   }
   if (const Bytes* b = d.TryValue<Bytes>()) {
     return PyBytes_FromStringAndSize(reinterpret_cast<const char*>(b->data()),
@@ -133,7 +137,8 @@ PyObject* FromData(PyObject* key, const tls::Data& d) {
       abi::__cxa_demangle(d.type().name(), nullptr, nullptr, &status), &std::free);
   PyErr_Format(PyExc_TypeError,
                "the C++ value under %R is a %s, which has no Python form "
-               "(tls.cpp reads strings, bytes, integers, floating point, bool and nullptr)",
+               "(tls.cpp reads strings, bytes, integers, floating point, bool, nullptr "
+               "and tls::python::Object)",
                key, status == 0 && name ? name.get() : d.type().name());
   return nullptr;
 }
@@ -145,8 +150,11 @@ PyObject* Set(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
   if (!k) return nullptr;
   tls::Data data;
   if (!ToData(args[1], data)) return nullptr;
-  // The replaced value is a C++ value: its release runs no Python.
-  return CallEngine([&] { tls::Set(*k, std::move(data)); });
+  // A replaced tls::python::Object is released later (ReleaseFromDestructor):
+  // here, once the engine has returned.
+  PyObject* result = CallEngine([&] { tls::Set(*k, std::move(data)); });
+  DrainReleases();
+  return result;
 }
 
 // get(key, default=None, /)
@@ -174,6 +182,7 @@ PyObject* Delete(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
   if (!k) return nullptr;
   bool removed = false;
   PyObject* done = CallEngine([&] { removed = tls::Del(*k); });
+  DrainReleases();
   if (done == nullptr) return nullptr;
   Py_DECREF(done);
   return PyBool_FromLong(removed);
@@ -186,13 +195,14 @@ PyMethodDef g_cpp_methods[] = {
      "task, the task's), as C++ tls::Set does: C++ code reads it with\n"
      "tls::Get<T>(key). key: str or int. value: str (std::string), bytes\n"
      "(std::vector<std::byte>), bool, int (int64_t; uint64_t above INT64_MAX),\n"
-     "float (double) or None (std::nullptr_t); anything else is a TypeError."},
+     "float (double), None (std::nullptr_t); any other object is held as a\n"
+     "tls::python::Object (tls/python.h), which C++ reads with the GIL."},
     {"get", Fast(&Get), METH_FASTCALL,
      "get($module, key, default=None, /)\n--\n\n"
      "get returns the C++ value under key in the calling thread's engine store\n"
      "(what tls.cpp.set or C++ tls::Set stored), converted to Python, or default.\n"
-     "A C++ value with no Python form (not a string, bytes, number, bool or\n"
-     "nullptr) is a TypeError naming its type."},
+     "A Python object tls.cpp.set held comes back as itself; a C++ value with\n"
+     "no Python form is a TypeError naming its type."},
     {"delete", Fast(&Delete), METH_FASTCALL,
      "delete($module, key, /)\n--\n\n"
      "delete removes key from the engine's store without closing its value, as\n"
@@ -202,7 +212,20 @@ PyMethodDef g_cpp_methods[] = {
 
 }  // namespace
 
+namespace {
+
+// tls/python.h's tls::python::Object::Hold finds the release here.
+constexpr tls::python::ObjectApi kObjectApi = {1, &ReleaseFromDestructor};
+
+}  // namespace
+
 int RegisterCppValues(PyObject* module) {
+  PyObject* api = PyCapsule_New(const_cast<tls::python::ObjectApi*>(&kObjectApi),
+                                "tls._tls._object_api", nullptr);
+  if (api == nullptr || PyModule_AddObject(module, "_object_api", api) < 0) {
+    Py_XDECREF(api);
+    return -1;
+  }
   PyObject* cpp = PyModule_New("tls.cpp");
   if (cpp == nullptr) return -1;
   if (PyModule_AddFunctions(cpp, g_cpp_methods) < 0 ||

@@ -14,11 +14,14 @@
 //                     beyond); reads every C++ integer type
 //   float             double                  also reads float
 //   None              std::nullptr_t
+//   any other object  tls::python::Object (tls/python.h): held, released
+//                     through ReleaseFromDestructor, read back as itself
 //
 // Keys: a str is the C++ string key of its UTF-8 text, an int the C++ integer
-// key of its value ("1" and 1 are two keys, as in C++). Any other key or value
-// is a TypeError; a C++ value of another type read from Python is a TypeError
-// naming the type.
+// key of its value ("1" and 1 are two keys, as in C++). Any other key is a
+// TypeError; a C++ value of another type read from Python is a TypeError
+// naming the type. The module also holds the capsule "_object_api"
+// (tls::python::ObjectApi), from which C++ code makes Objects.
 #ifndef TLS_BINDINGS_CPP_VALUES_H_
 #define TLS_BINDINGS_CPP_VALUES_H_
 

@@ -51,6 +51,7 @@ def tls_extension(name, py_tag, testing):
         # (bindings/BUILD, "Binding style"), and without its headers in their
         # sandbox a pybind11 include there fails to build.
         deps = [
+            ":python_header",
             "//core:embedder_header",
             "//core:shared_headers",
             "@local_python//:headers_" + py_tag,
@@ -80,6 +81,7 @@ def engine_extension(name, srcs, copts = [], linkopts = [], **kwargs):
         linkshared = True,
         linkstatic = True,
         deps = [
+            "//bindings:python_header",
             "//core:shared_headers",
             "@local_python//:headers_" + PY_TAG,
         ],

@@ -11,7 +11,9 @@ and Python reads what C++ set, on the same thread or task::
 
 Keys are str or int (C++ keys are); values are str (std::string), bytes
 (std::vector<std::byte>), bool, int (int64_t), float (double) or None
-(std::nullptr_t). Tasks carry them (``tls.capture()``, ``tls.wrap``,
+(std::nullptr_t), and any other object is held as a tls::python::Object
+(the wheel's tls/python.h), which C++ reads with the GIL and which comes back
+here as itself. Tasks carry them (``tls.capture()``, ``tls.wrap``,
 ``tls.ThreadPoolExecutor``), ``tls.reset()`` and thread end release them, and
 ``tls.threads()`` lists their keys as ``cpp_keys``. See docs/python-cpp.md.
 """

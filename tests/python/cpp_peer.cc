@@ -14,6 +14,7 @@
 #include <thread>
 #include <vector>
 
+#include "tls/python.h"
 #include "tls/tls.h"
 
 namespace {
@@ -79,6 +80,27 @@ PyObject* SetPoint(PyObject*, PyObject* args) {
   if (!PyArg_ParseTuple(args, "s:set_point", &key)) return nullptr;
   tls::Set(key, tls::MakeData(Point{1, 2}));
   Py_RETURN_NONE;
+}
+
+// set_object(key, obj): tls::Set(key, MakeData(tls::python::Object::Hold(obj)))
+PyObject* SetObject(PyObject*, PyObject* args) {
+  const char* key = nullptr;
+  PyObject* object = nullptr;
+  if (!PyArg_ParseTuple(args, "sO:set_object", &key, &object)) return nullptr;
+  tls::python::Object held = tls::python::Object::Hold(object);
+  if (!held) return nullptr;
+  tls::Set(key, tls::MakeData(std::move(held)));
+  Py_RETURN_NONE;
+}
+
+// get_object(key) -> what tls::Get<tls::python::Object>(key) holds, or None
+PyObject* GetObject(PyObject*, PyObject* args) {
+  const char* key = nullptr;
+  if (!PyArg_ParseTuple(args, "s:get_object", &key)) return nullptr;
+  const tls::python::Object* held = tls::Get<tls::python::Object>(key);
+  if (held == nullptr) Py_RETURN_NONE;
+  Py_INCREF(held->get());
+  return held->get();
 }
 
 // set_closing(key, tag): a value whose close logs "close <tag>"
@@ -160,6 +182,8 @@ PyMethodDef g_methods[] = {
     {"set_int", &SetInt, METH_VARARGS, "tls::Set(key, MakeData(int))"},
     {"get_int64", &GetInt64, METH_VARARGS, "tls::Get<int64_t>(key)"},
     {"set_point", &SetPoint, METH_VARARGS, "tls::Set(key, MakeData(Point{1, 2}))"},
+    {"set_object", &SetObject, METH_VARARGS, "a tls::python::Object from C++"},
+    {"get_object", &GetObject, METH_VARARGS, "tls::Get<tls::python::Object>(key)"},
     {"set_closing", &SetClosing, METH_VARARGS, "a value whose Close() logs"},
     {"at_exit", &AtExit, METH_VARARGS, "a C++ AtExit handler that logs"},
     {"log", &LogLine, METH_VARARGS, "appends a line to the log"},

@@ -108,7 +108,7 @@ class WheelContentsTest(unittest.TestCase):
     def test_wheel_carries_what_cpp_builds_against(self):
         for path, zf in self.wheels():
             names = set(zf.namelist())
-            for header in ("tls.h", "store.h", "slot.h", "internal/abi.h"):
+            for header in ("tls.h", "store.h", "slot.h", "internal/abi.h", "python.h"):
                 self.assertIn("tls/include/tls/" + header, names)
             self.assertNotIn("tls/include/tls/embedder.h", names)  # bindings only
             config = zf.read("tls/lib/cmake/TlsCore/TlsCoreConfig.cmake").decode()
