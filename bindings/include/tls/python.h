@@ -42,8 +42,8 @@ inline namespace v1 {
 
 // What the `tls` extension publishes as the capsule "tls._tls._object_api".
 struct ObjectApi {
-  int version;                             // 1
-  void (*release)(PyObject*) noexcept;     // drops one reference, from anywhere
+  int version;                          // 1
+  void (*release)(PyObject*) noexcept;  // drops one reference, from anywhere
 };
 
 class Object {
