@@ -2,8 +2,9 @@
 # The Python + C++ example, the way its users get it: the wheel that
 # `./dev wheel` makes, installed with pip --no-index into a fresh venv; the
 # extension (request_ext.cc) built by CMake in a folder that holds only this
-# example, finding the engine with `python -m tls --cmake-dir`; handler.py run
-# and its output compared with expected_output.txt.
+# example, finding the engine with `python -m tls --cmake-dir`, and again by
+# plain c++ with pkg-config's flags (`python -m tls --pkgconfig-dir`);
+# handler.py run with each and its output compared with expected_output.txt.
 #   examples/python_cpp/check.sh [--python X.Y]   (default: the default CPython)
 # Run by .ci/run, on the default interpreter and the free-threaded 3.13t.
 set -euo pipefail
@@ -39,11 +40,25 @@ quiet cmake -S "$tmp/project" -B "$tmp/project/build" -DCMAKE_BUILD_TYPE=Release
   -DTlsCore_DIR="$("$tmp/venv/bin/python" -m tls --cmake-dir)"
 quiet cmake --build "$tmp/project/build" -j "${BAZEL_JOBS:-2}"
 
+# The same extension built without CMake, by pkg-config's flags for the
+# wheel's tls-core.pc (python -m tls --pkgconfig-dir).
+vpython="$tmp/venv/bin/python"
+mkdir "$tmp/project/build-pc"
+suffix=$("$vpython" -c 'import sysconfig; print(sysconfig.get_config_var("EXT_SUFFIX"))')
+pyinc=$("$vpython" -c 'import sysconfig; print(sysconfig.get_paths()["include"])')
+pc_flags=$(PKG_CONFIG_PATH="$("$vpython" -m tls --pkgconfig-dir)" pkg-config --cflags --libs tls-core)
+# shellcheck disable=SC2086  # pc_flags is a list of flags
+quiet c++ -std=c++20 -O2 -shared -fPIC "$tmp/project/request_ext.cc" -I"$pyinc" $pc_flags \
+  -o "$tmp/project/build-pc/request_ext$suffix"
+
 env=(PYTHONSAFEPATH=)
 [[ $tag == *t ]] && env+=(PYTHON_GIL=0)
-out=$(cd "$tmp/project" && env "${env[@]}" PYTHONPATH=build "$tmp/venv/bin/python" handler.py)
-if [[ $out != "$(cat "$here/expected_output.txt")" ]]; then
-  printf 'python_cpp check FAILED (%s): got\n%s\nexpected\n%s\n' "$tag" "$out" "$(cat "$here/expected_output.txt")" >&2
-  exit 1
-fi
-echo "python_cpp check: OK ($(basename "$wheel"), request_ext built by CMake against the installed wheel)"
+for build in build build-pc; do
+  out=$(cd "$tmp/project" && env "${env[@]}" PYTHONPATH=$build "$vpython" handler.py)
+  if [[ $out != "$(cat "$here/expected_output.txt")" ]]; then
+    printf 'python_cpp check FAILED (%s, %s): got\n%s\nexpected\n%s\n' "$tag" "$build" "$out" \
+      "$(cat "$here/expected_output.txt")" >&2
+    exit 1
+  fi
+done
+echo "python_cpp check: OK ($(basename "$wheel"), request_ext built against the installed wheel by CMake and by pkg-config)"
