@@ -90,7 +90,7 @@ bool ToData(PyObject* value, tls::Data& out) {
     } else {
       // Any other object: held, as a tls::python::Object (tls/python.h).
       Py_INCREF(value);
-      out = tls::MakeData(tls::python::Object::Adopt(value, &ReleaseFromDestructor));
+      out = tls::MakeData(tls::python::Object::Adopt(value, &ReleaseFromAnywhere));
     }
   } catch (const std::bad_alloc&) {
     PyErr_NoMemory();
@@ -150,7 +150,7 @@ PyObject* Set(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
   if (!k) return nullptr;
   tls::Data data;
   if (!ToData(args[1], data)) return nullptr;
-  // A replaced tls::python::Object is released later (ReleaseFromDestructor):
+  // A replaced tls::python::Object is queued (ReleaseFromAnywhere): dropped
   // here, once the engine has returned.
   PyObject* result = CallEngine([&] { tls::Set(*k, std::move(data)); });
   DrainReleases();
@@ -215,7 +215,7 @@ PyMethodDef g_cpp_methods[] = {
 namespace {
 
 // tls/python.h's tls::python::Object::Hold finds the release here.
-constexpr tls::python::ObjectApi kObjectApi = {1, &ReleaseFromDestructor};
+constexpr tls::python::ObjectApi kObjectApi = {1, &ReleaseFromAnywhere};
 
 }  // namespace
 

@@ -15,7 +15,7 @@
 //   float             double                  also reads float
 //   None              std::nullptr_t
 //   any other object  tls::python::Object (tls/python.h): held, released
-//                     through ReleaseFromDestructor, read back as itself
+//                     through ReleaseFromAnywhere, read back as itself
 //
 // Keys: a str is the C++ string key of its UTF-8 text, an int the C++ integer
 // key of its value ("1" and 1 are two keys, as in C++). Any other key is a

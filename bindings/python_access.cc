@@ -2,6 +2,7 @@
 
 #include <pthread.h>
 
+#include <atomic>
 #include <cstdlib>
 #include <utility>
 
@@ -35,7 +36,77 @@ void ReinitDoorInChild() {
 [[maybe_unused]] const int g_door_fork_handler =
     pthread_atfork(nullptr, nullptr, &ReinitDoorInChild);
 
+// ReleaseFromAnywhere's queue: objects of any thread, dropped by a pending
+// call (the main thread, between two bytecodes, GIL held) or by the next
+// DrainReleases of any thread. A plain mutex (held only to push or swap; no
+// Python code under it), reinitialised in a fork child, where the pending
+// call may be gone: the next release there schedules another.
+pthread_mutex_t g_soon_mu = PTHREAD_MUTEX_INITIALIZER;
+PendingReleases g_soon;  // guarded by g_soon_mu
+bool g_soon_scheduled = false;
+std::atomic<bool> g_soon_waiting{false};  // g_soon.size > 0, read without the lock
+
+void ReinitSoonInChild() {
+  g_soon_mu = PTHREAD_MUTEX_INITIALIZER;
+  g_soon_scheduled = false;
+}
+
+[[maybe_unused]] const int g_soon_fork_handler =
+    pthread_atfork(nullptr, nullptr, &ReinitSoonInChild);
+
+// Drops what the queue holds. GIL held; the deallocators may run any Python
+// code, tls included, and queue more: taken in batches until it stays empty.
+void DrainSoon() {
+  while (g_soon_waiting.load(std::memory_order_acquire)) {
+    pthread_mutex_lock(&g_soon_mu);
+    PendingReleases batch = std::exchange(g_soon, PendingReleases{});
+    g_soon_waiting.store(false, std::memory_order_release);
+    pthread_mutex_unlock(&g_soon_mu);
+    for (size_t i = 0; i < batch.size; ++i) Py_DECREF(batch.items[i]);
+    std::free(batch.items);
+  }
+}
+
+int DrainSoonFromPendingCall(void*) {
+  pthread_mutex_lock(&g_soon_mu);
+  g_soon_scheduled = false;
+  pthread_mutex_unlock(&g_soon_mu);
+  DrainSoon();
+  return 0;
+}
+
+// Appends to `list`; false (nothing added) if out of memory.
+bool Append(PendingReleases& list, PyObject* object) noexcept {
+  if (list.size == list.capacity) {
+    size_t capacity = list.capacity == 0 ? 8 : list.capacity * 2;
+    void* grown = std::realloc(list.items, capacity * sizeof(PyObject*));
+    if (grown == nullptr) return false;
+    list.items = static_cast<PyObject**>(grown);
+    list.capacity = capacity;
+  }
+  list.items[list.size++] = object;
+  return true;
+}
+
 }  // namespace
+
+void ReleaseFromAnywhere(PyObject* object) noexcept {
+  // Finalizing or gone: nothing may run Python any more, leave it.
+  if (PythonFinalizing() || !Py_IsInitialized()) return;
+  pthread_mutex_lock(&g_soon_mu);
+  const bool added = Append(g_soon, object);  // out of memory: leak it
+  if (added) g_soon_waiting.store(true, std::memory_order_release);
+  const bool schedule = added && !g_soon_scheduled;
+  if (schedule) g_soon_scheduled = true;
+  pthread_mutex_unlock(&g_soon_mu);
+  // Needs neither the GIL nor a thread state. If CPython's queue of pending
+  // calls is full, the next release tries again; DrainReleases drains too.
+  if (schedule && Py_AddPendingCall(&DrainSoonFromPendingCall, nullptr) != 0) {
+    pthread_mutex_lock(&g_soon_mu);
+    g_soon_scheduled = false;
+    pthread_mutex_unlock(&g_soon_mu);
+  }
+}
 
 bool OutsideEntry::Enter() noexcept {
   pthread_mutex_lock(&g_door_mu);
@@ -61,21 +132,12 @@ void OutsideEntry::ShutDoorAndWait() noexcept {
 }
 
 void ReleaseLater(PyObject* object) noexcept {
-  PendingReleases& p = t_pending;
-  if (p.size == p.capacity) {
-    size_t capacity = p.capacity == 0 ? 8 : p.capacity * 2;
-    void* grown = std::realloc(p.items, capacity * sizeof(PyObject*));
-    if (grown == nullptr) {
-      // Out of memory: leak the reference rather than run Python code here.
-      return;
-    }
-    p.items = static_cast<PyObject**>(grown);
-    p.capacity = capacity;
-  }
-  p.items[p.size++] = object;
+  // Out of memory: leak the reference rather than run Python code here.
+  Append(t_pending, object);
 }
 
 void DrainReleases() {
+  DrainSoon();
   PendingReleases& p = t_pending;
   // A deallocator may release more (ReleaseLater) or drain (a nested tls
   // call): take one at a time from the end.

@@ -161,6 +161,15 @@ void DrainReleases();
 // through ReleaseLater.
 void ReleaseFromDestructor(PyObject* object) noexcept;
 
+// Releases `object` (a strong reference) from any thread, with or without
+// the GIL or a thread state, without blocking on the GIL and without running
+// Python code here: it is queued, and dropped by a pending call (the main
+// thread, at its next bytecode boundary) or by the next DrainReleases on any
+// thread, whichever comes first. Left unreleased once finalization has begun.
+// For references that C++ code outside the binding drops
+// (tls::python::Object, tls/python.h).
+void ReleaseFromAnywhere(PyObject* object) noexcept;
+
 // ReleaseFromDestructor for a dict of the binding's own: released at once also
 // when it is empty (freeing it runs no Python code), so no DrainReleases is
 // owed for it.

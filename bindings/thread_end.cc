@@ -70,55 +70,9 @@ PyType_Spec g_sentinel_spec = {
 // real _delete. (3.9 and 3.10 delete the thread from _active inline: there,
 // and for threads `threading` does not manage, the sentinel runs the exit.)
 
-#if PY_VERSION_HEX >= 0x030B0000
-PyObject* g_delete_name = nullptr;     // "_delete"
 PyObject* g_threading_name = nullptr;  // "threading"
-PyObject* g_context_name = nullptr;    // "_context" (3.14+)
 
-// From 3.14, Thread.run() runs in the Thread's own contextvars.Context
-// (`_context`: a copy of its creator's, or an empty one, as
-// sys.flags.thread_inherit_context says), left when run() returns. The exit
-// re-enters it, so handlers see the ContextVars the thread's code saw, as
-// they do on 3.13 and older (where run() used the thread state's context).
-// Returns the entered context (a new reference), or nullptr for none.
-PyObject* EnterRunContext(PyObject* thread) {
-#if PY_VERSION_HEX >= 0x030E0000
-  PyObject* context = nullptr;
-  if (PyObject_GetOptionalAttr(thread, g_context_name, &context) <= 0 ||
-      !PyContext_CheckExact(context) || PyContext_Enter(context) < 0) {
-    PyErr_Clear();  // none, or already entered elsewhere: the thread state's context
-    Py_XDECREF(context);
-    return nullptr;
-  }
-  return context;
-#else
-  (void)thread;
-  return nullptr;
-#endif
-}
-
-void LeaveRunContext(PyObject* context) {
-  if (context == nullptr) return;
-  if (PyContext_Exit(context) < 0) PyErr_WriteUnraisable(context);
-  Py_DECREF(context);
-}
-
-PyObject* RunExitThenDelete(PyObject* thread, PyObject*) {
-  Py_INCREF(thread);
-  // Back to the class's _delete (this also drops the wrapper's reference to
-  // the thread, the cycle thread -> __dict__ -> wrapper -> thread).
-  if (PyObject_GenericSetAttr(thread, g_delete_name, nullptr) < 0) PyErr_Clear();
-  PyObject* context = EnterRunContext(thread);
-  RunEarlyExit();
-  LeaveRunContext(context);
-  PyObject* result = PyObject_CallMethodNoArgs(thread, g_delete_name);
-  Py_DECREF(thread);
-  return result;
-}
-
-PyMethodDef g_run_exit_then_delete = {
-    "_delete", &RunExitThenDelete, METH_NOARGS,
-    "Runs the thread's tls exit sequence, then threading's own _delete()."};
+// ---- Which threads `threading` manages (every version) ---------------------
 
 // What CurrentManagedThread reads of `threading`, looked up once (threading
 // never rebinds them; _active is cleared and refilled in place after fork).
@@ -200,6 +154,55 @@ PyObject* CurrentManagedThread() {
   PyErr_Clear();
   return thread;
 }
+
+#if PY_VERSION_HEX >= 0x030B0000
+PyObject* g_delete_name = nullptr;   // "_delete"
+PyObject* g_context_name = nullptr;  // "_context" (3.14+)
+
+// From 3.14, Thread.run() runs in the Thread's own contextvars.Context
+// (`_context`: a copy of its creator's, or an empty one, as
+// sys.flags.thread_inherit_context says), left when run() returns. The exit
+// re-enters it, so handlers see the ContextVars the thread's code saw, as
+// they do on 3.13 and older (where run() used the thread state's context).
+// Returns the entered context (a new reference), or nullptr for none.
+PyObject* EnterRunContext(PyObject* thread) {
+#if PY_VERSION_HEX >= 0x030E0000
+  PyObject* context = nullptr;
+  if (PyObject_GetOptionalAttr(thread, g_context_name, &context) <= 0 ||
+      !PyContext_CheckExact(context) || PyContext_Enter(context) < 0) {
+    PyErr_Clear();  // none, or already entered elsewhere: the thread state's context
+    Py_XDECREF(context);
+    return nullptr;
+  }
+  return context;
+#else
+  (void)thread;
+  return nullptr;
+#endif
+}
+
+void LeaveRunContext(PyObject* context) {
+  if (context == nullptr) return;
+  if (PyContext_Exit(context) < 0) PyErr_WriteUnraisable(context);
+  Py_DECREF(context);
+}
+
+PyObject* RunExitThenDelete(PyObject* thread, PyObject*) {
+  Py_INCREF(thread);
+  // Back to the class's _delete (this also drops the wrapper's reference to
+  // the thread, the cycle thread -> __dict__ -> wrapper -> thread).
+  if (PyObject_GenericSetAttr(thread, g_delete_name, nullptr) < 0) PyErr_Clear();
+  PyObject* context = EnterRunContext(thread);
+  RunEarlyExit();
+  LeaveRunContext(context);
+  PyObject* result = PyObject_CallMethodNoArgs(thread, g_delete_name);
+  Py_DECREF(thread);
+  return result;
+}
+
+PyMethodDef g_run_exit_then_delete = {
+    "_delete", &RunExitThenDelete, METH_NOARGS,
+    "Runs the thread's tls exit sequence, then threading's own _delete()."};
 
 // Puts the wrapper on the calling thread's Thread, if it has one. Failing to
 // is not an error: the sentinel still runs the exit, later.
@@ -320,10 +323,20 @@ namespace {
 // thread. An error is not the storing code's: it goes to sys.unraisablehook.
 void ArmBeforeTheEnginesStore() noexcept {
   if (t_armed) return;
-  if (PythonFinalizing() || !Py_IsInitialized() || PyGILState_Check() != 1) return;
+  if (PythonFinalizing() || !Py_IsInitialized() || !HoldsGil()) return;
+  // The main interpreter's threads only: tls refuses subinterpreters.
+  if (PyThreadState_GetInterpreter(CurrentThreadState()) != PyInterpreterState_Main()) return;
   PyObject *type, *value, *traceback;
   PyErr_Fetch(&type, &value, &traceback);
-  if (EnsureThreadEndHook() < 0) PyErr_WriteUnraisable(nullptr);
+  // Only a thread `threading` started (pool workers included). A native
+  // thread inside a PyGILState_Ensure section has a thread state that ends at
+  // the section's release: arming it would end the thread's C++ store there,
+  // though the thread goes on (docs/python.md, "Differences"). The main
+  // thread's exit runs from atexit whatever happens here.
+  if (PyObject* thread = CurrentManagedThread()) {
+    Py_DECREF(thread);
+    if (EnsureThreadEndHook() < 0) PyErr_Clear();  // not the storing code's error
+  }
   PyErr_Restore(type, value, traceback);
 }
 
@@ -334,13 +347,12 @@ int RegisterThreadEndBindings(PyObject* module) {
   if (g_sentinel_type == nullptr) return -1;
   g_sentinel_key = PyUnicode_InternFromString("tls._tls.thread_end");
   if (g_sentinel_key == nullptr) return -1;
+  g_threading_name = PyUnicode_InternFromString("threading");
+  if (g_threading_name == nullptr) return -1;
 #if PY_VERSION_HEX >= 0x030B0000
   g_delete_name = PyUnicode_InternFromString("_delete");
-  g_threading_name = PyUnicode_InternFromString("threading");
   g_context_name = PyUnicode_InternFromString("_context");
-  if (g_delete_name == nullptr || g_threading_name == nullptr || g_context_name == nullptr) {
-    return -1;
-  }
+  if (g_delete_name == nullptr || g_context_name == nullptr) return -1;
 #endif
   if (PyModule_AddFunctions(module, g_main_thread_exit_methods) < 0) return -1;
   PyObject* run_exit = PyObject_GetAttrString(module, "_run_main_thread_exit");

@@ -140,6 +140,9 @@ class OneEngineTest(unittest.TestCase):
             "python at_exit 3 sees v", "at_exit cpp 2", "python at_exit 1",
             "close cpp value", "close python value"])
 
+    def test_a_native_threads_cpp_store_outlives_its_gil_sections(self):
+        self.assertEqual(self.peer.native_gil_sections(), ("kept", True))
+
     def test_pool_task_sees_the_submitters_cpp_values(self):
         self.peer.set_str("request", "r-17")
         tls.cpp.set("trace", "t-9")
@@ -205,6 +208,19 @@ class CrossLanguageValuesTest(unittest.TestCase):
         self.assertEqual(self.peer.on_cpp_thread("request")[0], "r-19")
         self.assertIsNotNone(ref())
         tls.cpp.delete("session")
+        self.assertIsNone(ref())
+
+    def test_an_object_dropped_off_python_is_released_at_the_next_bytecode_boundaries(self):
+        # The last handle goes on a std::thread with no Python state: no GIL is
+        # taken there; the main thread (this test's) drops it soon after.
+        session = Session()
+        ref = weakref.ref(session)
+        tls.cpp.set("k", session)
+        del session
+        self.peer.drop_off_thread("k")
+        for _ in range(10_000):
+            if ref() is None:
+                break
         self.assertIsNone(ref())
 
     def test_python_store_and_engine_store_are_apart(self):

@@ -103,6 +103,41 @@ PyObject* GetObject(PyObject*, PyObject* args) {
   return held->get();
 }
 
+// drop_off_thread(key) -> None: takes the value under `key` out of the store
+// and lets a std::thread with no Python state drop the last handle to it.
+PyObject* DropOffThread(PyObject*, PyObject* args) {
+  const char* key = nullptr;
+  if (!PyArg_ParseTuple(args, "s:drop_off_thread", &key)) return nullptr;
+  std::optional<tls::Data> taken = tls::Get(key);
+  tls::Del(key);
+  Py_BEGIN_ALLOW_THREADS
+  std::thread([&taken] { taken.reset(); }).join();
+  Py_END_ALLOW_THREADS
+  Py_RETURN_NONE;
+}
+
+// native_gil_sections() -> (value, same id): a native thread enters Python
+// twice (PyGILState_Ensure/Release), storing from C++ in the first section.
+PyObject* NativeGilSections(PyObject*, PyObject*) {
+  std::optional<std::string> seen;
+  uint64_t first = 0, second = 0;
+  Py_BEGIN_ALLOW_THREADS
+  std::thread([&] {
+    PyGILState_STATE g = PyGILState_Ensure();
+    tls::Set("native", tls::MakeData(std::string("kept")));
+    first = tls::ID();
+    PyGILState_Release(g);
+    g = PyGILState_Ensure();
+    if (const std::string* s = tls::Get<std::string>("native")) seen = *s;
+    second = tls::ID();
+    PyGILState_Release(g);
+  }).join();
+  Py_END_ALLOW_THREADS
+  if (!seen) return Py_BuildValue("(OO)", Py_None, first == second ? Py_True : Py_False);
+  return Py_BuildValue("(s#O)", seen->data(), static_cast<Py_ssize_t>(seen->size()),
+                       first == second ? Py_True : Py_False);
+}
+
 // set_closing(key, tag): a value whose close logs "close <tag>"
 struct Closing {
   std::string tag;
@@ -184,6 +219,8 @@ PyMethodDef g_methods[] = {
     {"set_point", &SetPoint, METH_VARARGS, "tls::Set(key, MakeData(Point{1, 2}))"},
     {"set_object", &SetObject, METH_VARARGS, "a tls::python::Object from C++"},
     {"get_object", &GetObject, METH_VARARGS, "tls::Get<tls::python::Object>(key)"},
+    {"drop_off_thread", &DropOffThread, METH_VARARGS, "the last handle dropped off Python"},
+    {"native_gil_sections", &NativeGilSections, METH_NOARGS, "C++ stores in GIL sections"},
     {"set_closing", &SetClosing, METH_VARARGS, "a value whose Close() logs"},
     {"at_exit", &AtExit, METH_VARARGS, "a C++ AtExit handler that logs"},
     {"log", &LogLine, METH_VARARGS, "appends a line to the log"},

@@ -10,10 +10,12 @@
 // Rules:
 //   - get() and Hold() need the GIL (an attached thread state, on 3.13t);
 //     keeping, copying or dropping the tls::Data that holds an Object does not.
-//   - The reference is dropped through the `tls` binding, which may do so on
-//     any thread at any time (a task's end, a snapshot's last release, a
-//     thread's exit): with the GIL at once, else later on that thread, never
-//     after the interpreter began to finalize (then it is left).
+//   - The engine may drop an Object on any thread at any time (a task's end,
+//     a snapshot's last release, a thread's exit). Its reference then goes to
+//     the `tls` binding's queue, without the GIL and without waiting for it,
+//     and is dropped at the main thread's next bytecode boundary (a pending
+//     call) or at the next tls call that drains the queue; never once the
+//     interpreter has begun to finalize (then it is left).
 //   - An Object is released, never closed: a value's close() is for tls.set's
 //     store.
 //   - The collector does not see references held here: a cycle through a
@@ -25,7 +27,10 @@
 //
 //   // Python: tls.cpp.set("handler", handler_object)
 //   if (const auto* o = tls::Get<tls::python::Object>("handler")) {
-//     PyObject* result = PyObject_CallNoArgs(o->get());     // with the GIL
+//     PyObject* handler = o->get();  // with the GIL
+//     Py_INCREF(handler);            // the call may replace the stored value
+//     PyObject* result = PyObject_CallNoArgs(handler);
+//     Py_DECREF(handler);
 //     ...
 //   }
 //   tls::Set("logger", tls::MakeData(tls::python::Object::Hold(logger)));
