@@ -164,8 +164,10 @@ PyObject* Get(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
   if (!k) return nullptr;
   // Find, not Get: no handle copied (two atomic operations). The pointer
   // stays valid while no tls call runs on this thread, and converting runs
-  // none: it only makes an int, float, str or bytes, which the collector does
-  // not track, so no collection (and no __del__) can run meanwhile.
+  // none before its last read of `*d`: it makes an int, float, str or bytes
+  // (or increfs a held object), none of which the collector tracks, so no
+  // collection (and no __del__) can start; only the error paths allocate
+  // tracked objects (the exception), after `*d` was read.
   const tls::Data* d = tls::Find(*k);
   if (d == nullptr) {
     PyObject* fallback = nargs == 2 ? args[1] : Py_None;

@@ -11,12 +11,13 @@
 //   bytes             std::vector<std::byte>
 //   bool              bool
 //   int               int64_t, or uint64_t above INT64_MAX (OverflowError
-//                     beyond); reads every C++ integer type
+//                     beyond); reads every standard integer type (not char)
 //   float             double                  also reads float
 //   None              std::nullptr_t
 //   any other object  tls::python::Object (tls/python.h): held, released
 //                     through ReleaseFromAnywhere, read back as itself
 //
+// Subclasses of str, int and float convert as their base type.
 // Keys: a str is the C++ string key of its UTF-8 text, an int the C++ integer
 // key of its value ("1" and 1 are two keys, as in C++). Any other key is a
 // TypeError; a C++ value of another type read from Python is a TypeError

@@ -61,10 +61,13 @@ TLS_API void RunThreadExit(ExitCause cause);
 // store, nor on an ending thread. Made for a runtime whose own thread end
 // must be armed whoever stores first, the runtime's code or C++ code it calls
 // (the Python binding arms the Python thread's exit there, so C++ values set
-// by a user's extension close before join() returns). It runs outside any
-// engine lock and may call anything, tls included (a store its code makes is
-// the one the triggering call then uses; no hook runs for it). One hook per
-// process: the last set wins; nullptr removes it. It must not throw.
+// by a user's extension close before join() returns). It runs outside the
+// engine's own sections, though under whatever the storing code holds (a
+// walk's visitor that stores runs it under that Slot's retire lock), and may
+// call anything, tls included (a store its code makes is the one the
+// triggering call then uses; no hook runs for it). Inside a ThreadSlot store
+// made from a task it runs with the tasks set aside. One hook per process:
+// the last set wins; nullptr removes it. It must not throw.
 TLS_API void SetThreadStoreHook(void (*hook)() noexcept) noexcept;
 
 // ---- Tasks -------------------------------------------------------------------
