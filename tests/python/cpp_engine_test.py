@@ -246,6 +246,21 @@ class TlsCppTest(unittest.TestCase):
                 self.assertEqual(got, value)
                 self.assertIs(type(got), type(value))
 
+    def test_subclasses_of_str_int_float_are_stored_as_their_base_type(self):
+        import enum
+
+        class Color(enum.IntEnum):
+            RED = 1
+
+        class Name(str):
+            pass
+        for value, base in ((Color.RED, int), (Name("ada"), str), (True, bool)):
+            with self.subTest(value=value):
+                tls.cpp.set("k", value)
+                got = tls.cpp.get("k")
+                self.assertIs(type(got), base)
+                self.assertEqual(got, value)
+
     def test_str_and_int_keys_are_the_cpp_string_and_integer_keys(self):
         tls.cpp.set("1", "text key")
         tls.cpp.set(1, "integer key")
