@@ -110,10 +110,8 @@ PyObject* DropOffThread(PyObject*, PyObject* args) {
   if (!PyArg_ParseTuple(args, "s:drop_off_thread", &key)) return nullptr;
   std::optional<tls::Data> taken = tls::Get(key);
   tls::Del(key);
-  Py_BEGIN_ALLOW_THREADS
-  std::thread([&taken] { taken.reset(); }).join();
-  Py_END_ALLOW_THREADS
-  Py_RETURN_NONE;
+  Py_BEGIN_ALLOW_THREADS std::thread([&taken] { taken.reset(); }).join();
+  Py_END_ALLOW_THREADS Py_RETURN_NONE;
 }
 
 // native_gil_sections() -> (value, same id): a native thread enters Python
@@ -121,8 +119,7 @@ PyObject* DropOffThread(PyObject*, PyObject* args) {
 PyObject* NativeGilSections(PyObject*, PyObject*) {
   std::optional<std::string> seen;
   uint64_t first = 0, second = 0;
-  Py_BEGIN_ALLOW_THREADS
-  std::thread([&] {
+  Py_BEGIN_ALLOW_THREADS std::thread([&] {
     PyGILState_STATE g = PyGILState_Ensure();
     tls::Set("native", tls::MakeData(std::string("kept")));
     first = tls::ID();
@@ -132,8 +129,8 @@ PyObject* NativeGilSections(PyObject*, PyObject*) {
     second = tls::ID();
     PyGILState_Release(g);
   }).join();
-  Py_END_ALLOW_THREADS
-  if (!seen) return Py_BuildValue("(OO)", Py_None, first == second ? Py_True : Py_False);
+  Py_END_ALLOW_THREADS if (!seen) return Py_BuildValue("(OO)", Py_None,
+                                                       first == second ? Py_True : Py_False);
   return Py_BuildValue("(s#O)", seen->data(), static_cast<Py_ssize_t>(seen->size()),
                        first == second ? Py_True : Py_False);
 }
