@@ -24,6 +24,33 @@ namespace {
 
 using Bytes = std::vector<std::byte>;
 
+// A Python int as C++ takes it: an int64_t, or a uint64_t above INT64_MAX.
+// False, with an OverflowError naming `what`, beyond both.
+struct Integer {
+  bool is_unsigned;
+  int64_t signed_value;
+  uint64_t unsigned_value;
+};
+bool ToInteger(PyObject* n, const char* what, Integer& out) {
+  int overflow = 0;
+  const long long s = PyLong_AsLongLongAndOverflow(n, &overflow);
+  if (overflow == 0) {
+    if (s == -1 && PyErr_Occurred()) return false;
+    out = {false, static_cast<int64_t>(s), 0};
+    return true;
+  }
+  if (overflow > 0) {
+    const unsigned long long u = PyLong_AsUnsignedLongLong(n);
+    if (!(u == static_cast<unsigned long long>(-1) && PyErr_Occurred())) {
+      out = {true, 0, static_cast<uint64_t>(u)};
+      return true;
+    }
+    PyErr_Clear();
+  }
+  PyErr_Format(PyExc_OverflowError, "%s must fit C++ int64_t or uint64_t", what);
+  return false;
+}
+
 // The C++ key for a Python key, or nullopt with a TypeError/OverflowError set.
 // A str key views the str's own UTF-8 buffer: valid while `key` lives.
 std::optional<tls::Key> ToKey(PyObject* key) {
@@ -34,21 +61,9 @@ std::optional<tls::Key> ToKey(PyObject* key) {
     return tls::Key(std::string_view(text, static_cast<size_t>(size)));
   }
   if (PyLong_Check(key)) {
-    int overflow = 0;
-    const long long n = PyLong_AsLongLongAndOverflow(key, &overflow);
-    if (overflow == 0) {
-      if (n == -1 && PyErr_Occurred()) return std::nullopt;
-      return tls::Key(static_cast<int64_t>(n));
-    }
-    if (overflow > 0) {
-      const unsigned long long u = PyLong_AsUnsignedLongLong(key);
-      if (!(u == static_cast<unsigned long long>(-1) && PyErr_Occurred())) {
-        return tls::Key(static_cast<uint64_t>(u));
-      }
-      PyErr_Clear();
-    }
-    PyErr_SetString(PyExc_OverflowError, "a tls.cpp integer key must fit C++ int64_t or uint64_t");
-    return std::nullopt;
+    Integer n;
+    if (!ToInteger(key, "a tls.cpp integer key", n)) return std::nullopt;
+    return n.is_unsigned ? tls::Key(n.unsigned_value) : tls::Key(n.signed_value);
   }
   PyErr_Format(PyExc_TypeError, "a tls.cpp key must be str or int (C++ keys are), not %s",
                Py_TYPE(key)->tp_name);
@@ -63,20 +78,9 @@ bool ToData(PyObject* value, tls::Data& out) {
     } else if (PyBool_Check(value)) {
       out = tls::MakeData(value == Py_True);
     } else if (PyLong_Check(value)) {
-      int overflow = 0;
-      const long long n = PyLong_AsLongLongAndOverflow(value, &overflow);
-      if (overflow == 0) {
-        if (n == -1 && PyErr_Occurred()) return false;
-        out = tls::MakeData(static_cast<int64_t>(n));
-      } else {
-        const unsigned long long u = overflow > 0 ? PyLong_AsUnsignedLongLong(value) : 0;
-        if (overflow < 0 || (u == static_cast<unsigned long long>(-1) && PyErr_Occurred())) {
-          PyErr_Clear();
-          PyErr_SetString(PyExc_OverflowError, "a tls.cpp int must fit C++ int64_t or uint64_t");
-          return false;
-        }
-        out = tls::MakeData(static_cast<uint64_t>(u));
-      }
+      Integer n;
+      if (!ToInteger(value, "a tls.cpp int", n)) return false;
+      out = n.is_unsigned ? tls::MakeData(n.unsigned_value) : tls::MakeData(n.signed_value);
     } else if (PyFloat_Check(value)) {
       out = tls::MakeData(PyFloat_AS_DOUBLE(value));
     } else if (PyUnicode_Check(value)) {

@@ -18,6 +18,23 @@ _TESTING_SRCS = ["testing.cc", "testing.h"]
 # The engine, as the one shared library every extension of the process links.
 _ENGINE = "//core:libtls-core.so.3"
 
+def _linking_the_engine(name, srcs, py_tag, copts, linkopts, linker_inputs, deps, **kwargs):
+    """A CPython extension (a shared object) that links the shared engine."""
+    cc_binary(
+        name = name,
+        srcs = srcs,
+        additional_linker_inputs = linker_inputs + [_ENGINE],
+        copts = TLS_COPTS + copts,
+        linkopts = linkopts + ["$(location %s)" % _ENGINE],
+        linkshared = True,
+        linkstatic = True,
+        deps = deps + [
+            "//core:shared_headers",
+            "@local_python//:headers_" + py_tag,
+        ],
+        **kwargs
+    )
+
 def tls_extension(name, py_tag, testing):
     """Declares one variant of the `tls._tls` extension. Call from //bindings.
 
@@ -26,26 +43,21 @@ def tls_extension(name, py_tag, testing):
       py_tag: the CPython it is built for, e.g. "cp312".
       testing: whether it carries the test-only `_tls._testing` hooks.
     """
-    cc_binary(
+    _linking_the_engine(
         name = name,
         srcs = native.glob(["*.cc", "*.h"], exclude = [] if testing else _TESTING_SRCS),
-        copts = TLS_COPTS + ["-fvisibility=hidden"],
+        py_tag = py_tag,
+        copts = ["-fvisibility=hidden"],
         local_defines = ["TLS_TESTING_HOOKS"] if testing else [],
         # Export only PyInit__tls. The engine is not in this module: it links
         # libtls-core.so.3, which the package carries in tls/lib/ (RPATH
         # $ORIGIN/lib), so that a user's extension linking the same library
         # shares its engine (docs/python-cpp.md).
-        additional_linker_inputs = [
-            "exports.lds",
-            _ENGINE,
-        ],
+        linker_inputs = ["exports.lds"],
         linkopts = [
             "-Wl,--version-script=$(location exports.lds)",
-            "$(location %s)" % _ENGINE,
             "-Wl,-rpath,$$ORIGIN/lib",
         ],
-        linkshared = True,
-        linkstatic = True,
         visibility = ["//python:__pkg__", "//tools:__pkg__"],
         # pybind11 only for testing.cc: the shipped variants are plain C API
         # (bindings/BUILD, "Binding style"), and without its headers in their
@@ -53,8 +65,6 @@ def tls_extension(name, py_tag, testing):
         deps = [
             ":python_header",
             "//core:embedder_header",
-            "//core:shared_headers",
-            "@local_python//:headers_" + py_tag,
         ] + (["@pybind11"] if testing else []),
     )
 
@@ -72,19 +82,14 @@ def engine_extension(name, srcs, copts = [], linkopts = [], **kwargs):
       linkopts: linker options besides the engine.
       **kwargs: cc_binary's (testonly, local_defines, tags, visibility...).
     """
-    cc_binary(
+    _linking_the_engine(
         name = name,
         srcs = srcs,
-        additional_linker_inputs = [_ENGINE],
-        copts = TLS_COPTS + copts,
-        linkopts = ["$(location %s)" % _ENGINE] + linkopts,
-        linkshared = True,
-        linkstatic = True,
-        deps = [
-            "//bindings:python_header",
-            "//core:shared_headers",
-            "@local_python//:headers_" + PY_TAG,
-        ],
+        py_tag = PY_TAG,
+        copts = copts,
+        linkopts = linkopts,
+        linker_inputs = [],
+        deps = ["//bindings:python_header"],
         **kwargs
     )
 
